@@ -1,0 +1,172 @@
+"""HostState: everything known about one host now, in bounded buffers.
+
+HostMonitor folds each event into it with :meth:`HostState.apply`; readers (the UI, `diagnose`,
+runbook checks) take what they need. Memory stays flat however long it runs: every history is a
+deque with a maximum length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from incident_console.domain.events import (
+    ContainerEvent,
+    ContainerGone,
+    ContainerInfo,
+    ContainerProcesses,
+    ContainerSample,
+    Event,
+    HealthChange,
+    HostMemory,
+    LinkChange,
+    LogLine,
+    OomKill,
+    ProbeResult,
+    SourceStatus,
+)
+
+#: One sample a second: 30 minutes of history per container (the seed's watch window).
+SAMPLE_HISTORY = 1800
+HOST_HISTORY = 1800
+OOM_HISTORY = 500
+EVENT_HISTORY = 500
+LOG_HISTORY = 5000
+PROBE_HISTORY = 600
+
+
+@dataclass(slots=True)
+class ContainerView:
+    """One container: its inspect facts, its recent samples and events."""
+
+    info: ContainerInfo
+    samples: deque[ContainerSample] = field(default_factory=lambda: deque(maxlen=SAMPLE_HISTORY))
+    processes: ContainerProcesses | None = None
+    #: Peak RSS seen per pid (bounded: pids of dead workers are dropped past 64 entries).
+    peak_rss: dict[int, int] = field(default_factory=dict)
+    health_log: deque[HealthChange] = field(default_factory=lambda: deque(maxlen=100))
+    events: deque[ContainerEvent] = field(default_factory=lambda: deque(maxlen=100))
+    health_since: float | None = None
+    oom_kills: int = 0
+    last_oom: float | None = None
+    gone: bool = False
+
+    @property
+    def latest(self) -> ContainerSample | None:
+        return self.samples[-1] if self.samples else None
+
+
+@dataclass(slots=True)
+class HostState:
+    """Everything known about one host, bounded."""
+
+    name: str
+    link: str = "connecting"
+    link_reason: str = ""
+    link_since: float = field(default_factory=time.time)
+    containers: dict[str, ContainerView] = field(default_factory=dict)
+    memory: deque[HostMemory] = field(default_factory=lambda: deque(maxlen=HOST_HISTORY))
+    oom_kills: deque[OomKill] = field(default_factory=lambda: deque(maxlen=OOM_HISTORY))
+    events: deque[ContainerEvent] = field(default_factory=lambda: deque(maxlen=EVENT_HISTORY))
+    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_HISTORY))
+    probes: dict[str, deque[ProbeResult]] = field(default_factory=dict)
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    #: Bumped on every apply, so a reader can tell cheaply whether anything changed.
+    version: int = 0
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the state."""
+        self.version += 1
+        match event:
+            case ContainerSample():
+                view = self.containers.get(event.id)
+                if view is not None:
+                    view.samples.append(event)
+            case HostMemory():
+                self.memory.append(event)
+            case ContainerInfo():
+                self._apply_info(event)
+            case ContainerGone():
+                view = self.containers.get(event.id)
+                if view is not None:
+                    view.gone = True
+            case ContainerProcesses():
+                self._apply_processes(event)
+            case OomKill():
+                self.oom_kills.append(event)
+                view = self.containers.get(event.container_id)
+                if view is not None:
+                    view.oom_kills += 1
+                    view.last_oom = event.time
+            case HealthChange():
+                view = self.containers.get(event.id)
+                if view is not None:
+                    view.health_log.append(event)
+                    view.health_since = event.time
+            case ContainerEvent():
+                self.events.append(event)
+                view = self.containers.get(event.id)
+                if view is not None:
+                    view.events.append(event)
+            case LogLine():
+                self.logs.append(event)
+            case ProbeResult():
+                history = self.probes.setdefault(event.url, deque(maxlen=PROBE_HISTORY))
+                history.append(event)
+            case SourceStatus():
+                self.sources[event.source] = event
+            case LinkChange():
+                self.link = event.state
+                self.link_reason = event.reason
+                self.link_since = event.time
+            case _:
+                pass
+
+    def _apply_info(self, info: ContainerInfo) -> None:
+        view = self.containers.get(info.id)
+        if view is None:
+            self.containers[info.id] = ContainerView(
+                info=info, health_since=info.started_at or info.time
+            )
+            return
+        if view.info.health != info.health:
+            view.health_since = info.time
+        view.info = info
+        view.gone = False
+
+    def _apply_processes(self, event: ContainerProcesses) -> None:
+        view = self.containers.get(event.id)
+        if view is None:
+            return
+        view.processes = event
+        for proc in event.processes:
+            view.peak_rss[proc.pid] = max(view.peak_rss.get(proc.pid, 0), proc.rss_bytes)
+        if len(view.peak_rss) > 64:
+            live = {p.pid for p in event.processes}
+            for pid in sorted(view.peak_rss, key=view.peak_rss.__getitem__):
+                if len(view.peak_rss) <= 64:
+                    break
+                if pid not in live:
+                    del view.peak_rss[pid]
+
+    # Readers -----------------------------------------------------------------------------
+
+    @property
+    def is_live(self) -> bool:
+        """False while the link is stale or down: numbers shown must say they are old."""
+        return self.link == "connected"
+
+    def container_by_name(self, name: str) -> ContainerView | None:
+        for view in self.containers.values():
+            if view.info.name == name or view.info.id.startswith(name):
+                return view
+        return None
+
+    def service_containers(self, service: str) -> list[ContainerView]:
+        return [
+            v for v in self.containers.values() if v.info.service == service and not v.gone
+        ]
+
+    def oom_kills_since(self, since: float) -> list[OomKill]:
+        return [k for k in self.oom_kills if k.time >= since]

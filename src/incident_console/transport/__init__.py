@@ -1,0 +1,1 @@
+"""How we reach a host: LocalHost (this machine) and SshHost (one asyncssh connection)."""

@@ -1,0 +1,1 @@
+"""The shared incident lab fixture: one lab per test session."""

@@ -1,0 +1,1 @@
+"""sshd fixture: a real OpenSSH sshd on a random loopback port (see transport tests)."""
