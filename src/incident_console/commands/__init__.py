@@ -1,0 +1,1 @@
+"""Click subcommands, one module each; cli.py registers them."""
