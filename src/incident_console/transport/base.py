@@ -39,6 +39,26 @@ class CommandTimeout(TransportError):
     """A command did not finish within its timeout (it was ended)."""
 
 
+class CommandFailed(TransportError):
+    """A streamed command ended with a non-zero exit status (e.g. `dmesg` not permitted).
+
+    Attributes:
+        argv: the command.
+        exit_status: its exit status (-N when ended by signal N).
+        stderr: the tail of its standard error, for the one-line message.
+    """
+
+    def __init__(self, argv: Sequence[str], exit_status: int, stderr: str = "") -> None:
+        self.argv = tuple(argv)
+        self.exit_status = exit_status
+        self.stderr = stderr
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        detail = f": {last}" if last else ""
+        super().__init__(
+            f"{self.argv[0] if self.argv else '?'} exited with status {exit_status}{detail}"
+        )
+
+
 class LinkState(enum.StrEnum):
     """Where a host's connection stands."""
 
@@ -163,13 +183,19 @@ class Host(abc.ABC):
 
     @abc.abstractmethod
     async def run(
-        self, argv: Sequence[str], timeout: float = 30.0, input: str | None = None
+        self,
+        argv: Sequence[str],
+        timeout: float = 30.0,  # noqa: ASYNC109 - the contract: a per-command deadline
+        input: str | None = None,
     ) -> CommandResult:
         """Run a command to completion. Raises CommandTimeout after `timeout` seconds."""
 
     @abc.abstractmethod
     def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
-        """Yield the command's stdout lines. Stopping the iteration ends the remote process."""
+        """Yield the command's stdout lines. Stopping the iteration ends the remote process.
+
+        The iteration ends when the command exits 0; a non-zero exit raises CommandFailed.
+        """
 
     @abc.abstractmethod
     async def start(self, argv: Sequence[str]) -> Process:
