@@ -1,0 +1,119 @@
+"""Split the timestamp prefix off a kernel log line, whatever printed it.
+
+Handled prefixes (each optional, none required):
+
+- ``dmesg``: ``[  363.560209] text`` (seconds since boot; with a ``[ T123]`` caller id too)
+- ``dmesg -r``: ``<4>[  363.560209] text``; ``dmesg -x``: ``kern  :err   : [  363.5] text``
+- ``dmesg --time-format iso``: ``2026-11-30T15:07:16,560209+00:00 text``
+- ``dmesg -T``: ``[Thu Nov  6 12:19:15 2025] text`` (read as UTC: the server's zone is unknown)
+- ``/dev/kmsg``: ``6,339,1262558,-;text`` (microseconds since boot)
+- ``journalctl -k -o short-iso|short-iso-precise``: ``2026-11-30T15:07:16+0000 host kernel: text``
+- ``journalctl -k -o short-unix``: ``1796051236.560209 host kernel: text``
+- ``journalctl -k`` (short): ``Nov 30 15:07:16 host kernel: text`` (no year: time unknown)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+__all__ = ["split_dmesg_line"]
+
+_F = re.ASCII
+_PRIORITY = re.compile(r"<\d{1,3}>")
+_DECODED = re.compile(r"[a-z]{2,8} *:[a-z]{2,8} *: ")
+_MONOTONIC = re.compile(r"\[ *(?P<secs>\d{1,12}(?:\.\d{1,9})?)\]")
+_CALLER = re.compile(r" ?\[ *[TC]\d{1,9}\]")
+_CTIME = re.compile(r"\[(?P<stamp>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]")
+_ISO = re.compile(
+    r"(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?= |$)"
+)
+_UNIX = re.compile(r"(?P<secs>\d{9,11}\.\d{1,9})(?= )")
+_SYSLOG = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?= )")
+_KMSG = re.compile(r"\d{1,3},\d{1,20},(?P<usec>\d{1,20}),[^;]{0,16};")
+# journalctl adds "<hostname> kernel: "; dmesg never does.
+_JOURNAL_ID = re.compile(r" *\S{1,255} kernel: ")
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _since_boot(seconds: float, boot_time: float | None) -> float | None:
+    if boot_time is None:
+        return None
+    try:
+        return _finite(float(boot_time) + seconds)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _iso_time(stamp: str) -> float | None:
+    # Python parses "," fractions but only up to 6 digits: trim nanoseconds.
+    match = re.match(r"([^.,]*)(?:[.,](\d+))?(.*)", stamp)
+    if match is None:  # pragma: no cover - the pattern always matches
+        return None
+    head, frac, zone = match.groups()
+    text = head + ("." + frac[:6].ljust(6, "0") if frac else "") + zone
+    try:
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return _finite(parsed.timestamp())
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _strip_journal_id(rest: str) -> str:
+    match = _JOURNAL_ID.match(rest)
+    if match is None:
+        return rest.lstrip(" ")
+    rest = rest[match.end() :]
+    # Some journald setups keep dmesg's own "[ 123.4] " inside the message.
+    inner = _MONOTONIC.match(rest)
+    if inner is not None:
+        rest = rest[inner.end() :]
+    return rest.lstrip(" ")
+
+
+def split_dmesg_line(line: str, boot_time: float | None) -> tuple[float | None, str]:
+    """Split a kernel log line into (epoch seconds or None, message text). Never raises.
+
+    Args:
+        line: One line as printed by dmesg, journalctl -k or read from /dev/kmsg.
+        boot_time: The host's boot time in epoch seconds (``btime`` of /proc/stat), used for
+            since-boot stamps; None leaves those times unknown.
+
+    Returns:
+        The time (None when the line has none, or it cannot be turned into epoch seconds) and
+        the message without any prefix.
+    """
+    if not isinstance(line, str):
+        return None, ""
+    text = line.rstrip("\r\n")
+    if m := _KMSG.match(text):
+        return _since_boot(int(m["usec"]) / 1e6, boot_time), text[m.end() :]
+    if m := _PRIORITY.match(text):
+        text = text[m.end() :]
+    if m := _DECODED.match(text):
+        text = text[m.end() :]
+    if m := _MONOTONIC.match(text):
+        rest = text[m.end() :]
+        if c := _CALLER.match(rest):
+            rest = rest[c.end() :]
+        return _since_boot(float(m["secs"]), boot_time), rest.lstrip(" ")
+    if m := _CTIME.match(text):
+        try:
+            parsed = datetime.strptime(m["stamp"], "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+            stamp: float | None = _finite(parsed.timestamp())
+        except (ValueError, OverflowError, OSError):
+            stamp = None
+        return stamp, text[m.end() :].lstrip(" ")
+    if m := _ISO.match(text):
+        return _iso_time(m["stamp"]), _strip_journal_id(text[m.end() :])
+    if m := _UNIX.match(text):
+        return _finite(float(m["secs"])), _strip_journal_id(text[m.end() :])
+    if m := _SYSLOG.match(text):
+        return None, _strip_journal_id(text[m.end() :])
+    return None, text
