@@ -1,0 +1,133 @@
+# incident-console stats sampler (awk: mawk -W interactive, gawk, busybox awk).
+#
+# One long-lived process per host. It starts no process of its own: every file is read with
+# getline and closed again. The console paces it: each "tick" line on stdin produces one frame.
+#
+#   stdin:  set KEY MEMDIR CPUDIR [KEY MEMDIR CPUDIR ...]   the containers' cgroup folders
+#           tick                                            print one frame
+#           quit                                            exit (end of input does too)
+#   stdout: T TICK UPTIME MODE
+#           M MEMTOTAL_KB MEMAVAILABLE_KB SWAPTOTAL_KB SWAPFREE_KB
+#           S PSI_SOME_AVG10 PSI_FULL_AVG10                 when /proc/pressure/memory reads
+#           C KEY USAGE INACTIVE_FILE LIMIT CPU SWAP        "-" where a file did not read
+#           X KEY                                           the container's usage did not read
+#           P KEY PID VMRSS_KB NAME                         every 5th tick, per process
+#           E
+#
+# Values are printed as read (strings): awk's doubles would mangle 2^63-sized limits.
+# -v mode=v1: memory.usage_in_bytes, memory.stat total_inactive_file, cpuacct.usage (ns),
+#             memory.memsw.usage_in_bytes (memory+swap); mode=v2: memory.current,
+#             memory.stat inactive_file, cpu.stat usage_usec, memory.swap.current.
+
+function first(path,    line, n, f, r) {
+    r = "-"
+    if ((getline line < path) > 0) {
+        n = split(line, f, " ")
+        if (n > 0) r = f[1]
+    }
+    close(path)
+    return r
+}
+
+function keyed(path, key,    line, n, f, r) {
+    r = "-"
+    while ((getline line < path) > 0) {
+        n = split(line, f, " ")
+        if (f[1] == key) { r = f[2]; break }
+    }
+    close(path)
+    return r
+}
+
+function meminfo(    line, n, f, total, avail, stotal, sfree) {
+    total = "-"; avail = "-"; stotal = "-"; sfree = "-"
+    while ((getline line < "/proc/meminfo") > 0) {
+        n = split(line, f, " ")
+        if (f[1] == "MemTotal:") total = f[2]
+        else if (f[1] == "MemAvailable:") avail = f[2]
+        else if (f[1] == "SwapTotal:") stotal = f[2]
+        else if (f[1] == "SwapFree:") { sfree = f[2]; break }
+    }
+    close("/proc/meminfo")
+    print "M", total, avail, stotal, sfree
+}
+
+function pressure(    line, n, f, some, full, got) {
+    some = "-"; full = "-"; got = 0
+    while ((getline line < "/proc/pressure/memory") > 0) {
+        n = split(line, f, " ")
+        got = 1
+        if (f[1] == "some") { sub(/^avg10=/, "", f[2]); some = f[2] }
+        else if (f[1] == "full") { sub(/^avg10=/, "", f[2]); full = f[2] }
+    }
+    close("/proc/pressure/memory")
+    if (got) print "S", some, full
+}
+
+function container(key, mdir, cdir,    usage, inactive, limit, cpu, swap) {
+    if (mode == "v2") {
+        usage = first(mdir "/memory.current")
+        if (usage == "-") { print "X", key; return }
+        inactive = keyed(mdir "/memory.stat", "inactive_file")
+        limit = first(mdir "/memory.max")
+        cpu = keyed(cdir "/cpu.stat", "usage_usec")
+        swap = first(mdir "/memory.swap.current")
+    } else {
+        usage = first(mdir "/memory.usage_in_bytes")
+        if (usage == "-") { print "X", key; return }
+        inactive = keyed(mdir "/memory.stat", "total_inactive_file")
+        limit = first(mdir "/memory.limit_in_bytes")
+        cpu = first(cdir "/cpuacct.usage")
+        swap = first(mdir "/memory.memsw.usage_in_bytes")
+    }
+    print "C", key, usage, inactive, limit, cpu, swap
+}
+
+function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count) {
+    path = mdir "/cgroup.procs"
+    count = 0
+    # Bounded: a fork bomb in a container must not turn every 5th frame into megabytes.
+    while (count < 256 && (getline pid < path) > 0) {
+        status = "/proc/" pid "/status"
+        name = ""; rss = ""
+        while ((getline line < status) > 0) {
+            if (substr(line, 1, 5) == "Name:") {
+                name = line
+                sub(/^Name:[ \t]*/, "", name)
+            } else if (substr(line, 1, 6) == "VmRSS:") {
+                n = split(line, f, " ")
+                rss = f[2]
+                break
+            }
+        }
+        close(status)
+        if (rss != "") { print "P", key, pid, rss, name; count++ }
+    }
+    close(path)
+}
+
+function frame(    i, up) {
+    ticks++
+    up = first("/proc/uptime")
+    print "T", ticks, up, mode
+    meminfo()
+    pressure()
+    for (i = 0; i < count; i++) container(keys[i], mdirs[i], cdirs[i])
+    if (ticks % 5 == 1) {
+        for (i = 0; i < count; i++) processes(keys[i], mdirs[i])
+    }
+    print "E"
+    fflush()
+}
+
+BEGIN { count = 0; ticks = 0; if (mode == "") mode = "v1" }
+
+$1 == "set" {
+    count = 0
+    for (i = 2; i + 2 <= NF; i += 3) {
+        keys[count] = $i; mdirs[count] = $(i + 1); cdirs[count] = $(i + 2); count++
+    }
+    next
+}
+$1 == "tick" { frame(); next }
+$1 == "quit" { exit 0 }

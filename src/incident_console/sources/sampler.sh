@@ -1,0 +1,113 @@
+# incident-console stats sampler, POSIX sh fallback for hosts without awk.
+# Run as: sh -c "$SCRIPT" sampler MODE   (MODE: v1 or v2). Same protocol and frame as sampler.awk.
+# Only builtins: files are read with `read` redirected from them; no process per tick.
+# Unreadable files yield "-"; a redirection error on a builtin never ends the shell.
+
+set -f  # the folder list is split on spaces: never glob it
+mode=${1:-v1}
+list=
+ticks=0
+
+first() {
+    r=-
+    read -r r _rest 2>/dev/null < "$1" || :
+    [ -n "$r" ] || r=-
+}
+
+keyed() {
+    r=-
+    while read -r _k _v _rest; do
+        if [ "$_k" = "$2" ]; then r=$_v; break; fi
+    done 2>/dev/null < "$1"
+}
+
+meminfo() {
+    _t=- _a=- _st=- _sf=-
+    while read -r _k _v _rest; do
+        case $_k in
+            MemTotal:) _t=$_v ;;
+            MemAvailable:) _a=$_v ;;
+            SwapTotal:) _st=$_v ;;
+            SwapFree:) _sf=$_v; break ;;
+        esac
+    done 2>/dev/null < /proc/meminfo
+    printf 'M %s %s %s %s\n' "$_t" "$_a" "$_st" "$_sf"
+}
+
+pressure() {
+    [ -r /proc/pressure/memory ] || return 0
+    _some=- _full=-
+    while read -r _k _v _rest; do
+        case $_k in
+            some) _some=${_v#avg10=} ;;
+            full) _full=${_v#avg10=} ;;
+        esac
+    done 2>/dev/null < /proc/pressure/memory
+    printf 'S %s %s\n' "$_some" "$_full"
+}
+
+container() {
+    # $1 key, $2 memory folder, $3 cpu folder
+    if [ "$mode" = v2 ]; then
+        first "$2/memory.current"; _u=$r
+        if [ "$_u" = - ]; then printf 'X %s\n' "$1"; return 0; fi
+        keyed "$2/memory.stat" inactive_file; _i=$r
+        first "$2/memory.max"; _l=$r
+        keyed "$3/cpu.stat" usage_usec; _c=$r
+        first "$2/memory.swap.current"; _s=$r
+    else
+        first "$2/memory.usage_in_bytes"; _u=$r
+        if [ "$_u" = - ]; then printf 'X %s\n' "$1"; return 0; fi
+        keyed "$2/memory.stat" total_inactive_file; _i=$r
+        first "$2/memory.limit_in_bytes"; _l=$r
+        first "$3/cpuacct.usage"; _c=$r
+        first "$2/memory.memsw.usage_in_bytes"; _s=$r
+    fi
+    printf 'C %s %s %s %s %s %s\n' "$1" "$_u" "$_i" "$_l" "$_c" "$_s"
+}
+
+processes() {
+    _n=0
+    while [ "$_n" -lt 256 ] && read -r _pid; do
+        _name= _rss=
+        while read -r _k _v; do
+            case $_k in
+                Name:) _name=$_v ;;
+                VmRSS:) _rss=${_v%% *}; break ;;
+            esac
+        done 2>/dev/null < "/proc/$_pid/status"
+        if [ -n "$_rss" ]; then
+            printf 'P %s %s %s %s\n' "$1" "$_pid" "$_rss" "$_name"
+            _n=$((_n + 1))
+        fi
+    done 2>/dev/null < "$2/cgroup.procs"
+}
+
+frame() {
+    ticks=$((ticks + 1))
+    first /proc/uptime
+    printf 'T %s %s %s\n' "$ticks" "$r" "$mode"
+    meminfo
+    pressure
+    set -- $list
+    while [ $# -ge 3 ]; do
+        container "$1" "$2" "$3"
+        shift 3
+    done
+    if [ $((ticks % 5)) -eq 1 ]; then
+        set -- $list
+        while [ $# -ge 3 ]; do
+            processes "$1" "$2"
+            shift 3
+        done
+    fi
+    printf 'E\n'
+}
+
+while read -r _cmd _args; do
+    case $_cmd in
+        set) list=$_args ;;
+        tick) frame ;;
+        quit) exit 0 ;;
+    esac
+done

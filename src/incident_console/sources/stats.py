@@ -1,0 +1,268 @@
+"""Container and host memory/CPU, once a second, from ONE long-lived sampler per host.
+
+The sampler (sampler.awk, or sampler.sh where there is no awk) reads the containers' cgroup
+files and /proc/meminfo with no process per tick; we pace it with a "tick" line on its stdin and
+tell it the containers' cgroup folders with a "set" line whenever the running set changes.
+Where the cgroup files cannot be read, the docker API's one-shot stats stand in (method
+"docker-api"), per container or for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from incident_console.domain.events import ContainerSample, Event, HostMemory, SourceStatus
+from incident_console.domain.sampler import (
+    FrameInterpreter,
+    cgroup_dirs,
+    parse_frame,
+    sample_from_docker_stats,
+    set_line,
+)
+from incident_console.sources.base import Emit, Source, one_line
+from incident_console.transport.base import Host, Process, TransportError
+
+if TYPE_CHECKING:
+    from incident_console.monitor.state import HostState
+
+#: One run at start: the cgroup version and which awk this is (mawk needs -W interactive).
+DETECT_SCRIPT = """\
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "cgroup 2"; else echo "cgroup 1"; fi
+if command -v awk >/dev/null 2>&1; then echo "awk $(awk -W version 2>&1 </dev/null | head -n 1)"; fi
+"""
+
+#: A sampler that does not answer a tick within this long is taken for dead.
+FRAME_TIMEOUT_S = 5.0
+
+
+def sampler_program(name: str) -> str:
+    """The text of sampler.awk or sampler.sh, shipped in this package."""
+    return resources.files("incident_console.sources").joinpath(name).read_text()
+
+
+def sampler_argv(method: str, mode: str, mawk: bool) -> list[str]:
+    """The argv that starts the sampler: the program is one argv element, never shell text."""
+    if method == "awk-sampler":
+        interactive = ["-W", "interactive"] if mawk else []
+        return ["awk", *interactive, "-v", f"mode={mode}", sampler_program("sampler.awk")]
+    return ["sh", "-c", sampler_program("sampler.sh"), "sampler", mode]
+
+
+class SamplerStalled(Exception):
+    """The sampler ended or stopped answering ticks."""
+
+
+class StatsSource(Source):
+    """Samples every running container and the host each `interval` seconds."""
+
+    name = "stats"
+
+    def __init__(self, interval: float = 1.0, methods: tuple[str, ...] | None = None) -> None:
+        """Args:
+        interval: seconds between frames.
+        methods: the methods to try, in order (default: awk-sampler, sh-sampler, docker-api).
+        """
+        self.interval = interval
+        self.methods = methods or ("awk-sampler", "sh-sampler", "docker-api")
+        self.version = "1"
+        self.driver = "cgroupfs"
+        self.mawk = False
+        self.has_awk = True
+        self._interp = FrameInterpreter()
+        self._api_cpu: dict[str, tuple[float, int]] = {}
+        #: The container ids the running sampler was last told about (for tests and the UI).
+        self.sampled_ids: frozenset[str] = frozenset()
+
+    async def run(self, host: Host, state: HostState, emit: Emit) -> None:
+        """Detect the layout, then keep a sampler running (restarting it when it dies)."""
+        await self._detect(host)
+        failures = 0
+        method_index = 0
+        while True:
+            method = self.methods[min(method_index, len(self.methods) - 1)]
+            if method == "awk-sampler" and not self.has_awk:
+                method_index += 1
+                continue
+            if method == "docker-api":
+                await self._run_api(host, state, emit, "no sampler could run on the host")
+                return
+            started = time.monotonic()
+            try:
+                await self._run_sampler(host, state, emit, method)
+            except (SamplerStalled, TransportError, OSError) as exc:
+                answered = time.monotonic() - started > 2 * FRAME_TIMEOUT_S
+                failures = 0 if answered else failures + 1
+                emit(
+                    SourceStatus(
+                        time=time.time(),
+                        source=self.name,
+                        method=method,
+                        ok=False,
+                        detail=f"{method} stopped ({one_line(exc)}); restarting",
+                    )
+                )
+                if failures >= 2:
+                    method_index += 1
+                    failures = 0
+                await asyncio.sleep(min(10.0, 1.0 * (failures + 1)))
+
+    async def _detect(self, host: Host) -> None:
+        with contextlib.suppress(TransportError, OSError):
+            result = await host.run(["sh", "-c", DETECT_SCRIPT], timeout=10.0)
+            self.has_awk = "awk " in result.stdout
+            self.mawk = "mawk" in result.stdout
+            if "cgroup 2" in result.stdout:
+                self.version = "2"
+        try:
+            client = await host.docker()
+            info: dict[str, Any] = await asyncio.to_thread(client.info)
+            self.version = str(info.get("CgroupVersion") or self.version)
+            self.driver = str(info.get("CgroupDriver") or self.driver)
+        except Exception:  # noqa: BLE001 - no docker: the sampler still gives host memory
+            pass
+
+    def _running(self, state: HostState) -> dict[str, tuple[str, str]]:
+        """key -> (memory folder, cpu folder) for the containers to sample."""
+        dirs: dict[str, tuple[str, str]] = {}
+        for cid, view in list(state.containers.items()):
+            if view.gone or view.info.state not in ("running", "restarting", ""):
+                continue
+            dirs[cid[:12]] = cgroup_dirs(cid, self.version, self.driver)
+        return dirs
+
+    async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:
+        mode = "v2" if self.version == "2" else "v1"
+        proc = await host.start(sampler_argv(method, mode, self.mawk))
+        announced = False
+        try:
+            dirs: dict[str, tuple[str, str]] | None = None
+            keys: dict[str, str] = {}
+            next_at = time.monotonic()
+            while True:
+                current = self._running(state)
+                if current != dirs:
+                    dirs = current
+                    keys = {cid[:12]: cid for cid in state.containers if cid[:12] in dirs}
+                    self._interp.forget(set(self.sampled_ids) - set(keys.values()))
+                    self.sampled_ids = frozenset(keys.values())
+                    await proc.write(set_line(dirs))
+                await proc.write("tick\n")
+                lines = await _read_frame(proc)
+                now = time.time()
+                frame = parse_frame(lines)
+                events = self._interp.events(frame, now, keys)
+                missing = [keys[k] for k in frame.missing if k in keys]
+                if missing:
+                    events += await self._api_samples(host, missing, now)
+                if not announced:
+                    announced = True
+                    detail = (
+                        f"{method} ({'mawk' if self.mawk else 'awk'} "
+                        if method == ("awk-sampler")
+                        else f"{method} ("
+                    )
+                    detail += f"cgroup v{self.version}, {self.driver}, one process)"
+                    if missing:
+                        detail += f"; docker-api for {len(missing)} without readable cgroup"
+                    emit(SourceStatus(time=now, source=self.name, method=method, detail=detail))
+                for event in events:
+                    emit(event)
+                next_at = max(next_at + self.interval, time.monotonic())
+                await asyncio.sleep(next_at - time.monotonic())
+        finally:
+            with contextlib.suppress(Exception):
+                await proc.close()
+
+    async def _api_samples(self, host: Host, ids: list[str], now: float) -> list[Event]:
+        try:
+            client = await host.docker()
+        except TransportError:
+            return []
+
+        def fetch() -> list[Event]:
+            out: list[Event] = []
+            for cid in ids:
+                try:
+                    stats = client.api.stats(cid, stream=False, one_shot=True)
+                except Exception:  # noqa: BLE001 - a container vanished mid-call: skip it
+                    continue
+                sample, counter = sample_from_docker_stats(
+                    cid, stats, time.time(), self._api_cpu.get(cid)
+                )
+                if counter is not None:
+                    self._api_cpu[cid] = counter
+                if sample is not None:
+                    out.append(sample)
+            return out
+
+        return await asyncio.to_thread(fetch)
+
+    async def _run_api(self, host: Host, state: HostState, emit: Emit, why: str) -> None:
+        """The last resort: the docker API's one-shot stats, one call per container."""
+        emit(
+            SourceStatus(
+                time=time.time(),
+                source=self.name,
+                method="docker-api",
+                ok=True,
+                detail=f"docker-api one-shot stats ({why})",
+            )
+        )
+        next_at = time.monotonic()
+        while True:
+            now = time.time()
+            ids = [k for k, v in list(state.containers.items()) if v.info.state == "running"]
+            self.sampled_ids = frozenset(ids)
+            for event in await self._api_samples(host, ids, now):
+                emit(event)
+            if host.is_local:
+                with contextlib.suppress(OSError):
+                    emit(_meminfo_event(await host.read_text("/proc/meminfo"), now))
+            next_at = max(next_at + self.interval, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
+
+
+async def _read_frame(proc: Process) -> list[str]:
+    """The lines of the next frame (T..E); SamplerStalled if it ends or goes quiet."""
+    lines: list[str] = []
+    deadline = time.monotonic() + FRAME_TIMEOUT_S
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SamplerStalled(f"no frame within {FRAME_TIMEOUT_S:g} s")
+        try:
+            line = await asyncio.wait_for(proc.readline(), left)
+        except TimeoutError:
+            raise SamplerStalled(f"no frame within {FRAME_TIMEOUT_S:g} s") from None
+        if line == "":
+            # The sampler never prints an empty line: this is the end of its output.
+            raise SamplerStalled(f"sampler ended (status {proc.exit_status})")
+        if line.startswith("T "):
+            lines = [line]
+        elif line == "E":
+            if lines:
+                return lines
+        elif lines:
+            lines.append(line)
+
+
+def _meminfo_event(text: str, now: float) -> HostMemory:
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            values[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    return HostMemory(
+        time=now,
+        total_bytes=values.get("MemTotal", 0),
+        available_bytes=values.get("MemAvailable", 0),
+        swap_total_bytes=values.get("SwapTotal", 0),
+        swap_free_bytes=values.get("SwapFree", 0),
+    )
+
+
+__all__ = ["ContainerSample", "StatsSource", "sampler_argv", "sampler_program"]
