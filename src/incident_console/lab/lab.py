@@ -1,0 +1,416 @@
+"""The incident lab as a Python API: the seed's stack on the local docker engine, offline.
+
+`Lab` is what `incident-console lab ...` and the test fixtures use. It is blocking (docker and
+compose CLIs through subprocess argv lists) and never imports textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import platformdirs
+
+from incident_console.lab.compose import compose_command
+from incident_console.lab.image import ensure_image
+from incident_console.lab.load import LoadStats, run_load
+from incident_console.lab.oom import KernelOomKill, oom_kills
+from incident_console.lab.stackfiles import COMPOSE_FILE, LabSettings, write_stack
+
+DEFAULT_PROJECT = "icl"
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_SIZE = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
+class LabError(Exception):
+    """The lab could not do what was asked; the message is one line for the user."""
+
+
+def parse_size(text: str) -> int:
+    """'256m' -> 268435456 (docker's units: b, k, m, g; powers of 1024).
+
+    Raises:
+        LabError: not a size.
+    """
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise LabError(f"not a memory size: {text!r} (expected e.g. 256m, 1g)")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def default_lab_dir(project: str) -> Path:
+    """Where a project's files live: <user data dir>/lab/<project>."""
+    return Path(platformdirs.user_data_dir("incident-console")) / "lab" / project
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    """One lab container as `docker inspect` sees it.
+
+    Attributes:
+        id: full container id.
+        name: container name.
+        service: compose service name.
+        state: 'running', 'restarting', 'exited', ...
+        health: 'healthy', 'unhealthy', 'starting', or '' without a healthcheck.
+        memory_limit: HostConfig.Memory in bytes (0 = none): the limit in effect.
+        restarts: RestartCount.
+    """
+
+    id: str
+    name: str
+    service: str
+    state: str
+    health: str
+    memory_limit: int
+    restarts: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpResult:
+    """What `Lab.up` did: seconds until the backend was healthy, and whether it built the image."""
+
+    seconds_to_healthy: float
+    image_built: bool
+
+
+def _tail(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+class Lab:
+    """One lab compose project.
+
+    Args:
+        project: compose project name (lowercase letters, digits, '-', '_').
+        directory: where its files go; default: :func:`default_lab_dir`.
+        mem_limit: the backend's memory limit ('256m').
+        workers: GUNICORN_WORKERS default in the compose file.
+        port: frontend loopback port; default: a free one (kept across `up`s).
+        extra: extra idle containers.
+        leak_kib: KiB each /api/v1/items request keeps in a worker.
+    """
+
+    def __init__(
+        self,
+        project: str = DEFAULT_PROJECT,
+        directory: Path | None = None,
+        mem_limit: str = "256m",
+        workers: int = 4,
+        port: int | None = None,
+        extra: int = 0,
+        leak_kib: int = 1024,
+    ) -> None:
+        if not _PROJECT.match(project):
+            raise LabError(f"bad project name {project!r}: use lowercase letters, digits, - and _")
+        parse_size(mem_limit)
+        if workers < 1 or extra < 0 or leak_kib < 1:
+            raise LabError("workers and leak must be positive, extra not negative")
+        self.project = project
+        self.directory = directory or default_lab_dir(project)
+        saved = LabSettings.load(self.directory)
+        self.settings = LabSettings(
+            project=project,
+            mem_limit=mem_limit,
+            workers=workers,
+            frontend_port=port or (saved.frontend_port if saved else 0),
+            backend_port=saved.backend_port if saved else 0,
+            extra=extra,
+            leak_kib=leak_kib,
+        )
+        self._compose: list[str] | None = None
+
+    @classmethod
+    def existing(cls, project: str = DEFAULT_PROJECT, directory: Path | None = None) -> Lab:
+        """The lab as `lab up` left it (settings read from its folder).
+
+        Raises:
+            LabError: no lab folder for `project`.
+        """
+        directory = directory or default_lab_dir(project)
+        saved = LabSettings.load(directory)
+        if saved is None:
+            raise LabError(f"no lab {project!r} in {directory} (run `incident-console lab up`)")
+        return cls(
+            project,
+            directory,
+            saved.mem_limit,
+            saved.workers,
+            saved.frontend_port,
+            saved.extra,
+            saved.leak_kib,
+        )
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def frontend_url(self) -> str:
+        """The frontend on its loopback port."""
+        return f"http://127.0.0.1:{self.settings.frontend_port}/"
+
+    @property
+    def backend_url(self) -> str:
+        """The backend, published on its own loopback port (bypassing the frontend)."""
+        return f"http://127.0.0.1:{self.settings.backend_port}/"
+
+    @property
+    def health_url(self) -> str:
+        """The backend's health endpoint through the frontend, as the seed checks it."""
+        return f"http://127.0.0.1:{self.settings.frontend_port}/api/v1/health"
+
+    @property
+    def leak_url(self) -> str:
+        """The endpoint whose every request keeps memory in a worker."""
+        return f"http://127.0.0.1:{self.settings.frontend_port}/api/v1/items"
+
+    @property
+    def compose_file(self) -> Path:
+        return self.directory / COMPOSE_FILE
+
+    # -- docker plumbing ---------------------------------------------------------------------
+
+    def _docker(self, argv: Sequence[str], timeout: float = 60.0) -> str:
+        try:
+            done = subprocess.run(
+                ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except FileNotFoundError:
+            raise LabError("the docker CLI is not installed") from None
+        except subprocess.TimeoutExpired:
+            raise LabError(f"docker {argv[0]} did not finish within {timeout:g} s") from None
+        if done.returncode != 0:
+            raise LabError(f"docker {argv[0]} failed: {_tail(done.stderr)}")
+        return done.stdout
+
+    def compose(self, *args: str, timeout: float = 300.0) -> str:
+        """Run compose (v2 plugin or v1, detected once) on this project; returns stdout.
+
+        Raises:
+            LabError: compose failed (its last stderr line).
+        """
+        if self._compose is None:
+            self._compose = compose_command()
+        argv = [*self._compose, "-p", self.project, "-f", str(self.compose_file), *args]
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=self.directory,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise LabError(f"compose {args[0]} did not finish within {timeout:g} s") from None
+        if done.returncode != 0:
+            raise LabError(f"compose {args[0]} failed: {_tail(done.stderr)}")
+        return done.stdout
+
+    def container_ids(self) -> list[str]:
+        """Ids of every container of the project, running or not."""
+        out = self._docker(
+            ["ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={self.project}"]
+        )
+        return out.split()
+
+    def container_id(self, service: str) -> str | None:
+        """The full id of `service`'s container, or None."""
+        out = self._docker(
+            [
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                f"label={PROJECT_LABEL}={self.project}",
+                "--filter",
+                f"label={SERVICE_LABEL}={service}",
+            ]
+        )
+        ids = out.split()
+        return ids[0] if ids else None
+
+    def backend_container_id(self) -> str:
+        """The backend container's full id.
+
+        Raises:
+            LabError: the backend is not there.
+        """
+        cid = self.container_id("backend")
+        if cid is None:
+            raise LabError(f"lab {self.project!r} has no backend container (is it up?)")
+        return cid
+
+    def status(self) -> list[ContainerStatus]:
+        """Every container of the project, sorted by service."""
+        ids = self.container_ids()
+        if not ids:
+            return []
+        found = []
+        for c in json.loads(self._docker(["inspect", *ids])):
+            labels = c["Config"].get("Labels") or {}
+            found.append(
+                ContainerStatus(
+                    id=c["Id"],
+                    name=c["Name"].lstrip("/"),
+                    service=labels.get(SERVICE_LABEL, ""),
+                    state=c["State"]["Status"],
+                    health=(c["State"].get("Health") or {}).get("Status", ""),
+                    memory_limit=int(c["HostConfig"].get("Memory") or 0),
+                    restarts=int(c.get("RestartCount") or 0),
+                )
+            )
+        return sorted(found, key=lambda s: s.service)
+
+    def logs(self, service: str = "backend") -> str:
+        """`docker logs` of `service` (stdout and stderr together, in order of arrival)."""
+        cid = self.container_id(service)
+        if cid is None:
+            raise LabError(f"lab {self.project!r} has no {service} container")
+        done = subprocess.run(
+            ["docker", "logs", cid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.stdout
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(
+        self, timeout_s: float = 60.0, progress: Callable[[str], None] | None = None
+    ) -> UpResult:
+        """Write the files, make the image, `compose up -d`, wait for a healthy backend.
+
+        Raises:
+            LabError: docker/compose failed, the backend is not healthy within `timeout_s`, or
+                the memory limit in effect differs from the one asked for.
+        """
+        say = progress or (lambda _msg: None)
+        self._docker(["version", "--format", "{{.Server.Version}}"], timeout=20)
+        s = self.settings
+        self.settings = s = replace(
+            s,
+            frontend_port=s.frontend_port or free_loopback_port(),
+            backend_port=s.backend_port or free_loopback_port(),
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_stack(self.directory, s)
+        try:
+            built = ensure_image()
+        except Exception as exc:  # ImageError, or docker missing
+            raise LabError(str(exc)) from None
+        say("image built" if built else "image reused")
+        t0 = time.monotonic()
+        self.compose("up", "-d", "--remove-orphans")
+        say(f"compose project {self.project!r} started")
+        self.wait_healthy("backend", timeout_s - (time.monotonic() - t0))
+        waited = time.monotonic() - t0
+        want = parse_size(s.mem_limit)
+        backend = next(c for c in self.status() if c.service == "backend")
+        if backend.memory_limit != want:
+            raise LabError(
+                f"backend memory limit in effect is {backend.memory_limit} bytes, "
+                f"not {want} ({s.mem_limit}): compose ignored mem_limit"
+            )
+        return UpResult(seconds_to_healthy=waited, image_built=built)
+
+    def wait_healthy(self, service: str, timeout_s: float) -> None:
+        """Block until `service` is healthy.
+
+        Raises:
+            LabError: not healthy within `timeout_s` (with its last state and log line).
+        """
+        deadline = time.monotonic() + max(1.0, timeout_s)
+        last = ""
+        while time.monotonic() < deadline:
+            cid = self.container_id(service)
+            if cid:
+                state = json.loads(self._docker(["inspect", cid]))[0]["State"]
+                last = (state.get("Health") or {}).get("Status", state["Status"])
+                if last == "healthy":
+                    return
+            time.sleep(0.5)
+        log = _tail(self.logs(service)) if self.container_id(service) else ""
+        raise LabError(
+            f"{service} not healthy after {timeout_s:.0f} s (state {last or 'absent'})"
+            + (f"; last log line: {log}" if log else "")
+        )
+
+    def down(self) -> None:
+        """Remove every container, network and volume of the project, and its folder."""
+        if self.compose_file.exists():
+            # On failure, the label sweep below still removes what compose left.
+            with contextlib.suppress(LabError):
+                self.compose("down", "-v", "--remove-orphans", "--timeout", "5")
+        label = f"label={PROJECT_LABEL}={self.project}"
+        ids = self.container_ids()
+        if ids:
+            self._docker(["rm", "-f", "-v", *ids])
+        for kind in ("network", "volume"):
+            names = self._docker([kind, "ls", "-q", "--filter", label]).split()
+            if names:
+                self._docker([kind, "rm", *names])
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- the incident ------------------------------------------------------------------------
+
+    def backend_memory_bytes(self) -> int | None:
+        """The backend cgroup's memory usage (cgroup v1 or v2 file), None if unreadable."""
+        cid = self.container_id("backend")
+        if cid is None:
+            return None
+        for path in (
+            f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes",
+            f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current",
+        ):
+            try:
+                return int(Path(path).read_text())
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def oom_kills(self) -> list[KernelOomKill]:
+        """The kernel's OOM kills in the backend container (from dmesg)."""
+        return oom_kills(self.backend_container_id())
+
+    def load(
+        self,
+        duration_s: float = 180.0,
+        rate: float = 4.0,
+        concurrency: int | None = None,
+        progress: Callable[[LoadStats], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> LoadStats:
+        """Load the leak endpoint through the frontend's loopback port.
+
+        Args:
+            duration_s: stop after this long.
+            rate: requests per second.
+            concurrency: concurrent requests; default twice the workers (at least 4).
+            progress: called about once a second.
+            stop: set to end early.
+        """
+        conc = concurrency or max(4, 2 * self.settings.workers)
+        return run_load(self.leak_url, duration_s, rate, conc, progress=progress, stop=stop)
