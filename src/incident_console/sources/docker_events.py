@@ -1,0 +1,224 @@
+"""Containers, their health and lifecycle: one inventory, then ONE docker events stream.
+
+The inventory is `containers.list(all=True)` + inspect; after that nothing polls: docker's
+event stream (read in a worker thread, handed to the loop with call_soon_threadsafe) says what
+changed, and only the container an event names is inspected again. When the stream breaks
+(dockerd restart, link drop) we re-list and resume with `since=` the last event's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from incident_console.domain.events import (
+    ContainerEvent,
+    ContainerGone,
+    ContainerInfo,
+    HealthChange,
+    SourceStatus,
+)
+from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.inventory import LABEL_SERVICE, container_info
+from incident_console.transport.base import Host, TransportError
+
+if TYPE_CHECKING:
+    import docker
+
+    from incident_console.monitor.state import HostState
+
+#: The lifecycle actions we report as ContainerEvent.
+LIFECYCLE = frozenset({"die", "oom", "start", "restart", "create", "destroy", "kill", "stop"})
+#: Actions after which the container's inspect facts changed.
+REINSPECT = frozenset({"start", "restart", "create", "die", "stop", "oom"})
+
+_END = object()  # the events thread's stream ended
+
+
+class DockerEventsSource(Source):
+    """Inventory + docker events -> ContainerInfo, HealthChange, ContainerEvent, ContainerGone."""
+
+    name = "docker_events"
+
+    def __init__(self, retry_max: float = 15.0) -> None:
+        self.retry_max = retry_max
+        self._cgroup: tuple[str, str] | None = None
+        self._since: float | None = None
+
+    async def run(self, host: Host, state: HostState, emit: Emit) -> None:
+        """Keep an inventory and one event stream going; re-list after every break."""
+        delay = 1.0
+        while True:
+            try:
+                client = await host.docker()
+                await self._inventory(client, state, emit)
+                emit(
+                    SourceStatus(
+                        time=time.time(),
+                        source=self.name,
+                        method="docker-events",
+                        detail=f"{len(state.containers)} containers; following docker events",
+                    )
+                )
+                delay = 1.0
+                await self._follow(client, state, emit)
+                why = "docker event stream ended"
+            except (TransportError, OSError) as exc:
+                why = one_line(exc)
+            except Exception as exc:  # noqa: BLE001 - docker SDK errors (APIError, ...) vary
+                why = f"docker: {one_line(exc)}"
+            emit(
+                SourceStatus(
+                    time=time.time(),
+                    source=self.name,
+                    method="docker-events",
+                    ok=False,
+                    detail=f"{why}; retrying in {delay:g} s",
+                )
+            )
+            await asyncio.sleep(delay)
+            delay = min(self.retry_max, delay * 2)
+
+    async def _inventory(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
+        if self._cgroup is None:
+            with contextlib.suppress(Exception):
+                info = await asyncio.to_thread(client.info)
+                self._cgroup = (
+                    str(info.get("CgroupVersion") or "1"),
+                    str(info.get("CgroupDriver") or "cgroupfs"),
+                )
+        if self._since is None:
+            self._since = time.time()
+        docs = await asyncio.to_thread(_list_and_inspect, client)
+        now = time.time()
+        seen = set()
+        for doc in docs:
+            info = container_info(doc, now, self._cgroup)
+            seen.add(info.id)
+            emit(info)
+        for cid, view in list(state.containers.items()):
+            if cid not in seen and not view.gone:
+                emit(ContainerGone(time=now, id=cid, name=view.info.name))
+
+    async def _follow(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        # The stream resumes just before the last event seen; duplicates are harmless
+        # (a repeated inspect), gaps are not.
+        since = int(self._since) if self._since else None
+        stream = await asyncio.to_thread(
+            client.api.events, decode=True, filters={"type": "container"}, since=since
+        )
+
+        def pump() -> None:
+            try:
+                for event in stream:
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            except Exception as exc:  # noqa: BLE001 - the socket closed under us
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        reader = asyncio.create_task(asyncio.to_thread(pump))
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                if isinstance(item, Mapping):
+                    await self._handle(client, state, emit, item)
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+            reader.cancel()
+
+    async def _handle(
+        self, client: docker.DockerClient, state: HostState, emit: Emit, event: Mapping[str, Any]
+    ) -> None:
+        action = str(event.get("Action") or event.get("status") or "")
+        actor = event.get("Actor") or {}
+        attributes: Mapping[str, Any] = actor.get("Attributes") or {}
+        cid = str(actor.get("ID") or event.get("id") or "")
+        when = _event_time(event)
+        self._since = max(self._since or 0.0, when)
+        view = state.containers.get(cid)
+        name = str(attributes.get("name") or (view.info.name if view else cid[:12]))
+        service = str(attributes.get(LABEL_SERVICE) or (view.info.service if view else ""))
+        if action.startswith("health_status"):
+            new = action.partition(":")[2].strip()
+            old = view.info.health if view else ""
+            info = await self._inspect(client, cid, when)
+            if info is not None:
+                emit(info)
+            emit(
+                HealthChange(
+                    time=when,
+                    id=cid,
+                    name=name,
+                    service=service,
+                    old=old,
+                    new=new,
+                    failing_streak=info.failing_streak if info else 0,
+                    output=info.last_probe_output if info else "",
+                )
+            )
+            return
+        if action not in LIFECYCLE:
+            return  # exec_*, attach, resize, ...: not the on-call engineer's business
+        exit_code = None
+        if action == "die":
+            with contextlib.suppress(TypeError, ValueError):
+                exit_code = int(attributes.get("exitCode"))
+        emit(
+            ContainerEvent(
+                time=when, id=cid, name=name, service=service, action=action, exit_code=exit_code
+            )
+        )
+        if action == "destroy":
+            emit(ContainerGone(time=when, id=cid, name=name))
+        elif action in REINSPECT:
+            info = await self._inspect(client, cid, when)
+            if info is not None:
+                emit(info)
+
+    async def _inspect(
+        self, client: docker.DockerClient, cid: str, when: float
+    ) -> ContainerInfo | None:
+        doc = await asyncio.to_thread(_inspect, client, cid)
+        return container_info(doc, when, self._cgroup) if doc is not None else None
+
+
+def _event_time(event: Mapping[str, Any]) -> float:
+    try:
+        nano = event.get("timeNano")
+        if nano:
+            return int(nano) / 1e9
+        return float(event.get("time") or time.time())
+    except (TypeError, ValueError):
+        return time.time()
+
+
+def _inspect(client: docker.DockerClient, cid: str) -> dict[str, Any] | None:
+    """Inspect one container in a worker thread; None when it vanished meanwhile (normal)."""
+    import docker.errors
+
+    try:
+        doc: dict[str, Any] = client.api.inspect_container(cid)
+    except docker.errors.NotFound:
+        return None
+    return doc
+
+
+def _list_and_inspect(client: docker.DockerClient) -> list[dict[str, Any]]:
+    """Every container's inspect document (those that vanish mid-way are skipped)."""
+    docs = []
+    for summary in client.api.containers(all=True, trunc=False):
+        doc = _inspect(client, str(summary.get("Id") or ""))
+        if doc is not None:
+            docs.append(doc)
+    return docs

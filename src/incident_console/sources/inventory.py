@@ -1,0 +1,118 @@
+"""Docker inspect documents turned into ContainerInfo (pure; used by the docker events source)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from incident_console.domain.events import ContainerInfo
+from incident_console.domain.sampler import cgroup_dirs
+
+try:  # helper-3's domain/redact.py; the fallback keeps the same rule until it lands.
+    from incident_console.domain.redact import redact_env as _redact_env
+except ImportError:  # pragma: no cover - depends on what is committed
+    _redact_env = None
+
+_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+_DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
+
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
+LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
+
+
+def redact_env(env: Iterable[str]) -> tuple[str, ...]:
+    """KEY=VALUE entries with the values of secret-looking names replaced by '***'."""
+    entries = [str(e) for e in env]
+    if _redact_env is not None:
+        return tuple(_redact_env(entries))
+    out = []
+    for entry in entries:
+        key, sep, _value = entry.partition("=")
+        out.append(f"{key}=***" if sep and _SECRET_NAME.search(key) else entry)
+    return tuple(out)
+
+
+def parse_docker_time(text: object) -> float | None:
+    """Epoch seconds of a docker timestamp ('2024-05-01T10:00:00.123456789Z'); None if unset."""
+    if not isinstance(text, str) or text.startswith("0001-01-01"):
+        return None
+    match = _DOCKER_TIME.match(text)
+    if match is None:
+        return None
+    head, frac, zone = match.groups()
+    stamp = (
+        head
+        + ("." + frac[:6].ljust(6, "0") if frac else "")
+        + ("+00:00" if zone in (None, "Z") else zone)
+    )
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+def container_info(
+    attrs: Mapping[str, Any],
+    now: float | None = None,
+    cgroup: tuple[str, str] | None = None,
+) -> ContainerInfo:
+    """A ContainerInfo from `docker inspect` output (the API's dict). Tolerates missing keys.
+
+    Args:
+        attrs: the inspect document.
+        now: the event time (defaults to now).
+        cgroup: (cgroup version, driver) from `docker info`, to fill cgroup_path.
+    """
+    state = _dict(attrs.get("State"))
+    health = _dict(state.get("Health"))
+    host_config = _dict(attrs.get("HostConfig"))
+    config = _dict(attrs.get("Config"))
+    labels = _dict(config.get("Labels"))
+    log = health.get("Log") or []
+    last_output = ""
+    if isinstance(log, list) and log and isinstance(log[-1], Mapping):
+        last_output = str(log[-1].get("Output") or "").strip()[-500:]
+    cid = str(attrs.get("Id") or "")
+    path = attrs.get("Path")
+    args = attrs.get("Args") or []
+    command = tuple(str(a) for a in ([path] if path else []) + list(args))
+    config_files = str(labels.get(LABEL_CONFIG_FILES) or "")
+    return ContainerInfo(
+        time=time.time() if now is None else now,
+        id=cid,
+        name=str(attrs.get("Name") or "").lstrip("/") or cid[:12],
+        image=str(config.get("Image") or attrs.get("Image") or ""),
+        state=str(state.get("Status") or ""),
+        health=str(health.get("Status") or ""),
+        failing_streak=_int(health.get("FailingStreak")),
+        last_probe_output=last_output,
+        restarts=_int(attrs.get("RestartCount")),
+        started_at=parse_docker_time(state.get("StartedAt")),
+        created_at=parse_docker_time(attrs.get("Created")),
+        memory_limit_bytes=_int(host_config.get("Memory")),
+        memory_reservation_bytes=_int(host_config.get("MemoryReservation")),
+        restart_policy=str(_dict(host_config.get("RestartPolicy")).get("Name") or ""),
+        project=str(labels.get(LABEL_PROJECT) or ""),
+        service=str(labels.get(LABEL_SERVICE) or ""),
+        working_dir=str(labels.get(LABEL_WORKING_DIR) or ""),
+        config_files=tuple(f for f in config_files.split(",") if f),
+        environment=redact_env(config.get("Env") or []),
+        command=command,
+        cgroup_path=cgroup_dirs(cid, *cgroup)[0] if cgroup and cid else "",
+    )
