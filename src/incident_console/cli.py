@@ -76,3 +76,7 @@ def main() -> None:
 
 
 # Subcommands are registered below, each by the change that implements it.
+
+from incident_console.commands.lab import lab_group  # noqa: E402
+
+main.add_command(lab_group)
