@@ -139,6 +139,8 @@ class Lab:
             leak_kib=leak_kib,
         )
         self._compose: list[str] | None = None
+        #: What the last successful `up` did (None before).
+        self.last_up: UpResult | None = None
 
     @classmethod
     def existing(cls, project: str = DEFAULT_PROJECT, directory: Path | None = None) -> Lab:
@@ -334,7 +336,8 @@ class Lab:
                 f"backend memory limit in effect is {backend.memory_limit} bytes, "
                 f"not {want} ({s.mem_limit}): compose ignored mem_limit"
             )
-        return UpResult(seconds_to_healthy=waited, image_built=built)
+        self.last_up = UpResult(seconds_to_healthy=waited, image_built=built)
+        return self.last_up
 
     def wait_healthy(self, service: str, timeout_s: float) -> None:
         """Block until `service` is healthy.
