@@ -154,6 +154,7 @@ class OomKill(Event):
     memcg: str = ""  # oom_memcg (limit) or task_memcg
     source: str = ""  # dmesg, journalctl, docker-events
     raw: tuple[str, ...] = ()  # the kernel lines, as printed
+    replayed: bool = False  # read back from the ring buffer at start, not seen live
 
 
 @dataclass(frozen=True, slots=True)
