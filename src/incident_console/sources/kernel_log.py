@@ -1,0 +1,204 @@
+"""Kernel OOM kills, from the kernel log: the ground truth docker's OOMKilled misses.
+
+Methods, in order: `dmesg --follow --time-format iso` (it replays the ring buffer first: the
+kills since boot, marked `replayed`), `journalctl -k -f -n all` (where dmesg is restricted and
+a journal exists), else none: docker's `oom` events (the docker_events source) are all there
+is, and the status says why. Every line goes through domain.oom's OomAssembler; each kill is
+attributed to a container and compose service from the inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from incident_console.domain.events import OomKill, SourceStatus
+from incident_console.domain.oom import OomAssembler, attribute, split_dmesg_line
+from incident_console.sources.base import Emit, Source, one_line
+from incident_console.transport.base import CommandFailed, Host, TransportError
+
+if TYPE_CHECKING:
+    from incident_console.monitor.state import HostState
+
+#: A kill printed before the stream started (minus clock slack) was replayed, not seen live.
+REPLAY_SLACK_S = 2.0
+#: How long an unfinished "Kill process" burst waits for its "Killed process" line.
+EXPIRE_EVERY_S = 5.0
+
+
+class StreamEnded(Exception):
+    """The kernel log command ended (exit 0): restart it."""
+
+
+class KernelLogSource(Source):
+    """Follows the kernel log and emits one attributed OomKill per kill."""
+
+    name = "kernel_log"
+    #: The commands, overridable (tests run them as an unprivileged user to see a denial).
+    dmesg_argv: Sequence[str] = ("dmesg", "--follow", "--time-format", "iso")
+    journal_probe_argv: Sequence[str] = ("journalctl", "-k", "-n", "1", "-q", "--no-pager")
+    journal_argv: Sequence[str] = (
+        "journalctl", "-k", "-f", "-n", "all", "-q", "--no-pager", "-o", "short-iso-precise",
+    )  # fmt: skip
+
+    def __init__(self, since: float | None = None, retry_s: float = 60.0) -> None:
+        """Args:
+        since: emit only kills at or after this epoch time (None: every kill since boot).
+        retry_s: with no method working, how long to wait before trying again.
+        """
+        self.since = since
+        self.retry_s = retry_s
+        self._seen: deque[tuple[int, int]] = deque(maxlen=2000)
+        self._seen_set: set[tuple[int, int]] = set()
+        self.method = "none"
+
+    async def run(self, host: Host, state: HostState, emit: Emit) -> None:
+        """Follow the best available kernel log; restart it when it ends; never raise."""
+        boot_time = await _boot_time(host)
+        while True:
+            why_not: list[str] = []
+            for method, argv in (("dmesg", self.dmesg_argv), ("journalctl", self.journal_argv)):
+                if method == "journalctl":
+                    usable = await self._journal_usable(host)
+                    if usable is not None:
+                        why_not.append(usable)
+                        continue
+                detail = f"{' '.join(argv[:2])} (replays kills since boot)"
+                if why_not:
+                    detail = f"{'; '.join(why_not)}; using {' '.join(argv[:2])}"
+                try:
+                    await self._follow(host, state, emit, method, argv, detail, boot_time)
+                except CommandFailed as exc:
+                    why_not.append(_why(method, exc))
+                    continue
+                except StreamEnded:
+                    break  # ended cleanly: start over with the same preference
+                except (TransportError, OSError) as exc:
+                    why_not.append(f"{method}: {one_line(exc)}")
+                    break
+            else:
+                self.method = "none"
+                emit(
+                    SourceStatus(
+                        time=time.time(),
+                        source=self.name,
+                        method="docker-events",
+                        ok=False,
+                        detail=(
+                            f"{'; '.join(why_not)}: only docker oom events"
+                            " (they miss worker kills and host-wide kills)"
+                        ),
+                    )
+                )
+                await asyncio.sleep(self.retry_s)
+                continue
+            await asyncio.sleep(1.0)
+
+    async def _journal_usable(self, host: Host) -> str | None:
+        """None when journalctl has kernel messages; else why not, in a few words."""
+        try:
+            result = await host.run(list(self.journal_probe_argv), timeout=15.0)
+        except (TransportError, OSError) as exc:
+            return f"journalctl: {one_line(exc)}"
+        text = (result.stdout + result.stderr).strip()
+        if not result.ok or "No journal files" in text or not result.stdout.strip():
+            return f"journalctl: {text.splitlines()[-1] if text else 'no kernel messages'}"
+        return None
+
+    async def _follow(
+        self,
+        host: Host,
+        state: HostState,
+        emit: Emit,
+        method: str,
+        argv: Sequence[str],
+        detail: str,
+        boot_time: float | None,
+    ) -> None:
+        assembler = OomAssembler()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        started = time.time()
+
+        async def read() -> None:
+            try:
+                async for line in host.stream(list(argv)):
+                    await queue.put(line)
+                await queue.put(None)
+            except Exception as exc:  # noqa: BLE001 - handed to the loop below
+                await queue.put(exc)
+
+        reader = asyncio.create_task(read())
+        announced = False
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), EXPIRE_EVERY_S)
+                except TimeoutError:
+                    item = ""
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
+                    raise StreamEnded
+                if not announced:
+                    # The first line proves the command runs (a denial exits before any).
+                    announced = True
+                    self.method = method
+                    emit(
+                        SourceStatus(
+                            time=time.time(), source=self.name, method=method, detail=detail
+                        )
+                    )
+                if item:
+                    when, text = split_dmesg_line(item, boot_time)
+                    kills = assembler.feed(when if when is not None else time.time(), text, method)
+                else:
+                    kills = assembler.expire(time.time(), method)
+                for kill in kills:
+                    self._emit_kill(kill, state, emit, started)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    def _emit_kill(self, kill: OomKill, state: HostState, emit: Emit, started: float) -> None:
+        key = (round(kill.time * 1000), kill.pid)
+        if key in self._seen_set:
+            return  # the same kill again, after the stream restarted and replayed
+        if len(self._seen) == self._seen.maxlen:
+            self._seen_set.discard(self._seen[0])
+        self._seen.append(key)
+        self._seen_set.add(key)
+        if self.since is not None and kill.time < self.since:
+            return
+        infos = {cid: view.info for cid, view in state.containers.items()}
+        kill = attribute(kill, infos)
+        if kill.time < started - REPLAY_SLACK_S:
+            kill = dataclasses.replace(kill, replayed=True)
+        emit(kill)
+
+
+def _why(method: str, exc: CommandFailed) -> str:
+    text = exc.stderr.lower()
+    if method == "dmesg" and ("not permitted" in text or "permission" in text):
+        return "dmesg denied (kernel.dmesg_restrict=1)"
+    if exc.exit_status == 127 or "not found" in text:
+        return f"{method} not installed"
+    return f"{method}: {one_line(exc)}"
+
+
+async def _boot_time(host: Host) -> float | None:
+    """btime from /proc/stat, to place dmesg's seconds-since-boot stamps (if any)."""
+    try:
+        text = await host.read_text("/proc/stat")
+    except (TransportError, OSError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("btime "):
+            with contextlib.suppress(ValueError):
+                return float(line.split()[1])
+    return None
