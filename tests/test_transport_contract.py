@@ -23,7 +23,7 @@ from incident_console.transport.base import (
 from incident_console.transport.local import LocalHost
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "ssh"])
 async def host(request: pytest.FixtureRequest) -> AsyncIterator[Host]:
     if request.param == "local":
         h: Host = LocalHost()

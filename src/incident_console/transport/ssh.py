@@ -1,0 +1,461 @@
+"""SshHost: one asyncssh connection per host carries commands, streams, SFTP and docker.
+
+The link is supervised: keepalives notice a dead link within ~15 s, then the host goes STALE
+and reconnects with exponential backoff (1 s .. 30 s, jittered) until close(). Streams
+restart their command on the new connection; the docker socket forward is re-established on
+the same local path so an existing docker client keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import asyncssh
+
+from incident_console.transport.base import (
+    AuthError,
+    CommandFailed,
+    CommandResult,
+    CommandTimeout,
+    ConnectionState,
+    Host,
+    HostKeyError,
+    LinkState,
+    Process,
+    TransportError,
+    command_line,
+)
+from incident_console.transport.ssh_docker import DockerForward, build_client, remote_socket_problem
+from incident_console.transport.ssh_errors import describe_connect_error
+from incident_console.transport.ssh_keys import HostKeyPolicy
+from incident_console.transport.ssh_process import RemoteCommand, SshProcess
+
+if TYPE_CHECKING:
+    import docker
+
+BACKOFF_MIN_S = 1.0
+BACKOFF_MAX_S = 30.0
+#: A dead link is noticed after interval * (count_max + 1) s at most: 15 s.
+KEEPALIVE_INTERVAL_S = 5.0
+KEEPALIVE_COUNT_MAX = 2
+_STDERR_TAIL = 4096
+_LINK_ERRORS = (asyncssh.Error, OSError, EOFError)
+
+
+class _Client(asyncssh.SSHClient):
+    """Routes host key decisions to our policy and remembers why the link was lost."""
+
+    def __init__(self, policy: HostKeyPolicy) -> None:
+        self._policy = policy
+        self.lost_reason: str | None = None
+        #: Set once this connection is no longer the host's live one (lost, failed, closed).
+        self.retired = asyncio.Event()
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
+        return self._policy.validate(host, addr, port, key)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_reason = str(exc) if exc else "connection closed"
+
+
+class SshHost(Host):
+    """A server reached over SSH, with verified host keys and automatic reconnects.
+
+    Args:
+        name: what the user called it (shown in the header and in errors).
+        host: host name, IP or ~/.ssh/config alias.
+        port: TCP port (None: from ~/.ssh/config, else 22).
+        username: login (None: from ~/.ssh/config, else the local user).
+        identity: private key files (-i); ~/.ssh/config IdentityFile and ssh-agent are used too.
+        known_hosts: known_hosts file (default ~/.ssh/known_hosts).
+        accept_new_host_key: trust an unknown host's key on first use and record it.
+        config: ssh_config files (None: ~/.ssh/config when present).
+        connect_timeout: seconds allowed for TCP connect plus SSH handshake and login.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        *,
+        port: int | None = None,
+        username: str | None = None,
+        identity: Sequence[str] = (),
+        known_hosts: str | None = None,
+        accept_new_host_key: bool = False,
+        config: Sequence[str] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(name)
+        self.host = host
+        self.port = port
+        self.username = username
+        self.identity = tuple(identity)
+        self.config = None if config is None else tuple(config)
+        self.connect_timeout = connect_timeout
+        self.policy = HostKeyPolicy(known_hosts, accept_new=accept_new_host_key)
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._client: _Client | None = None
+        self._generation = 0
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._failure: TransportError | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._procs: set[RemoteCommand] = set()
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._forward: DockerForward | None = None
+        self._docker: docker.DockerClient | None = None
+        self._docker_lock = asyncio.Lock()
+
+    @property
+    def where(self) -> str:
+        """'user@host:port' as far as we know it, for messages."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.host}:{self.port or 22}" if self.port else f"{user}{self.host}"
+
+    # -- the link --------------------------------------------------------------------------
+
+    async def _open(self) -> tuple[asyncssh.SSHClientConnection, _Client]:
+        client = _Client(self.policy)
+        options: dict[str, Any] = {
+            "known_hosts": self.policy.known_hosts,
+            "client_factory": lambda: client,
+            "keepalive_interval": KEEPALIVE_INTERVAL_S,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            "connect_timeout": self.connect_timeout,
+            "login_timeout": self.connect_timeout,
+        }
+        if self.port is not None:
+            options["port"] = self.port
+        if self.username is not None:
+            options["username"] = self.username
+        if self.identity:
+            options["client_keys"] = list(self.identity)
+        if self.config is not None:
+            options["config"] = list(self.config)
+        try:
+            # asyncssh's own timeouts cover each phase; this bounds the whole attempt.
+            conn = await asyncio.wait_for(
+                asyncssh.connect(self.host, **options), self.connect_timeout + 5
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise (
+                self.policy.error() or HostKeyError(describe_connect_error(exc, self.where))
+            ) from None
+        except asyncssh.PermissionDenied as exc:
+            raise AuthError(describe_connect_error(exc, self.where)) from None
+        except (*_LINK_ERRORS, TimeoutError) as exc:
+            raise TransportError(describe_connect_error(exc, self.where)) from None
+        self.policy.record_pending()
+        return conn, client
+
+    async def _install(self, conn: asyncssh.SSHClientConnection, client: _Client) -> None:
+        self._conn, self._client = conn, client
+        self._generation += 1
+        self._sftp = None
+        if self._forward is not None:
+            # If this fails, docker calls fail with their own error; the link itself is fine.
+            with contextlib.suppress(*_LINK_ERRORS):
+                await self._forward.attach(conn)
+        self._connected.set()
+        self._set_state(ConnectionState(LinkState.CONNECTED))
+
+    async def connect(self) -> None:
+        """Open the link; HostKeyError / AuthError / TransportError with a one-line reason."""
+        self._closing = False
+        self._failure = None
+        self._set_state(ConnectionState(LinkState.CONNECTING))
+        try:
+            conn, client = await self._open()
+        except (HostKeyError, AuthError) as exc:
+            self._fail(exc)
+            raise
+        except TransportError as exc:
+            self._set_state(ConnectionState(LinkState.FAILED, reason=str(exc)))
+            raise
+        await self._install(conn, client)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"ssh-link-{self.name}")
+
+    def _fail(self, exc: TransportError) -> None:
+        self._failure = exc
+        if self._client is not None:
+            self._client.retired.set()
+        self._connected.set()  # wake waiters so they see the failure
+        self._set_state(ConnectionState(LinkState.FAILED, reason=str(exc)))
+
+    async def _supervise(self) -> None:
+        while not self._closing:
+            conn, client = self._conn, self._client
+            assert conn is not None and client is not None
+            await conn.wait_closed()
+            if self._closing:
+                return
+            lost_at = time.time()
+            reason = client.lost_reason or "connection lost"
+            self._connected.clear()
+            self._conn = None
+            self._sftp = None
+            client.retired.set()
+            self._set_state(ConnectionState(LinkState.STALE, since=lost_at, reason=reason))
+            delay = BACKOFF_MIN_S
+            while not self._closing:
+                wait = min(BACKOFF_MAX_S, delay * random.uniform(0.8, 1.2))
+                self._set_state(
+                    ConnectionState(
+                        LinkState.RECONNECTING, retry_at=time.time() + wait, reason=reason
+                    )
+                )
+                await asyncio.sleep(wait)
+                try:
+                    new_conn, new_client = await self._open()
+                except (HostKeyError, AuthError) as exc:
+                    self._fail(exc)  # retrying cannot fix a changed key or a refused login
+                    return
+                except TransportError as exc:
+                    reason = str(exc)
+                    delay = min(BACKOFF_MAX_S, delay * 2)
+                    continue
+                if self._closing:
+                    new_conn.close()
+                    return
+                await self._install(new_conn, new_client)
+                break
+
+    async def _connection(self, wait_s: float | None = None) -> asyncssh.SSHClientConnection:
+        """The live connection, waiting through a reconnect (up to `wait_s` s)."""
+        return (await self._link(wait_s))[0]
+
+    async def _link(
+        self, wait_s: float | None = None
+    ) -> tuple[asyncssh.SSHClientConnection, _Client]:
+        """The live connection and its client, waiting through a reconnect (up to `wait_s`)."""
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            if self._closing:
+                raise TransportError(f"{self.name}: connection closed")
+            if self._conn is not None and self._client is not None and self._connected.is_set():
+                return self._conn, self._client
+            try:
+                await asyncio.wait_for(self._connected.wait(), wait_s)
+            except TimeoutError:
+                raise TransportError(
+                    f"{self.name}: not connected ({self.state.describe()})"
+                ) from None
+
+    async def close(self) -> None:
+        """End every remote process we started, the docker forward and the connection."""
+        self._closing = True
+        self._connected.set()
+        if self._client is not None:
+            self._client.retired.set()
+        await asyncio.gather(*(cmd.end() for cmd in list(self._procs)))
+        self._procs.clear()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if self._docker is not None:
+            client, self._docker = self._docker, None
+            await asyncio.to_thread(client.close)
+        if self._forward is not None:
+            self._forward.close()
+            self._forward = None
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(*_LINK_ERRORS):
+                await self._conn.wait_closed()
+            self._conn = None
+        self._set_state(ConnectionState(LinkState.CLOSED))
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        timeout: float = 30.0,  # noqa: ASYNC109 - the contract: a per-command deadline
+        input: str | None = None,
+    ) -> CommandResult:
+        """Run `argv` on the host; CommandTimeout (remote process ended) after `timeout` s."""
+        started = time.time()
+        t0 = time.monotonic()
+        conn = await self._connection(timeout)
+        # Our own process rather than conn.run: on timeout the remote process group must be
+        # ended, which conn.run's timeout does not do (it only closes the channel).
+        try:
+            cmd = await RemoteCommand.spawn(
+                conn, argv, stdin=asyncssh.PIPE if input is not None else asyncssh.DEVNULL
+            )
+        except _LINK_ERRORS as exc:
+            raise TransportError(f"{self.name}: cannot start {argv[0]}: {exc}") from None
+        proc = cmd.proc
+        self._procs.add(cmd)
+        try:
+            remaining = max(0.1, timeout - (time.monotonic() - t0))
+            out, err = await asyncio.wait_for(proc.communicate(input), remaining)
+            await asyncio.wait_for(proc.wait_closed(), 5)
+        except TimeoutError:
+            await cmd.end()
+            raise CommandTimeout(
+                f"{argv[0]} did not finish within {timeout:g} s on {self.name} (ended)"
+            ) from None
+        except _LINK_ERRORS as exc:
+            await cmd.end()
+            raise TransportError(f"{self.name}: link lost while running {argv[0]}: {exc}") from None
+        except BaseException:
+            await cmd.end()
+            raise
+        finally:
+            self._procs.discard(cmd)
+        if proc.returncode is None:
+            raise TransportError(f"{self.name}: link lost while running {argv[0]}")
+        return CommandResult(
+            argv=tuple(argv),
+            exit_status=proc.returncode,
+            stdout=str(out or ""),
+            stderr=str(err or ""),
+            started=started,
+            duration_s=time.monotonic() - t0,
+        )
+
+    async def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
+        """Yield stdout lines; restart the command after a reconnect; stopping ends it remotely.
+
+        After a reconnect the command starts again, so lines may repeat (e.g. a log tail):
+        the consumer de-duplicates.
+        """
+        command_line(argv)  # an empty argv fails here, before anything starts
+        while True:
+            conn, client = await self._link()
+            try:
+                cmd = await RemoteCommand.spawn(conn, argv, stdin=asyncssh.DEVNULL)
+            except _LINK_ERRORS:
+                await client.retired.wait()  # the link died: start again on the next one
+                continue
+            proc = cmd.proc
+            self._procs.add(cmd)
+            cmd.drain_stderr()
+            try:
+                while True:
+                    try:
+                        line = await proc.stdout.readline()
+                    except _LINK_ERRORS:
+                        line = ""
+                    if not line:
+                        break
+                    yield str(line).rstrip("\n")
+                with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
+                    await asyncio.wait_for(proc.wait_closed(), 5)
+                status = proc.returncode
+                if status is None:
+                    # No exit status: the link died under the command. Run it again once the
+                    # host is back.
+                    await client.retired.wait()
+                    continue
+                if status != 0:
+                    raise CommandFailed(argv, status, await cmd.stderr_tail())
+                return
+            finally:
+                await cmd.end()
+                self._procs.discard(cmd)
+
+    async def start(self, argv: Sequence[str]) -> Process:
+        """Start a long-lived remote process (stdin/stdout; stderr discarded)."""
+        conn = await self._connection(self.connect_timeout)
+        try:
+            cmd = await RemoteCommand.spawn(conn, argv)
+        except _LINK_ERRORS as exc:
+            raise TransportError(f"{self.name}: cannot start {argv[0]}: {exc}") from None
+        cmd.drain_stderr()
+        self._procs.add(cmd)
+        return SshProcess(cmd, on_close=self._procs.discard)
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        conn = await self._connection(self.connect_timeout)
+        if self._sftp is None:
+            try:
+                self._sftp = await conn.start_sftp_client()
+            except _LINK_ERRORS as exc:
+                raise TransportError(f"{self.name}: SFTP unavailable: {exc}") from None
+        return self._sftp
+
+    async def read_text(self, path: str) -> str:
+        """Read a text file over SFTP (FileNotFoundError / PermissionError like a local read)."""
+        sftp = await self._sftp_client()
+        try:
+            async with sftp.open(path, "rb") as f:
+                data = await f.read()
+        except asyncssh.SFTPError as exc:
+            raise _os_error(exc, path, self.name) from None
+        return cast(bytes, data).decode("utf-8", errors="replace")
+
+    async def write_text(self, path: str, text: str) -> None:
+        """Write a text file over SFTP: temp file in the same folder, mode kept, posix rename."""
+        sftp = await self._sftp_client()
+        folder, base = posixpath.split(path)
+        tmp = posixpath.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            try:
+                mode: int | None = (await sftp.stat(path)).permissions
+            except asyncssh.SFTPNoSuchFile:
+                mode = None
+            attrs = asyncssh.SFTPAttrs(permissions=0o666 if mode is None else mode & 0o7777)
+            async with sftp.open(tmp, "wb", attrs) as f:
+                await f.write(text.encode("utf-8"))
+                with contextlib.suppress(asyncssh.SFTPError):
+                    await f.fsync()
+            if mode is not None:
+                # The server's umask may have narrowed the create mode: set it exactly.
+                await sftp.chmod(tmp, mode & 0o7777)
+            await sftp.posix_rename(tmp, path)
+        except asyncssh.SFTPError as exc:
+            with contextlib.suppress(asyncssh.SFTPError):
+                await sftp.remove(tmp)
+            raise _os_error(exc, path, self.name) from None
+
+    # -- docker ----------------------------------------------------------------------------
+
+    async def docker(self) -> docker.DockerClient:
+        """A docker client on the server's engine, through the socket forwarded over SSH."""
+        async with self._docker_lock:
+            if self._docker is not None:
+                return self._docker
+            conn = await self._connection(self.connect_timeout)
+            if self._forward is None:
+                self._forward = DockerForward()
+                try:
+                    await self._forward.attach(conn)
+                except _LINK_ERRORS as exc:
+                    self._forward.close()
+                    self._forward = None
+                    raise TransportError(
+                        f"{self.name}: cannot forward the docker socket: {exc}"
+                    ) from None
+            try:
+                self._docker = await asyncio.to_thread(build_client, self._forward.local, self.name)
+            except TransportError:
+                problem = await remote_socket_problem(conn, self._forward.remote)
+                if problem is None:
+                    raise
+                from incident_console.transport.base import DockerUnavailable
+
+                raise DockerUnavailable(f"{self.name}: {problem}") from None
+            return self._docker
+
+
+def _os_error(exc: asyncssh.SFTPError, path: str, host: str) -> OSError:
+    if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
+        return FileNotFoundError(2, f"{host}: no such file", path)
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return PermissionError(13, f"{host}: permission denied", path)
+    return OSError(f"{host}: {path}: {exc.reason}")
