@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -122,7 +123,8 @@ class DockerEventsSource(Source):
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-        reader = asyncio.create_task(asyncio.to_thread(pump))
+        # A dedicated thread: a stream held for hours must not occupy the loop's small executor.
+        threading.Thread(target=pump, name="docker-events", daemon=True).start()
         try:
             while True:
                 item = await queue.get()
@@ -135,7 +137,6 @@ class DockerEventsSource(Source):
         finally:
             with contextlib.suppress(Exception):
                 stream.close()
-            reader.cancel()
 
     async def _handle(
         self, client: docker.DockerClient, state: HostState, emit: Emit, event: Mapping[str, Any]
@@ -173,7 +174,7 @@ class DockerEventsSource(Source):
         exit_code = None
         if action == "die":
             with contextlib.suppress(TypeError, ValueError):
-                exit_code = int(attributes.get("exitCode"))
+                exit_code = int(str(attributes.get("exitCode")))
         emit(
             ContainerEvent(
                 time=when, id=cid, name=name, service=service, action=action, exit_code=exit_code

@@ -1,0 +1,224 @@
+"""Container logs for the containers in view: the SDK's follow stream, batched and capped.
+
+One daemon thread per followed container reads `logs(stream=True, follow=True, timestamps=True)`
+(long-lived, so not in the loop's small default executor). Lines land in a bounded buffer;
+the loop takes them every `batch_interval` seconds, sanitizes (they are data, never markup or
+terminal control) and classifies them, and emits LogLine events. A container that logs faster
+than `max_lines_per_batch` per batch loses its oldest lines, replaced by one
+"[… N lines dropped]" line: we never fall behind without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from incident_console.domain.events import LogLine, SourceStatus
+from incident_console.domain.logsignals import classify
+from incident_console.domain.text import sanitize
+from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.inventory import parse_docker_time
+from incident_console.transport.base import Host, TransportError
+
+if TYPE_CHECKING:
+    import docker
+
+    from incident_console.monitor.state import HostState
+
+
+class _Buffer:
+    """Lines read by one follower thread, bounded, with a count of what did not fit."""
+
+    def __init__(self, cap: int) -> None:
+        self.lock = threading.Lock()
+        self.lines: deque[tuple[float | None, str]] = deque(maxlen=cap)
+        self.count = 0
+
+    def add(self, when: float | None, text: str) -> None:
+        with self.lock:
+            self.lines.append((when, text))
+            self.count += 1
+
+    def take(self) -> tuple[list[tuple[float | None, str]], int]:
+        with self.lock:
+            items = list(self.lines)
+            dropped = self.count - len(items)
+            self.lines.clear()
+            self.count = 0
+        return items, dropped
+
+
+class _Follower:
+    """One container's log stream, read in its own daemon thread."""
+
+    def __init__(self, client: docker.DockerClient, cid: str, tail: int, since: float | None,
+                 cap: int) -> None:  # fmt: skip
+        self.cid = cid
+        self.buffer = _Buffer(cap)
+        self.last_time: float | None = since
+        self.done = threading.Event()
+        self._stream: Any = None
+        self._stop = False
+        self._thread = threading.Thread(
+            target=self._read, args=(client, tail, since), name=f"logs-{cid[:12]}", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, client: docker.DockerClient, tail: int, since: float | None) -> None:
+        try:
+            kwargs: dict[str, Any] = {"stream": True, "follow": True, "timestamps": True}
+            if since is not None:
+                kwargs["since"] = int(since)
+            else:
+                kwargs["tail"] = tail
+            self._stream = client.api.logs(self.cid, **kwargs)
+            if self._stop:
+                return
+            pending = b""
+            for chunk in self._stream:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._add(raw)
+                if len(pending) > 65536:  # a line with no end: cut it rather than grow
+                    self._add(pending)
+                    pending = b""
+            if pending:
+                self._add(pending)
+        except Exception:  # noqa: BLE001 - removed container, closed socket: end quietly
+            pass
+        finally:
+            self.done.set()
+
+    def _add(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        stamp, _, rest = text.partition(" ")
+        when = parse_docker_time(stamp)
+        if when is None:
+            rest = text
+        else:
+            self.last_time = when
+        self.buffer.add(when, rest)
+
+    def stop(self) -> None:
+        self._stop = True
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+
+
+class LogFollower(Source):
+    """Follows the logs of a changeable set of containers (`follow(ids)`)."""
+
+    name = "logs"
+
+    def __init__(
+        self,
+        tail: int = 200,
+        batch_interval: float = 0.075,
+        max_lines_per_batch: int = 200,
+    ) -> None:
+        """Args:
+        tail: lines of history to show when a container starts being followed.
+        batch_interval: seconds between deliveries to emit.
+        max_lines_per_batch: per container and batch; more are dropped with a marker line.
+        """
+        self.tail = tail
+        self.batch_interval = batch_interval
+        self.max_lines_per_batch = max_lines_per_batch
+        self._wanted: set[str] = set()
+        self._followers: dict[str, _Follower] = {}
+        self._resume: dict[str, float | None] = {}
+
+    def follow(self, ids: Iterable[str]) -> None:
+        """Follow exactly these container ids from now on (others stop)."""
+        self._wanted = set(ids)
+
+    @property
+    def following(self) -> frozenset[str]:
+        """The ids with a live follower."""
+        return frozenset(cid for cid, f in self._followers.items() if not f.done.is_set())
+
+    async def run(self, host: Host, state: HostState, emit: Emit) -> None:
+        """Deliver batches until cancelled; followers stop with it."""
+        try:
+            client = await self._client(host, emit)
+            emit(SourceStatus(time=time.time(), source=self.name, method="docker-logs"))
+            while True:
+                self._reconcile(client, state)
+                self._deliver(state, emit)
+                await asyncio.sleep(self.batch_interval)
+        finally:
+            for follower in self._followers.values():
+                follower.stop()
+            self._followers.clear()
+
+    async def _client(self, host: Host, emit: Emit) -> docker.DockerClient:
+        delay = 2.0
+        while True:
+            try:
+                return await host.docker()
+            except (TransportError, OSError) as exc:
+                emit(
+                    SourceStatus(
+                        time=time.time(),
+                        source=self.name,
+                        method="docker-logs",
+                        ok=False,
+                        detail=f"{one_line(exc)}; retrying in {delay:g} s",
+                    )
+                )
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+
+    def _reconcile(self, client: docker.DockerClient, state: HostState) -> None:
+        for cid in list(self._followers):
+            follower = self._followers[cid]
+            if cid not in self._wanted:
+                follower.stop()
+            if cid not in self._wanted or follower.done.is_set():
+                # Keep where it got to: a restarted container resumes, not replays its tail.
+                self._resume[cid] = follower.last_time
+                if follower.done.is_set():
+                    self._flush_one(follower, state, None)
+                del self._followers[cid]
+        for cid in self._wanted - set(self._followers):
+            view = state.containers.get(cid)
+            if view is not None and (view.gone or view.info.state != "running"):
+                continue  # gone or stopped: follow again once it runs
+            since = self._resume.get(cid)
+            self._followers[cid] = _Follower(
+                client, cid, self.tail, since + 0.001 if since else None, self.max_lines_per_batch
+            )
+
+    def _deliver(self, state: HostState, emit: Emit) -> None:
+        for follower in self._followers.values():
+            self._flush_one(follower, state, emit)
+
+    def _flush_one(self, follower: _Follower, state: HostState, emit: Emit | None) -> None:
+        items, dropped = follower.buffer.take()
+        if emit is None or (not items and not dropped):
+            return
+        view = state.containers.get(follower.cid)
+        name = view.info.name if view else follower.cid[:12]
+        now = time.time()
+        if dropped:
+            first = items[0][0] if items and items[0][0] is not None else now
+            emit(LogLine(time=first, id=follower.cid, container=name,
+                         text=f"[… {dropped} lines dropped]"))  # fmt: skip
+        for when, raw in items:
+            text = sanitize(raw)
+            emit(
+                LogLine(
+                    time=when if when is not None else now,
+                    id=follower.cid,
+                    container=name,
+                    text=text,
+                    signal=classify(text),
+                )
+            )
