@@ -50,6 +50,16 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+def check_project(project: str) -> None:
+    """Refuse a compose project name compose (or a folder name) would not take.
+
+    Raises:
+        LabError: the name is not lowercase letters, digits, '-' and '_'.
+    """
+    if not _PROJECT.match(project):
+        raise LabError(f"bad project name {project!r}: use lowercase letters, digits, - and _")
+
+
 def default_lab_dir(project: str) -> Path:
     """Where a project's files live: <user data dir>/lab/<project>."""
     return Path(platformdirs.user_data_dir("incident-console")) / "lab" / project
@@ -121,8 +131,7 @@ class Lab:
         extra: int = 0,
         leak_kib: int = 1024,
     ) -> None:
-        if not _PROJECT.match(project):
-            raise LabError(f"bad project name {project!r}: use lowercase letters, digits, - and _")
+        check_project(project)
         parse_size(mem_limit)
         if workers < 1 or extra < 0 or leak_kib < 1:
             raise LabError("workers and leak must be positive, extra not negative")
@@ -149,6 +158,7 @@ class Lab:
         Raises:
             LabError: no lab folder for `project`.
         """
+        check_project(project)
         directory = directory or default_lab_dir(project)
         saved = LabSettings.load(directory)
         if saved is None:
