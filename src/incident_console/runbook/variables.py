@@ -1,0 +1,201 @@
+"""Runbook variables: discovered from what the monitor saw, each value with the reason for it.
+
+The service is the compose service whose containers had OOM kills (else `backend`); the compose
+file and project directory come from its container's compose labels; the worker count, the
+max-requests and the memory limit are proposed from the measured per-worker peak RSS. Every
+value can be overridden with `--set key=value`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from incident_console.monitor.state import ContainerView, HostState
+from incident_console.runbook.schema import BUILTIN_VARIABLES, Runbook
+from incident_console.runbook.units import format_size, parse_duration, parse_size
+
+MIB = 1024 * 1024
+
+#: Defaults when nothing was measured: the seed's own values.
+SEED_WORKERS = 2
+SEED_MAX_REQUESTS = 1000
+SEED_JITTER = 50
+SEED_LIMIT = 512 * MIB
+SEED_WATCH = "30m"
+
+
+@dataclass(slots=True)
+class Variables:
+    """Resolved variables and, for each, why it has that value."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: object, why: str) -> None:
+        self.values[name] = "" if value is None else str(value)
+        self.why[name] = why
+
+
+class VariableError(ValueError):
+    """A `--set` that names no variable or gives a bad value."""
+
+
+def parse_sets(pairs: list[str] | tuple[str, ...], runbook: Runbook) -> dict[str, str]:
+    """`["watch=90s"]` -> {"watch": "90s"}; unknown names and bad durations raise VariableError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise VariableError(f"--set {pair!r}: expected key=value")
+        if name not in runbook.known_variables:
+            known = ", ".join(sorted(runbook.known_variables))
+            raise VariableError(f"--set {name}: no such variable (known: {known})")
+        if name == "watch":
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise VariableError(f"--set watch: {exc}") from None
+        out[name] = value
+    return out
+
+
+def _oom_service(state: HostState) -> str:
+    counts = Counter(k.service for k in state.oom_kills if k.service)
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+def _worker_figures(
+    view: ContainerView | None, state: HostState, service: str
+) -> tuple[int, int, int]:
+    """(current workers, per-worker peak RSS, master RSS) from what the monitor measured."""
+    if view is None:
+        return 0, 0, 0
+    procs = list(view.processes.processes) if view.processes else []
+    gunicorn = [p for p in procs if "gunicorn" in p.name or "python" in p.name]
+    master_pid = min((p.pid for p in gunicorn), default=None)
+    master_rss = next((p.rss_bytes for p in gunicorn if p.pid == master_pid), 0)
+    workers = max(0, len(gunicorn) - 1)
+    peaks = [rss for pid, rss in view.peak_rss.items() if pid != master_pid]
+    # A worker the kernel killed was at its biggest when it died: the kill line says how big.
+    peaks += [
+        k.anon_rss_bytes for k in state.oom_kills if k.service == service and k.anon_rss_bytes
+    ]
+    return workers, max(peaks, default=0), master_rss
+
+
+def _advice(limit: int, worker_peak: int, master: int, current: int) -> tuple[int, int, str]:
+    """(workers, limit bytes, why) using domain/advice.py when present."""
+    try:
+        from incident_console.domain import advice  # type: ignore[attr-defined]
+
+        workers = int(advice.suggest_workers(limit, worker_peak, master))
+        new_limit = int(advice.suggest_limit(workers, worker_peak, master))
+        return workers, new_limit, "domain.advice"
+    except (ImportError, AttributeError, TypeError):
+        pass
+    # Halve the workers like the seed did, but never more than the limit holds at peak.
+    workers = max(1, (current or 4) // 2)
+    if limit and worker_peak:
+        workers = max(1, min(workers, (limit - master) // worker_peak))
+    new_limit = master + workers * worker_peak + 64 * MIB if worker_peak else SEED_LIMIT
+    new_limit = max(new_limit, limit, 128 * MIB)
+    return workers, new_limit, "halve the workers; fit them at their measured peak"
+
+
+def discover(
+    state: HostState,
+    runbook: Runbook,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    host_name: str = "",
+    probes: list[str] | None = None,
+) -> Variables:
+    """Every variable the runbook may use, from the runbook's defaults, the host and `--set`."""
+    overrides = dict(overrides or {})
+    v = Variables()
+    v.set("host", host_name or state.name, "the host the console is connected to")
+    oom_service = _oom_service(state)
+    if "service" in overrides:
+        v.set("service", overrides["service"], "--set")
+    elif oom_service:
+        n = sum(1 for k in state.oom_kills if k.service == oom_service)
+        v.set("service", oom_service, f"{n} OOM kill(s) were attributed to it")
+    else:
+        v.set("service", "backend", "no OOM kill attributed yet: the seed's backend")
+    service = v.values["service"]
+    views = state.service_containers(service)
+    view = views[0] if views else None
+    info = view.info if view else None
+    v.set("container", info.name if info else "", "the service's running container")
+    v.set("project", info.project if info else "", "label com.docker.compose.project")
+    workdir = info.working_dir if info else ""
+    v.set("project_dir", workdir, "label com.docker.compose.project.working_dir")
+    compose_file = ""
+    if info and info.config_files:
+        compose_file = info.config_files[0]
+        if workdir and not os.path.isabs(compose_file):
+            compose_file = os.path.join(workdir, compose_file)
+    v.set("compose_file", compose_file, "label com.docker.compose.project.config_files")
+    v.set("health_url", (probes or [""])[0], "the first URL the console probes")
+    v.set("watch", SEED_WATCH, "the seed watched 30 minutes after the fix")
+
+    limit = info.memory_limit_bytes if info else 0
+    current, worker_peak, master = _worker_figures(view, state, service)
+    v.set(
+        "current_workers",
+        current or "",
+        f"{current} worker processes seen" if current else "no processes measured",
+    )
+    v.set(
+        "worker_peak",
+        format_size(worker_peak) if worker_peak else "",
+        "largest RSS a worker reached (process samples and kill lines)",
+    )
+    if worker_peak:
+        workers, new_limit, how = _advice(limit, worker_peak, master, current)
+        measured = (
+            f"workers peaked at {worker_peak // MIB} MiB, master {master // MIB} MiB, "
+            f"limit now {limit // MIB if limit else 'none'} MiB"
+        )
+        v.set("workers", workers, f"{measured}: {how}")
+        v.set(
+            "mem_limit",
+            format_size(new_limit),
+            f"{workers} x {worker_peak // MIB} MiB + master + 64 MiB headroom ({how})",
+        )
+    else:
+        v.set(
+            "workers",
+            max(1, current // 2) if current else SEED_WORKERS,
+            "nothing measured: half the workers seen (the seed: 4 -> 2)",
+        )
+        v.set(
+            "mem_limit",
+            format_size(max(limit, SEED_LIMIT)),
+            "nothing measured: the seed's 512M (or the current limit if larger)",
+        )
+    limit_now = parse_size(v.values["mem_limit"])
+    v.set("mem_reservation", format_size(limit_now // 2), "half the limit (the seed: 512M/256M)")
+    v.set(
+        "memory_target",
+        format_size(int(limit_now * 0.9)),
+        "90% of the limit: the service stays clear of it",
+    )
+    v.set("max_requests", SEED_MAX_REQUESTS, "the seed's value: recycle before a worker grows")
+    v.set("max_requests_jitter", SEED_JITTER, "so workers do not all restart at once")
+
+    for name, decl in runbook.variables.items():
+        # The runbook author's default wins over what was discovered; --set wins over both.
+        if decl.default is not None:
+            v.set(
+                name, decl.default, decl.why or BUILTIN_VARIABLES.get(name, "the runbook's default")
+            )
+    for name, value in overrides.items():
+        v.set(name, value, "--set")
+    for name in runbook.known_variables:
+        v.values.setdefault(name, "")
+    return v
