@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from incident_console.cli import fail
+
+def fail(message: str) -> None:
+    """cli.fail, imported late: cli.py imports this module, and a cycle hides its types."""
+    from incident_console.cli import fail as cli_fail
+
+    cli_fail(message)
+
 
 _project = click.option(
     "--project", default="icl", show_default=True, help="Compose project name of the lab."
