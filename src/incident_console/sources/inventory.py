@@ -61,9 +61,11 @@ def _dict(value: object) -> Mapping[str, Any]:
 
 
 def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return 0
 
 

@@ -11,7 +11,7 @@
 #           S PSI_SOME_AVG10 PSI_FULL_AVG10                 when /proc/pressure/memory reads
 #           C KEY USAGE INACTIVE_FILE LIMIT CPU SWAP        "-" where a file did not read
 #           X KEY                                           the container's usage did not read
-#           P KEY PID VMRSS_KB NAME                         every 5th tick, per process
+#           P KEY PID VMRSS_KB NAME                         every 5th tick and after a set
 #           E
 #
 # Values are printed as read (strings): awk's doubles would mangle 2^63-sized limits.
@@ -113,7 +113,9 @@ function frame(    i, up) {
     meminfo()
     pressure()
     for (i = 0; i < count; i++) container(keys[i], mdirs[i], cdirs[i])
-    if (ticks % 5 == 1) {
+    # Every 5th tick, and on the first after a "set": a new container shows its workers now.
+    if (ticks % 5 == 1 || fresh) {
+        fresh = 0
         for (i = 0; i < count; i++) processes(keys[i], mdirs[i])
     }
     print "E"
@@ -124,6 +126,7 @@ BEGIN { count = 0; ticks = 0; if (mode == "") mode = "v1" }
 
 $1 == "set" {
     count = 0
+    fresh = 1
     for (i = 2; i + 2 <= NF; i += 3) {
         keys[count] = $i; mdirs[count] = $(i + 1); cdirs[count] = $(i + 2); count++
     }

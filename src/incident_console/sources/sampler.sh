@@ -7,6 +7,7 @@ set -f  # the folder list is split on spaces: never glob it
 mode=${1:-v1}
 list=
 ticks=0
+fresh=0
 
 first() {
     r=-
@@ -94,7 +95,8 @@ frame() {
         container "$1" "$2" "$3"
         shift 3
     done
-    if [ $((ticks % 5)) -eq 1 ]; then
+    if [ $((ticks % 5)) -eq 1 ] || [ "$fresh" = 1 ]; then
+        fresh=0
         set -- $list
         while [ $# -ge 3 ]; do
             processes "$1" "$2"
@@ -106,7 +108,7 @@ frame() {
 
 while read -r _cmd _args; do
     case $_cmd in
-        set) list=$_args ;;
+        set) list=$_args; fresh=1 ;;
         tick) frame ;;
         quit) exit 0 ;;
     esac

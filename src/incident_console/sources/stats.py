@@ -76,6 +76,9 @@ class StatsSource(Source):
         self._api_cpu: dict[str, tuple[float, int]] = {}
         #: The container ids the running sampler was last told about (for tests and the UI).
         self.sampled_ids: frozenset[str] = frozenset()
+        #: The running sampler and how many were started (a restart shows in the count).
+        self.process: Process | None = None
+        self.starts = 0
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Detect the layout, then keep a sampler running (restarting it when it dies)."""
@@ -137,6 +140,8 @@ class StatsSource(Source):
     async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:
         mode = "v2" if self.version == "2" else "v1"
         proc = await host.start(sampler_argv(method, mode, self.mawk))
+        self.process = proc
+        self.starts += 1
         announced = False
         try:
             dirs: dict[str, tuple[str, str]] | None = None
