@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,18 @@ from incident_console.transport.base import ConnectionState, LinkState
 from incident_console.transport.ssh import SshHost
 
 TICKER = ["sh", "-c", 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done']
+
+
+def _docker_works() -> bool:
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is None or done.returncode != 0:
+        if IN_CI:
+            pytest.fail("docker engine not available in CI")
+        return False
+    return True
 
 
 @pytest.fixture
@@ -74,6 +87,7 @@ async def test_server_killed_mid_stream_reconnects_and_stream_resumes(
     consumer = asyncio.create_task(_collect(host, queue))
     try:
         assert len(await _next_lines(queue, 3, 15)) == 3
+        docker_client = await host.docker() if _docker_works() else None
 
         killed_at = time.time()
         own_sshd.stop()  # the daemon and its session processes, SIGKILL
@@ -93,6 +107,11 @@ async def test_server_killed_mid_stream_reconnects_and_stream_resumes(
         fresh = await _next_lines(queue, 3, 30)
         assert all(line.startswith("tick ") for line in fresh)
         assert not consumer.done()
+
+        if docker_client is not None:
+            # The forward came back on the same local path: the old client still works.
+            assert await asyncio.to_thread(docker_client.ping)
+            assert await host.docker() is docker_client
     finally:
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
