@@ -1,0 +1,1 @@
+"""`incident-console watch`: the seed's unattended monitor, with guarded auto-remediation."""
