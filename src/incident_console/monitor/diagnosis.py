@@ -1,0 +1,250 @@
+"""Findings from a HostState: what `diagnose` prints and the runbook's diagnose steps read.
+
+Pure logic over the state (no I/O): each finding has a severity. `critical` (an OOM kill in
+the window, an unhealthy or restarting container, a failing probe, memory nearly exhausted)
+makes the verdict `problems`; `warning` and `info` do not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from incident_console.domain.durations import format_bytes, format_duration
+from incident_console.domain.events import OomConstraint, OomKill
+from incident_console.domain.forecast import Forecast, time_to_limit
+from incident_console.monitor.state import ContainerView, HostState
+
+#: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
+NO_LIMIT = 1 << 60
+#: Host memory (available + free swap) under this share of the total is "nearly exhausted".
+HOST_MEMORY_CRITICAL = 0.05
+#: sshd at or below this oom_score_adj is protected from the OOM killer.
+SSHD_PROTECTED_ADJ = -500
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing the engineer should know, in one line."""
+
+    severity: str  # critical | warning | info
+    summary: str
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    """The verdict on a host and the evidence behind it."""
+
+    host: str
+    findings: list[Finding] = field(default_factory=list)
+    sshd_oom_score_adj: list[int] | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "problems" if any(f.severity == "critical" for f in self.findings) else "healthy"
+
+
+def memory_limit(view: ContainerView) -> int:
+    """The limit in effect (0 when none): the sampler's figure, else docker inspect's."""
+    latest = view.latest
+    limit = latest.memory_limit_bytes if latest else 0
+    if not limit or limit >= NO_LIMIT:
+        limit = view.info.memory_limit_bytes
+    return 0 if limit >= NO_LIMIT else limit
+
+
+def container_forecast(view: ContainerView, now: float | None = None) -> Forecast | None:
+    """Time until the container reaches its limit at the recent growth rate (None: no limit)."""
+    limit = memory_limit(view)
+    if not limit:
+        return None
+    points = [(s.time, float(s.memory_used_bytes)) for s in view.samples]
+    return time_to_limit(points, float(limit))
+
+
+def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[Finding]:
+    findings: list[Finding] = []
+    groups: Counter[tuple[str, str]] = Counter()
+    for kill in kills:
+        where = kill.service or kill.container or (kill.container_id[:12] or "host")
+        groups[(where, kill.constraint.value)] += 1
+    for (where, constraint), count in groups.most_common():
+        procs = Counter(
+            k.process
+            for k in kills
+            if (k.service or k.container) == where
+            or (not (k.service or k.container) and where in (k.container_id[:12], "host"))
+        )
+        what = ", ".join(f"{n} {p}" for p, n in procs.most_common(3))
+        if constraint == OomConstraint.LIMIT.value:
+            views = state.service_containers(where) or [
+                v for v in state.containers.values() if v.info.name == where
+            ]
+            limit = memory_limit(views[0]) if views else 0
+            at = f" at the {format_bytes(limit)} limit" if limit else " at its cgroup limit"
+            trend = ""
+            if views:
+                forecast = container_forecast(views[0])
+                if forecast is not None and forecast.status == "growing":
+                    trend = f", memory growing {format_bytes(forecast.slope_bytes_per_s * 60)}/min"
+            summary = f"{count} OOM kill(s) in {where} {window}{at} ({what}){trend}"
+        elif constraint == OomConstraint.GLOBAL.value:
+            summary = f"{count} host-wide OOM kill(s) {window} hit {where} ({what}): the host ran out of memory"
+        else:
+            summary = f"{count} OOM kill(s) {window} in {where} ({what})"
+        findings.append(Finding("critical", summary))
+    return findings
+
+
+def diagnose_state(
+    state: HostState,
+    *,
+    since: float | None = None,
+    now: float | None = None,
+    sshd_oom_score_adj: list[int] | None = None,
+) -> Diagnosis:
+    """Judge a host from what its monitor has seen."""
+    now = time.time() if now is None else now
+    diagnosis = Diagnosis(host=state.name, sshd_oom_score_adj=sshd_oom_score_adj)
+    add = diagnosis.findings.append
+    window = f"in the last {format_duration(now - since)}" if since else "since boot"
+
+    kills = [k for k in state.oom_kills if since is None or k.time >= since]
+    diagnosis.findings.extend(_kill_summary(kills, state, window))
+
+    for view in sorted(state.containers.values(), key=lambda v: v.info.name):
+        info = view.info
+        if view.gone:
+            continue
+        if info.health == "unhealthy":
+            output = f": {info.last_probe_output.strip()[:120]}" if info.last_probe_output else ""
+            add(
+                Finding(
+                    "critical",
+                    f"{info.name} is unhealthy (failing streak {info.failing_streak}){output}",
+                )
+            )
+        if info.state == "restarting":
+            add(Finding("critical", f"{info.name} is restarting (restarted {info.restarts} times)"))
+        elif info.state in ("exited", "dead") and info.restart_policy not in ("", "no"):
+            add(
+                Finding(
+                    "critical",
+                    f"{info.name} is {info.state} despite restart policy {info.restart_policy}",
+                )
+            )
+        if info.state == "running" and not memory_limit(view):
+            add(Finding("warning", f"{info.name} has no memory limit: it can take the whole host"))
+        forecast = container_forecast(view)
+        if (
+            forecast is not None
+            and forecast.seconds_to_limit is not None
+            and forecast.status == "growing"
+        ):
+            add(Finding("warning", f"{info.name} reaches its memory limit {forecast.describe()}"))
+
+    for url, history in sorted(state.probes.items()):
+        if history and not history[-1].ok:
+            last = history[-1]
+            got = f"HTTP {last.status}" if last.status is not None else (last.error or "no answer")
+            add(Finding("critical", f"probe {url} fails: {got}"))
+
+    if state.memory:
+        mem = state.memory[-1]
+        left = mem.available_bytes + mem.swap_free_bytes
+        total = mem.total_bytes + mem.swap_total_bytes
+        if total and left / total < HOST_MEMORY_CRITICAL:
+            add(
+                Finding(
+                    "critical",
+                    f"host memory nearly exhausted: {format_bytes(left)} left of {format_bytes(total)}",
+                )
+            )
+        if mem.swap_total_bytes == 0:
+            add(Finding("warning", "no swap: a memory spike goes straight to the OOM killer"))
+
+    if sshd_oom_score_adj is not None:
+        if not sshd_oom_score_adj:
+            add(Finding("info", "no sshd process found to check its OOM protection"))
+        elif max(sshd_oom_score_adj) > SSHD_PROTECTED_ADJ:
+            add(
+                Finding(
+                    "warning",
+                    f"sshd is not protected from the OOM killer (oom_score_adj {max(sshd_oom_score_adj)}): "
+                    "you may lose the way in during the next incident",
+                )
+            )
+        else:
+            add(
+                Finding(
+                    "info",
+                    f"sshd is protected from the OOM killer (oom_score_adj {min(sshd_oom_score_adj)})",
+                )
+            )
+
+    for source in state.sources.values():
+        if not source.ok:
+            add(Finding("info", f"{source.source}: {source.detail or source.method}"))
+    return diagnosis
+
+
+def diagnosis_json(
+    diagnosis: Diagnosis, state: HostState, since: float | None = None
+) -> dict[str, Any]:
+    """The `diagnose --json` document (keys fixed by the issue)."""
+    mem = state.memory[-1] if state.memory else None
+    containers = []
+    for view in sorted(state.containers.values(), key=lambda v: v.info.name):
+        if view.gone:
+            continue
+        latest = view.latest
+        containers.append(
+            {
+                "id": view.info.id,
+                "name": view.info.name,
+                "service": view.info.service,
+                "state": view.info.state,
+                "health": view.info.health,
+                "restarts": view.info.restarts,
+                "memory_used_bytes": latest.memory_used_bytes if latest else None,
+                "memory_limit_bytes": memory_limit(view) or None,
+                "cpu_percent": round(latest.cpu_percent, 2) if latest else None,
+            }
+        )
+    kills = [k for k in state.oom_kills if since is None or k.time >= since]
+    return {
+        "host": diagnosis.host,
+        "verdict": diagnosis.verdict,
+        "findings": [{"severity": f.severity, "summary": f.summary} for f in diagnosis.findings],
+        "memory": {
+            "total_bytes": mem.total_bytes if mem else None,
+            "available_bytes": mem.available_bytes if mem else None,
+            "swap_total_bytes": mem.swap_total_bytes if mem else None,
+            "swap_free_bytes": mem.swap_free_bytes if mem else None,
+        },
+        "containers": containers,
+        "oom_kills": [
+            {
+                "time": k.time,
+                "pid": k.pid,
+                "process": k.process,
+                "container_id": k.container_id,
+                "container": k.container,
+                "service": k.service,
+                "constraint": k.constraint.value,
+                "anon_rss_bytes": k.anon_rss_bytes,
+            }
+            for k in kills
+        ],
+        "probes": [
+            {"url": url, "status": h[-1].status, "latency_ms": h[-1].latency_ms}
+            for url, h in sorted(state.probes.items())
+            if h
+        ],
+        "sources": {
+            name: {"method": s.method, "ok": s.ok, "detail": s.detail}
+            for name, s in state.sources.items()
+        },
+    }
