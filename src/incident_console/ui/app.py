@@ -1,0 +1,353 @@
+"""The Textual console: one dashboard per host, fed by monitors handed to the constructor.
+
+The app never talks SSH or docker: it reads HostState snapshots (at most 10 times a second,
+and only when ``state.version`` moved) and posts intents (restart a container, open a runbook)
+back to the monitor, which journals them and refuses them in read-only mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from incident_console.config import Settings
+from incident_console.domain.events import Event, OomKill
+from incident_console.locations import builtin_theme_dirs, user_theme_dir
+from incident_console.transport.base import command_line
+from incident_console.ui import format as fmt
+from incident_console.ui.commands import ConsoleCommands, PaletteCommand, build_command_table
+from incident_console.ui.messages import HostEventPosted
+from incident_console.ui.protocol import MonitorLike
+from incident_console.ui.screens.confirm import ConfirmScreen
+from incident_console.ui.screens.detail import ContainerDetailScreen
+from incident_console.ui.screens.help import HelpScreen
+from incident_console.ui.themes import DEFAULT_THEME, LoadedTheme, fallback_theme, load_themes
+from incident_console.ui.widgets.containers import ContainersTable
+from incident_console.ui.widgets.dashboard import HostDashboard
+from incident_console.ui.widgets.header import FleetRow
+from incident_console.ui.widgets.logs import LogPane
+
+#: Widgets redraw at most this often; the monitors' events arrive much faster in bursts.
+REFRESH_INTERVAL_S = 0.1
+DEFAULT_RUNBOOK = "oom-after-deploy"
+MUTATING_ACTIONS = frozenset({"restart"})
+
+
+class IncidentApp(App[int]):
+    """The console. Build it with :func:`make_app`."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "incident-console"
+    COMMANDS: ClassVar = {ConsoleCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="help", tooltip="Every key of this screen"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="filter",
+            tooltip="Filter the containers (or the logs, when focused)",
+        ),
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Palette",
+            id="palette",
+            tooltip="Hosts, containers, runbooks, themes, actions",
+        ),
+        Binding("tab", "focus_next", "Next pane", id="next_pane", tooltip="Move to the next pane"),
+        Binding(
+            "shift+tab",
+            "focus_previous",
+            "Prev pane",
+            id="previous_pane",
+            show=False,
+            tooltip="Move to the previous pane",
+        ),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            id="back",
+            show=False,
+            tooltip="Close the prompt, clear the filter, or go back",
+        ),
+        Binding(
+            "q", "quit", "Quit", id="quit", tooltip="Leave the console (the server is untouched)"
+        ),
+        Binding(
+            "r",
+            "restart",
+            "Restart",
+            id="restart",
+            tooltip="Restart the selected container (asks first, shows the command)",
+        ),
+        Binding("b", "runbook", "Runbook", id="runbook", tooltip="Walk through the OOM runbook"),
+        Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Switch to the next theme"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        monitors: Sequence[MonitorLike],
+        *,
+        themes: Sequence[LoadedTheme],
+        theme_errors: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+        start_monitors: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.monitors = list(monitors)
+        self.clock = clock
+        self.start_monitors = start_monitors
+        self.messages_at_start = list(theme_errors)
+        self.glyphs: dict[str, str] = {}
+        for loaded in themes or [fallback_theme()]:
+            self.register_theme(loaded.theme)
+            self.glyphs[loaded.theme.name] = loaded.glyphs
+        self.theme_names = list(self.glyphs)
+        wanted = settings.theme if settings.theme in self.glyphs else DEFAULT_THEME
+        if settings.theme not in self.glyphs:
+            self.messages_at_start.append(f"unknown theme {settings.theme!r}: using {wanted}")
+        self.theme = wanted if wanted in self.glyphs else self.theme_names[0]
+        self.set_keymap(settings.keymap)
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    # Layout and the refresh loop -------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        glyphs = fmt.PLAIN if self.glyphs.get(self.theme) == "plain" else fmt.BLOCKS
+        if len(self.monitors) > 1:
+            yield FleetRow(id="fleet")
+            with TabbedContent(id="hosts"):
+                for index, monitor in enumerate(self.monitors):
+                    with TabPane(fmt.clean(monitor.host.name), id=f"host-{index}"):
+                        yield HostDashboard(
+                            monitor, read_only=self.is_read_only(monitor), glyphs=glyphs
+                        )
+        else:
+            yield HostDashboard(
+                self.monitors[0], read_only=self.is_read_only(self.monitors[0]), glyphs=glyphs
+            )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for monitor in self.monitors:
+            name = monitor.host.name
+            self._unsubscribe.append(monitor.subscribe(functools.partial(self._on_event, name)))
+            if self.start_monitors:
+                self._start_monitor(monitor)
+        for message in self.messages_at_start:
+            self.notify(message, severity="warning", timeout=10)
+        self.refresh_views(force=True)
+        self.set_interval(REFRESH_INTERVAL_S, self.refresh_views)
+        self.query_one(ContainersTable).focus()
+
+    def refresh_views(self, force: bool = False) -> None:
+        """Redraw what changed since the last call, in one batch."""
+        now = self.clock()
+        with self.batch_update():
+            for dashboard in self.query(HostDashboard):
+                dashboard.update_view(now, force=force)
+            for fleet in self.query(FleetRow):
+                fleet.show(self.monitors, now)
+            if isinstance(self.screen, ContainerDetailScreen):
+                self.screen.update_view(now, force=force)
+
+    @work(group="monitors", exit_on_error=False)
+    async def _start_monitor(self, monitor: MonitorLike) -> None:
+        try:
+            await monitor.start()
+        except Exception as error:  # noqa: BLE001 - any failure becomes one line on screen
+            self.notify(
+                f"{monitor.host.name}: {fmt.clean(str(error))}", severity="error", timeout=30
+            )
+
+    def _on_event(self, host: str, event: Event) -> None:
+        if isinstance(event, OomKill):
+            self.post_message(HostEventPosted(host, event))
+
+    @on(HostEventPosted)
+    def _notify_oom(self, message: HostEventPosted) -> None:
+        kill = message.event
+        assert isinstance(kill, OomKill)
+        who = kill.container or "host"
+        self.notify(
+            Content(
+                f"{message.host}: {who} ({kill.service or '-'}) {kill.process} pid {kill.pid}"
+                f" rss {fmt.size(kill.anon_rss_bytes)} [{kill.constraint.value}]"
+            ).plain,
+            title="OOM kill",
+            severity="error",
+            markup=False,
+            timeout=15,
+        )
+
+    # Where the user is -------------------------------------------------------------------------
+
+    def is_read_only(self, monitor: MonitorLike) -> bool:
+        """Read-only by flag, config, or for this host."""
+        return self.settings.read_only or monitor.read_only
+
+    @property
+    def active_dashboard(self) -> HostDashboard:
+        """The dashboard of the host in view."""
+        if len(self.monitors) > 1:
+            pane = self.query_one(TabbedContent).active_pane
+            if pane is not None:
+                return pane.query_one(HostDashboard)
+        return self.query_one(HostDashboard)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # False removes the binding (footer, help, key): read-only has no mutating keys at all.
+        if action in MUTATING_ACTIONS:
+            try:
+                return not self.active_dashboard.read_only
+            except Exception:  # noqa: BLE001 - before compose there is nothing to mutate
+                return False
+        return True
+
+    @on(TabbedContent.TabActivated)
+    def _host_switched(self) -> None:
+        self.refresh_bindings()
+
+    @on(ContainersTable.DetailRequested)
+    def _open_detail(self, message: ContainersTable.DetailRequested) -> None:
+        dashboard = self.active_dashboard
+        self.open_detail(dashboard.monitor, message.container_id)
+
+    def open_detail(self, monitor: MonitorLike, container_id: str) -> None:
+        """Show the detail screen of a container."""
+        screen = ContainerDetailScreen(monitor, container_id, read_only=self.is_read_only(monitor))
+        self.push_screen(screen)
+
+    # Actions -----------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        bindings = [active.binding for active in self.screen.active_bindings.values()]
+        # The keys of panes that are not focused right now belong to this screen too.
+        for pane in self.screen.query(LogPane):
+            keys = {b.key for b in bindings}
+            bindings += [b for b in pane.BINDINGS if isinstance(b, Binding) and b.key not in keys]
+            break
+        self.push_screen(HelpScreen(bindings))
+
+    def action_filter(self) -> None:
+        self.active_dashboard.open_filter()
+
+    def action_escape_pane(self) -> None:
+        dashboard = self.active_dashboard
+        if not dashboard.close_prompt() and dashboard.table.filter_text:
+            dashboard.table.filter_text = ""
+
+    async def action_quit(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        for monitor in self.monitors:
+            with contextlib.suppress(Exception):
+                await monitor.stop()
+        self.exit(0)
+
+    def action_cycle_theme(self) -> None:
+        names = self.theme_names
+        self.set_theme(
+            names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+        )
+
+    def set_theme(self, name: str) -> None:
+        """Switch theme (and the glyphs the theme asks for)."""
+        self.theme = name
+        glyphs = fmt.PLAIN if self.glyphs.get(name) == "plain" else fmt.BLOCKS
+        for dashboard in self.query(HostDashboard):
+            dashboard.set_glyphs(glyphs)
+        self.refresh_views()
+
+    def action_restart(self) -> None:
+        dashboard = self.active_dashboard
+        view = dashboard.monitor.state.containers.get(dashboard.selected_id or "")
+        if view is None or dashboard.read_only:
+            return
+        name = fmt.clean(view.info.name)
+        action = Content.assemble(
+            "docker engine API: ",
+            ("POST /containers/", "bold"),
+            (view.info.id[:12], "bold"),
+            ("/restart", "bold"),
+            "\nthe same as: ",
+            (command_line(["docker", "restart", view.info.name]), "bold"),
+        )
+        detail = Content(f"on {dashboard.monitor.host.name}; journaled with your user name")
+        monitor = dashboard.monitor
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._restart(monitor, view.info.id, name)
+
+        self.push_screen(ConfirmScreen(f"Restart {name}?", action, detail), confirmed)
+
+    @work(group="intents", exit_on_error=False)
+    async def _restart(self, monitor: MonitorLike, container_id: str, name: str) -> None:
+        try:
+            await monitor.restart_container(container_id)
+        except Exception as error:  # noqa: BLE001 - shown, never a crash
+            self.notify(f"restart {name} failed: {fmt.clean(str(error))}", severity="error")
+        else:
+            self.notify(f"restarted {name}")
+
+    def action_runbook(self, name: str = DEFAULT_RUNBOOK) -> None:
+        try:
+            from incident_console.ui.screens.runbook import RunbookScreen
+        except ImportError:
+            self.notify("the runbook screen is not available in this build", severity="warning")
+            return
+        self.push_screen(RunbookScreen(self.active_dashboard.monitor, name))
+
+    def command_table(self) -> list[PaletteCommand]:
+        """Every palette entry: hosts, containers, runbooks, themes, actions."""
+        return build_command_table(self, DEFAULT_RUNBOOK)
+
+
+def make_app(
+    settings: Settings,
+    monitors: Sequence[MonitorLike],
+    *,
+    clock: Callable[[], float] = time.time,
+    start_monitors: bool = True,
+    theme_dirs: Iterable[Path] | None = None,
+) -> IncidentApp:
+    """Build the console: the one factory used by the CLI and by the tests.
+
+    Args:
+        settings: the config (theme, read-only, keymap); command-line flags already applied.
+        monitors: one per host, in tab order (at least one).
+        clock: the time source (tests freeze it).
+        start_monitors: start each monitor when the app mounts (the CLI may start them itself).
+        theme_dirs: where to read themes; default: shipped, user folder, then settings.theme_dirs.
+    """
+    if not monitors:
+        raise ValueError("the console needs at least one host")
+    folders = (
+        list(theme_dirs)
+        if theme_dirs is not None
+        else [*builtin_theme_dirs(), user_theme_dir(), *settings.theme_dirs]
+    )
+    themes, errors = load_themes(folders)
+    return IncidentApp(
+        settings,
+        monitors,
+        themes=themes,
+        theme_errors=errors,
+        clock=clock,
+        start_monitors=start_monitors,
+    )

@@ -1,0 +1,245 @@
+"""A data source with no server behind it: FakeMonitor, and a fixed demo incident.
+
+Tests fill a FakeMonitor's HostState and post events to it; snapshot tests use
+:func:`demo_monitor` with a fixed clock so every screenshot is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from incident_console.domain.events import (
+    ContainerEvent,
+    ContainerInfo,
+    ContainerProcesses,
+    ContainerSample,
+    Event,
+    HealthChange,
+    HostMemory,
+    LinkChange,
+    LogLine,
+    LogSignal,
+    OomConstraint,
+    OomKill,
+    ProbeResult,
+    ProcessRss,
+    SourceStatus,
+)
+from incident_console.monitor.state import HostState
+from incident_console.transport.base import ConnectionState, LinkState
+
+MiB = 1024 * 1024
+#: 2024-03-14 03:12:00 UTC: the demo incident's "now".
+DEMO_NOW = 1710385920.0
+
+
+@dataclass
+class FakeHost:
+    """A host that is only a name and a link state."""
+
+    name: str
+    state: ConnectionState = field(
+        default_factory=lambda: ConnectionState(LinkState.CONNECTED, since=DEMO_NOW)
+    )
+
+
+class FakeMonitor:
+    """A MonitorLike whose state tests fill by hand; intents are recorded, not executed."""
+
+    def __init__(self, name: str = "local", *, read_only: bool = False) -> None:
+        self.host = FakeHost(name)
+        self.state = HostState(name=name, link="connected", link_since=DEMO_NOW)
+        self.read_only = read_only
+        self.restarted: list[str] = []
+        self.followed: list[list[str] | None] = []
+        self.started = False
+        self.stopped = False
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `callback` with every event posted."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def post(self, event: Event) -> None:
+        """Apply `event` to the state and publish it, as HostMonitor.record does."""
+        self.state.apply(event)
+        for callback in list(self._subscribers):
+            callback(event)
+
+    def set_link(self, link: ConnectionState) -> None:
+        """Change the link state (header and stale panes follow)."""
+        self.host.state = link
+        self.post(LinkChange(time=link.since, state=link.state.value, reason=link.reason))
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def restart_container(self, container_id: str) -> None:
+        if self.read_only:
+            raise PermissionError("read-only")
+        self.restarted.append(container_id)
+
+    def follow_logs(self, container_ids: Iterable[str] | None) -> None:
+        self.followed.append(None if container_ids is None else list(container_ids))
+
+
+def _cid(name: str) -> str:
+    return (name.encode().hex() * 8)[:64]
+
+
+def demo_monitor(
+    name: str = "prod", *, now: float = DEMO_NOW, read_only: bool = False, containers: int = 5
+) -> FakeMonitor:
+    """A host in the middle of the incident: a leaking backend near its limit, two OOM kills."""
+    monitor = FakeMonitor(name, read_only=read_only)
+    monitor.host.state = ConnectionState(LinkState.CONNECTED, since=now - 600)
+    post = monitor.post
+    post(SourceStatus(time=now - 600, source="stats", method="awk-sampler"))
+    post(SourceStatus(time=now - 600, source="kernel_log", method="dmesg"))
+    specs = [
+        ("app-backend-1", "backend", 512, 470, 4, "unhealthy"),
+        ("app-frontend-1", "frontend", 256, 80, 0, "healthy"),
+        ("app-db-1", "db", 1024, 300, 0, "healthy"),
+        ("app-redis-1", "redis", 0, 12, 0, ""),
+        ("app-proxy-1", "proxy", 128, 20, 0, "healthy"),
+    ]
+    for i in range(5, containers):
+        specs.append((f"app-worker-{i}", f"worker{i}", 256, 40 + i, 0, "healthy"))
+    for name_, service, limit_mib, used_mib, restarts, health in specs:
+        cid = _cid(name_)
+        post(
+            ContainerInfo(
+                time=now - 3600,
+                id=cid,
+                name=name_,
+                image=f"app/{service}:1.4",
+                state="running",
+                health=health,
+                failing_streak=3 if health == "unhealthy" else 0,
+                last_probe_output="curl: (28) Operation timed out" if health == "unhealthy" else "",
+                restarts=restarts,
+                started_at=now - 900,
+                created_at=now - 3600,
+                memory_limit_bytes=limit_mib * MiB,
+                restart_policy="unless-stopped",
+                project="app",
+                service=service,
+                working_dir="/srv/app",
+                config_files=("/srv/app/docker-compose.prod.yml",),
+                environment=("GUNICORN_WORKERS=4", "DB_PASSWORD=***", "TZ=UTC"),
+                command=("gunicorn", "app:app", "-w", "4"),
+            )
+        )
+        for t in range(120):
+            growth = (t / 119) if service == "backend" else 0.5 + 0.5 * ((t * 7) % 10) / 10
+            used = int(used_mib * MiB * (0.6 + 0.4 * growth))
+            post(
+                ContainerSample(
+                    time=now - 119 + t,
+                    id=cid,
+                    memory_used_bytes=used,
+                    memory_limit_bytes=limit_mib * MiB if limit_mib else 2**63,
+                    cpu_percent=35.0 if service == "backend" else 1.5,
+                )
+            )
+    backend = _cid("app-backend-1")
+    post(
+        ContainerProcesses(
+            time=now - 5,
+            id=backend,
+            processes=(
+                ProcessRss(1, "gunicorn: master", 28 * MiB),
+                ProcessRss(7, "gunicorn: worker", 180 * MiB),
+                ProcessRss(8, "gunicorn: worker", 120 * MiB),
+                ProcessRss(9, "gunicorn: worker", 95 * MiB),
+                ProcessRss(10, "gunicorn: worker", 47 * MiB),
+            ),
+        )
+    )
+    post(
+        HealthChange(
+            time=now - 240,
+            id=backend,
+            name="app-backend-1",
+            service="backend",
+            old="healthy",
+            new="unhealthy",
+            failing_streak=3,
+            output="curl: (28) Operation timed out",
+        )
+    )
+    post(
+        ContainerEvent(
+            time=now - 1800, id=backend, name="app-backend-1", service="backend", action="create"
+        )
+    )
+    post(
+        ContainerEvent(
+            time=now - 60, id=backend, name="app-backend-1", service="backend", action="restart"
+        )
+    )
+    for k, (dt, pid, rss) in enumerate(((-80, 7066, 402), (-30, 7076, 410))):
+        post(
+            OomKill(
+                time=now + dt,
+                pid=pid,
+                process="gunicorn",
+                constraint=OomConstraint.LIMIT,
+                anon_rss_bytes=rss * MiB,
+                container_id=backend,
+                container="app-backend-1",
+                service="backend",
+                memcg=f"/docker/{backend}",
+                source="dmesg",
+                raw=(f"Memory cgroup out of memory: Killed process {pid} (gunicorn) #{k}",),
+            )
+        )
+    lines = [
+        ("[INFO] Booting worker with pid: 7077", LogSignal.WORKER_BOOT),
+        ("GET /api/v1/items 200 0.412s", None),
+        ("[bold red]x[/]", None),
+        (
+            "[ERROR] Worker (pid:7076) was sent SIGKILL! Perhaps out of memory?",
+            LogSignal.WORKER_KILLED,
+        ),
+        ("GET /api/v1/health 200 0.003s", None),
+        ("[CRITICAL] WORKER TIMEOUT (pid:7070)", LogSignal.WORKER_TIMEOUT),
+        ("Traceback (most recent call last):", LogSignal.TRACEBACK),
+        ("GET /api/v1/items 200 0.398s", None),
+    ]
+    for i, (text, signal) in enumerate(lines):
+        post(
+            LogLine(
+                time=now - 40 + i * 4,
+                id=backend,
+                container="app-backend-1",
+                text=text,
+                signal=signal,
+            )
+        )
+    post(
+        HostMemory(
+            time=now,
+            total_bytes=5939 * MiB,
+            available_bytes=420 * MiB,
+            swap_total_bytes=0,
+            swap_free_bytes=0,
+            psi_some_avg10=12.5,
+            psi_full_avg10=4.25,
+        )
+    )
+    post(
+        ProbeResult(
+            time=now - 2,
+            url="https://app.example.com/api/v1/health",
+            status=504,
+            latency_ms=30000.0,
+        )
+    )
+    post(ProbeResult(time=now - 2, url="https://app.example.com/", status=200, latency_ms=41.0))
+    return monitor

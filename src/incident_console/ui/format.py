@@ -1,0 +1,124 @@
+"""How numbers and world-supplied text become cells: sizes, durations, sparklines, plain text.
+
+Text from the world (container names, log lines, probe bodies, env) becomes ``rich.text.Text``
+built with the plain-text constructor, never parsed as markup: ``[bold red]x[/]`` shows as typed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from incident_console.domain.events import ContainerSample
+from incident_console.domain.text import sanitize
+
+# CSI, OSC, and other ESC sequences, then any C0/C1 control left (tab kept).
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+PLAIN = "_.-:=+*#"
+
+
+def clean(text: str) -> str:
+    """`text` without terminal escape sequences or control characters."""
+    # The domain sanitizer knows every escape sequence; the regex is a second net for the
+    # newline it keeps (a cell or a log row is one line).
+    return _ESCAPES.sub("", sanitize(text)).replace("\n", " ")
+
+
+def plain(text: str, style: str = "") -> Text:
+    """World text as a Text that is never interpreted as markup."""
+    return Text(clean(text), style=style, no_wrap=True)
+
+
+def size(n: int | float | None) -> str:
+    """Bytes in the short form `docker stats` uses: 412M, 1.5G."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(value) < 1024 or unit == "T":
+            if unit in ("B", "K", "M"):
+                return f"{value:.0f}{unit}"
+            return f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"  # pragma: no cover
+
+
+def duration(seconds: float | None) -> str:
+    """A short duration: 45s, 12m, 3h05m, 2d."""
+    if seconds is None:
+        return "-"
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s" if s < 600 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def clock(epoch: float) -> str:
+    """hh:mm:ss in local time."""
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def has_limit(limit: int) -> bool:
+    """Docker reports 'no limit' as 0 or as a huge number (the host's memory or 2**63)."""
+    return 0 < limit < 2**60
+
+
+def sparkline(values: Sequence[float], width: int, top: float, glyphs: str = BLOCKS) -> str:
+    """A one-line sparkline of the last `width` values, scaled to `top` (the limit)."""
+    if not values or width <= 0:
+        return ""
+    recent = list(values)[-width:]
+    scale = top if top > 0 else max(recent) or 1
+    last = len(glyphs) - 1
+    return "".join(glyphs[min(last, max(0, int(v / scale * last + 0.5)))] for v in recent)
+
+
+def time_to_limit(samples: Sequence[ContainerSample], window_s: float = 300) -> float | None:
+    """Seconds until memory reaches the limit at the recent growth rate, None if not growing.
+
+    A least-squares slope over the last `window_s` seconds: a worker leak grows steadily, and a
+    single spike should not make the forecast jump.
+    """
+    if len(samples) < 5:
+        return None
+    last = samples[-1]
+    limit = last.memory_limit_bytes
+    if not has_limit(limit):
+        return None
+    points = [
+        (s.time, float(s.memory_used_bytes)) for s in samples if s.time >= last.time - window_s
+    ]
+    if len(points) < 5:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_m = sum(m for _, m in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var <= 0:
+        return None
+    slope = sum((t - mean_t) * (m - mean_m) for t, m in points) / var
+    if slope <= 0:
+        return None
+    return max(0.0, (limit - last.memory_used_bytes) / slope)
+
+
+_SECRET = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def redact_env(entry: str) -> str:
+    """KEY=VALUE with the value hidden when the name looks like a secret (again, to be sure)."""
+    name, sep, value = entry.partition("=")
+    if sep and value and _SECRET.search(name) and value != "***":
+        return f"{name}=***"
+    return entry

@@ -1,0 +1,175 @@
+"""The containers table: worst first, a memory sparkline against the limit, OOM rows marked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from incident_console.monitor.state import ContainerView, HostState
+from incident_console.ui import format as fmt
+
+#: A kill this recent marks its row.
+OOM_MARK_S = 600
+SPARK_WIDTH = 10
+
+#: (key, label, width): fixed widths, so a row never jumps as its numbers change.
+COLUMNS = (
+    ("oom", "!", 3),
+    ("name", "Container", 16),
+    ("service", "Service", 9),
+    ("state", "State", 7),
+    ("health", "Health", 9),
+    ("spark", "Memory", SPARK_WIDTH),
+    ("used", "Used/Limit", 11),
+    ("pct", "%", 4),
+    ("ttl", "To limit", 8),
+    ("cpu", "CPU", 4),
+    ("restarts", "Restarts", 8),
+)
+
+
+def severity(view: ContainerView, now: float) -> tuple[int, float]:
+    """Sort key, worst first: recent OOM, unhealthy, not running, then % of limit."""
+    latest = view.latest
+    pct = 0.0
+    if latest and fmt.has_limit(latest.memory_limit_bytes):
+        pct = latest.memory_used_bytes / latest.memory_limit_bytes
+    rank = 0
+    if view.last_oom is not None and now - view.last_oom < OOM_MARK_S:
+        rank += 4
+    if view.info.health == "unhealthy":
+        rank += 2
+    if view.info.state not in ("running", ""):
+        rank += 1
+    return (-rank, -pct)
+
+
+class ContainersTable(DataTable[Content]):
+    """One row per container of a host."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "enter",
+            "open_detail",
+            "Detail",
+            id="detail",
+            tooltip="Open the selected container: memory chart, processes, health, env",
+        ),
+    ]
+
+    filter_text: reactive[str] = reactive("")
+    """Only rows whose name or service contains this (case-insensitive) are shown."""
+
+    def __init__(self, *, glyphs: str = fmt.BLOCKS, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.glyphs = glyphs
+        self._keys: list[str] = []
+        self._cells: dict[str, tuple[Content, ...]] = {}
+        self.state: HostState | None = None
+        self.now = 0.0
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+        self.border_title = "Containers"
+
+    @property
+    def selected_id(self) -> str | None:
+        """The container under the cursor."""
+        if not self._keys or not 0 <= self.cursor_row < len(self._keys):
+            return None
+        return self._keys[self.cursor_row]
+
+    @dataclass
+    class DetailRequested(Message):
+        """The user asked for the detail of a container (enter, or a click on its row)."""
+
+        container_id: str
+
+    def action_open_detail(self) -> None:
+        if self.selected_id is not None:
+            self.post_message(self.DetailRequested(self.selected_id))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # A click on the highlighted row: the mouse way to the detail view.
+        event.stop()
+        self.action_open_detail()
+
+    def watch_filter_text(self) -> None:
+        if self.state is not None:
+            self.show(self.state, self.now, force=True)
+
+    def show(self, state: HostState, now: float, *, force: bool = False) -> None:
+        """Bring the rows up to date with `state` (cells that did not change are left alone)."""
+        self.state, self.now = state, now
+        needle = self.filter_text.lower()
+        views = [
+            v
+            for v in state.containers.values()
+            if not v.gone
+            and (not needle or needle in v.info.name.lower() or needle in v.info.service.lower())
+        ]
+        views.sort(key=lambda v: (severity(v, now), v.info.name))
+        live = state.is_live
+        rows = {v.info.id: self._cells_for(v, now, live) for v in views}
+        keys = list(rows)
+        selected = self.selected_id
+        if keys != self._keys or force:
+            self.clear()
+            for key in keys:
+                self.add_row(*rows[key], key=key)
+            self._keys = keys
+            if selected in keys:
+                self.move_cursor(row=keys.index(selected), animate=False)
+        else:
+            for key in keys:
+                old = self._cells.get(key, ())
+                for (column, _, _), new, before in zip(COLUMNS, rows[key], old, strict=False):
+                    if new != before:
+                        self.update_cell(key, column, new)
+        self._cells = rows
+        self.border_subtitle = "STALE: last known values" if not live else ""
+        self.set_class(not live, "stale")
+
+    def _cells_for(self, view: ContainerView, now: float, live: bool) -> tuple[Content, ...]:
+        info = view.info
+        latest = view.latest
+        marked = view.last_oom is not None and now - view.last_oom < OOM_MARK_S
+        oom = Content.styled("OOM" if marked else "", "bold $oom")
+        health_style = {"healthy": "$healthy", "unhealthy": "bold $unhealthy"}.get(info.health, "")
+        cells: list[Content] = [
+            oom,
+            Content(fmt.clean(info.name)),
+            Content(fmt.clean(info.service)),
+            Content(fmt.clean(info.state)),
+            Content.styled(fmt.clean(info.health) or "-", health_style),
+        ]
+        if not live or latest is None:
+            word = "stale" if not live else "-"
+            cells += [Content.styled(word, "$stale")] * 5
+        else:
+            limit = latest.memory_limit_bytes
+            used = latest.memory_used_bytes
+            values = [float(s.memory_used_bytes) for s in view.samples]
+            top = float(limit) if fmt.has_limit(limit) else 0.0
+            pct = used / limit * 100 if fmt.has_limit(limit) else None
+            pct_style = (
+                "bold $error" if pct and pct >= 90 else "$warning" if pct and pct >= 75 else ""
+            )
+            ttl = fmt.time_to_limit(list(view.samples)[-300:])
+            cells += [
+                Content.styled(fmt.sparkline(values, SPARK_WIDTH, top, self.glyphs), pct_style),
+                Content(f"{fmt.size(used)}/{fmt.size(limit) if top else 'none'}"),
+                Content.styled(f"{pct:.0f}%" if pct is not None else "-", pct_style),
+                Content(fmt.duration(ttl) if ttl is not None else "-"),
+                Content(f"{latest.cpu_percent:.0f}%"),
+            ]
+        restarts = f"{info.restarts}" + (f" ({view.oom_kills}oom)" if view.oom_kills else "")
+        cells.append(Content(restarts))
+        return tuple(cells)

@@ -1,0 +1,141 @@
+"""One host's dashboard: header, containers, host memory, health, OOM feed, logs, a prompt."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input
+
+from incident_console.ui import format as fmt
+from incident_console.ui.protocol import MonitorLike
+from incident_console.ui.widgets.containers import ContainersTable
+from incident_console.ui.widgets.header import HostHeader
+from incident_console.ui.widgets.logs import LogPane
+from incident_console.ui.widgets.panes import HealthPane, HostMemoryPane, OomFeed
+
+
+class HostDashboard(Vertical):
+    """Everything about one host, drawn from its monitor's HostState."""
+
+    def __init__(
+        self,
+        monitor: MonitorLike,
+        *,
+        read_only: bool,
+        glyphs: str = fmt.BLOCKS,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes="dashboard")
+        self.monitor = monitor
+        self.read_only = read_only
+        self.glyphs = glyphs
+        self._version = -1
+        self._prompt_mode = "filter"
+        self._prompt_target: str = "containers"
+
+    def compose(self) -> ComposeResult:
+        yield HostHeader(classes="host-header")
+        with Horizontal(classes="top"):
+            yield ContainersTable(glyphs=self.glyphs, id="containers")
+            with Vertical(classes="side"):
+                yield HostMemoryPane(id="host-memory")
+                yield HealthPane(id="health")
+        with Horizontal(classes="bottom"):
+            yield OomFeed(id="oom-feed")
+            yield LogPane(id="logs")
+        yield Input(placeholder="filter", id="prompt", classes="hidden")
+
+    @property
+    def table(self) -> ContainersTable:
+        return self.query_one(ContainersTable)
+
+    @property
+    def logs(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    @property
+    def selected_id(self) -> str | None:
+        """The container under the table's cursor."""
+        return self.table.selected_id
+
+    def update_view(self, now: float, *, force: bool = False) -> None:
+        """Redraw from the monitor's state if it changed (the header follows the clock)."""
+        self.query_one(HostHeader).show(self.monitor, now, self.read_only)
+        state = self.monitor.state
+        if state.version == self._version and not force:
+            return
+        self._version = state.version
+        self.table.show(state, now)
+        for pane in self.query("HostMemoryPane, HealthPane, OomFeed"):
+            pane.show(state, now)  # type: ignore[attr-defined]
+        self.logs.follow(self.selected_id)
+        self.logs.show(state, now)
+
+    def set_glyphs(self, glyphs: str) -> None:
+        """Switch sparkline glyphs (plain ASCII for the projector theme)."""
+        self.glyphs = glyphs
+        self.table.glyphs = glyphs
+        self._version = -1
+
+    @on(DataTable.RowHighlighted, "#containers")
+    def _selection_moved(self) -> None:
+        selected = self.selected_id
+        self.logs.follow(selected)
+        if not self.logs.follow_all and selected is not None:
+            self.monitor.follow_logs([selected])
+
+    # The prompt: one Input for the filter (containers or logs) and the log search. -----------
+
+    def open_filter(self) -> None:
+        """Ask for a filter for the focused pane (the logs if focused, else the containers)."""
+        target = "logs" if self.logs.has_focus else "containers"
+        current = self.logs.filter_text if target == "logs" else self.table.filter_text
+        self._open_prompt("filter", target, f"filter {target}", current)
+
+    def open_search(self) -> None:
+        """Ask for a search in the logs."""
+        self._open_prompt("search", "logs", "search logs", self.logs.search_text)
+
+    def _open_prompt(self, mode: str, target: str, placeholder: str, value: str) -> None:
+        self._prompt_mode, self._prompt_target = mode, target
+        prompt = self.query_one("#prompt", Input)
+        prompt.placeholder = placeholder
+        prompt.value = value
+        prompt.remove_class("hidden")
+        prompt.focus()
+
+    @on(LogPane.SearchRequested)
+    def _search_requested(self) -> None:
+        self.open_search()
+
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        # Filtering follows the typing; a search runs on enter (it moves the view).
+        if self._prompt_mode == "filter":
+            self.apply_filter(self._prompt_target, event.value)
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        if self._prompt_mode == "search":
+            self.logs.set_search(event.value)
+        else:
+            self.apply_filter(self._prompt_target, event.value)
+        self.close_prompt()
+
+    def apply_filter(self, target: str, text: str) -> None:
+        """Filter the containers table or the logs."""
+        if target == "logs":
+            if text != self.logs.filter_text:
+                self.logs.set_filter(text)
+        else:
+            self.table.filter_text = text
+
+    def close_prompt(self) -> bool:
+        """Hide the prompt; True if it was open."""
+        prompt = self.query_one("#prompt", Input)
+        if prompt.has_class("hidden"):
+            return False
+        prompt.add_class("hidden")
+        (self.logs if self._prompt_target == "logs" else self.table).focus()
+        return True

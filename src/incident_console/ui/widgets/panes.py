@@ -1,0 +1,175 @@
+"""The small panes of a host's dashboard: host memory, the OOM feed, health and probes.
+
+Each renders from a HostState snapshot; a stale host's pane says STALE and shows its numbers
+only as 'last known', never as current.
+"""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from incident_console.domain.events import OomConstraint
+from incident_console.monitor.state import HostState
+from incident_console.ui import format as fmt
+
+OOM_FEED_ROWS = 30
+
+
+def _stale_line(state: HostState) -> Content:
+    return Content.styled(
+        f"STALE since {fmt.clock(state.link_since)}: last known values, not current", "bold $stale"
+    )
+
+
+class StatePane(Static, can_focus=True):
+    """A focusable pane drawn from a HostState."""
+
+    DEFAULT_CSS = """
+    StatePane { border: round $secondary; padding: 0 1; height: auto; }
+    StatePane:focus { border: round $primary; }
+    StatePane.stale { color: $stale; }
+    """
+
+    def show(self, state: HostState, now: float) -> None:
+        """Render the pane for `state` at time `now`."""
+        lines = self.lines(state, now)
+        if not state.is_live:
+            lines = [_stale_line(state), *lines]
+        self.set_class(not state.is_live, "stale")
+        self.update(Content("\n").join(lines) if lines else Content(""))
+
+    def lines(self, state: HostState, now: float) -> list[Content]:
+        """The pane's lines (without the stale banner)."""
+        raise NotImplementedError
+
+
+class HostMemoryPane(StatePane):
+    """The host: memory, swap, pressure, and how fast available memory is shrinking."""
+
+    def on_mount(self) -> None:
+        self.border_title = "Host"
+
+    def lines(self, state: HostState, now: float) -> list[Content]:
+        if not state.memory:
+            return [Content.styled("no host memory reading yet", "$text-muted")]
+        mem = state.memory[-1]
+        used = mem.total_bytes - mem.available_bytes
+        pct = used / mem.total_bytes * 100 if mem.total_bytes else 0.0
+        style = "bold $error" if pct >= 90 else "$warning" if pct >= 75 else ""
+        swap_used = mem.swap_total_bytes - mem.swap_free_bytes
+        out = [
+            Content.assemble(
+                "memory ",
+                (f"{fmt.size(used)}/{fmt.size(mem.total_bytes)} {pct:.0f}%", style),
+                f"  available {fmt.size(mem.available_bytes)}",
+            ),
+            Content(
+                f"swap   {fmt.size(swap_used)}/{fmt.size(mem.swap_total_bytes)}"
+                if mem.swap_total_bytes
+                else "swap   none"
+            ),
+        ]
+        if mem.psi_some_avg10 is not None:
+            out.append(
+                Content(
+                    f"pressure some {mem.psi_some_avg10:.1f}% full {mem.psi_full_avg10 or 0:.1f}% (10 s)"
+                )
+            )
+        out.append(Content(f"forecast {self._forecast(state)}"))
+        return out
+
+    @staticmethod
+    def _forecast(state: HostState) -> str:
+        history = [m for m in state.memory if m.time >= state.memory[-1].time - 300]
+        if len(history) < 5:
+            return "-"
+        first, last = history[0], history[-1]
+        dt = last.time - first.time
+        drop = first.available_bytes - last.available_bytes
+        if dt <= 0 or drop <= 0:
+            return "available memory steady"
+        return f"out of memory in ~{fmt.duration(last.available_bytes / (drop / dt))}"
+
+
+class OomFeed(StatePane):
+    """Kernel OOM kills, newest first, attributed to container and service."""
+
+    def on_mount(self) -> None:
+        self.border_title = "OOM kills"
+
+    def lines(self, state: HostState, now: float) -> list[Content]:
+        source = state.sources.get("kernel_log")
+        out: list[Content] = []
+        if source is not None and not source.ok:
+            out.append(Content.styled(f"kernel log: {fmt.clean(source.detail)}", "$warning"))
+        if not state.oom_kills:
+            out.append(Content.styled("no OOM kill seen", "$text-muted"))
+            return out
+        for kill in list(reversed(state.oom_kills))[:OOM_FEED_ROWS]:
+            where = (
+                "host-wide"
+                if kill.constraint is OomConstraint.GLOBAL
+                else "limit"
+                if kill.constraint is OomConstraint.LIMIT
+                else "?"
+            )
+            who = kill.container or (kill.container_id[:12] if kill.container_id else "host")
+            out.append(
+                Content.assemble(
+                    (fmt.clock(kill.time), "$text-muted"),
+                    " ",
+                    ("OOM", "bold $oom"),
+                    " ",
+                    (fmt.clean(who), "bold"),
+                    f" ({fmt.clean(kill.service) or '-'}) ",
+                    fmt.clean(kill.process),
+                    f" pid {kill.pid}",
+                    f" rss {fmt.size(kill.anon_rss_bytes)} ({where})",
+                )
+            )
+        return out
+
+
+class HealthPane(StatePane):
+    """Health states, how long since each changed, failing streaks, probes."""
+
+    def on_mount(self) -> None:
+        self.border_title = "Health"
+
+    def lines(self, state: HostState, now: float) -> list[Content]:
+        out: list[Content] = []
+        views = sorted(state.containers.values(), key=lambda v: v.info.name)
+        for view in views:
+            info = view.info
+            if not info.health or view.gone:
+                continue
+            style = "$healthy" if info.health == "healthy" else "bold $unhealthy"
+            since = fmt.duration(now - view.health_since) if view.health_since else "-"
+            line = Content.assemble(
+                (f"{info.health:<9}", style), " ", fmt.clean(info.name), f"  for {since}"
+            )
+            if info.failing_streak:
+                line = line + Content(f"  streak {info.failing_streak}")
+            out.append(line)
+            if info.health != "healthy" and info.last_probe_output:
+                out.append(
+                    Content.styled("  " + fmt.clean(info.last_probe_output)[:120], "$text-muted")
+                )
+        for url, results in sorted(state.probes.items()):
+            if not results:
+                continue
+            last = results[-1]
+            status = (
+                str(last.status)
+                if last.status is not None
+                else fmt.clean(last.error) or "no answer"
+            )
+            style = "$healthy" if last.ok else "bold $unhealthy"
+            latency = f" {last.latency_ms:.0f} ms" if last.latency_ms is not None else ""
+            out.append(
+                Content.assemble(
+                    ("probe ", "$text-muted"), (status, style), latency, " ", fmt.clean(url)
+                )
+            )
+        return out or [Content.styled("no healthchecks or probes", "$text-muted")]
