@@ -139,11 +139,12 @@ class NamespacedHost(LocalHost):
         return process
 
 
-def forks_in_namespace(unshare_pid: int) -> int:
+def forks_in_namespace(unshare_pid: int, measured: int = 0) -> int:
     """How many processes the namespace's pid 1 has forked so far.
 
     pids in a fresh namespace are handed out in order; the `cat` we enter with takes the next
-    one and reads it back from ns_last_pid: 1 (the sampler) + forks + 1 (cat itself).
+    one and reads it back from ns_last_pid: 1 (the sampler) + forks + our `measured` earlier
+    cats + 1 (this cat).
     """
     with open(f"/proc/{unshare_pid}/task/{unshare_pid}/children") as f:
         children = f.read().split()
@@ -152,7 +153,7 @@ def forks_in_namespace(unshare_pid: int) -> int:
         ["nsenter", "-t", children[0], "--pid", "--", "cat", "/proc/sys/kernel/ns_last_pid"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    return int(out) - 2
+    return int(out) - 2 - measured
 
 
 async def test_forks_are_counted_in_the_namespace() -> None:
@@ -181,7 +182,7 @@ async def test_steady_sampling_starts_no_process() -> None:
             frames_before = len(w.samples(cid))
             await asyncio.sleep(60)
             assert len(w.samples(cid)) - frames_before >= 50
-            assert forks_in_namespace(leader) == before == 0
+            assert forks_in_namespace(leader, measured=1) == before == 0
     finally:
         if name:
             remove(name)

@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from incident_console.domain.events import ContainerInfo
+from incident_console.domain.redact import redact_env
 from incident_console.domain.sampler import cgroup_dirs
 
-try:  # helper-3's domain/redact.py; the fallback keeps the same rule until it lands.
-    from incident_console.domain.redact import redact_env as _redact_env
-except ImportError:  # pragma: no cover - depends on what is committed
-    _redact_env = None
-
-_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 _DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
 
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
 LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
 LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
-
-
-def redact_env(env: Iterable[str]) -> tuple[str, ...]:
-    """KEY=VALUE entries with the values of secret-looking names replaced by '***'."""
-    entries = [str(e) for e in env]
-    if _redact_env is not None:
-        return tuple(_redact_env(entries))
-    out = []
-    for entry in entries:
-        key, sep, _value = entry.partition("=")
-        out.append(f"{key}=***" if sep and _SECRET_NAME.search(key) else entry)
-    return tuple(out)
 
 
 def parse_docker_time(text: object) -> float | None:

@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from incident_console.domain.events import OomKill, SourceStatus
+from incident_console.domain.events import ContainerInfo, OomKill, SourceStatus
 from incident_console.domain.oom import OomAssembler, attribute, split_dmesg_line
 from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.inventory import container_info
 from incident_console.transport.base import CommandFailed, Host, TransportError
 
 if TYPE_CHECKING:
@@ -159,13 +160,15 @@ class KernelLogSource(Source):
                 else:
                     kills = assembler.expire(time.time(), method)
                 for kill in kills:
-                    self._emit_kill(kill, state, emit, started)
+                    await self._emit_kill(host, kill, state, emit, started)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
-    def _emit_kill(self, kill: OomKill, state: HostState, emit: Emit, started: float) -> None:
+    async def _emit_kill(
+        self, host: Host, kill: OomKill, state: HostState, emit: Emit, started: float
+    ) -> None:
         key = (round(kill.time * 1000), kill.pid)
         if key in self._seen_set:
             return  # the same kill again, after the stream restarted and replayed
@@ -176,10 +179,25 @@ class KernelLogSource(Source):
         if self.since is not None and kill.time < self.since:
             return
         infos = {cid: view.info for cid, view in state.containers.items()}
+        if kill.container_id and kill.container_id not in infos:
+            # Killed right after it started: the inventory may not have it yet. Ask docker.
+            info = await _inspect(host, kill.container_id)
+            if info is not None:
+                infos[info.id] = info
         kill = attribute(kill, infos)
         if kill.time < started - REPLAY_SLACK_S:
             kill = dataclasses.replace(kill, replayed=True)
         emit(kill)
+
+
+async def _inspect(host: Host, cid: str) -> ContainerInfo | None:
+    """One container's facts straight from docker (None if docker or the container is gone)."""
+    try:
+        client = await host.docker()
+        doc = await asyncio.to_thread(client.api.inspect_container, cid)
+    except Exception:  # noqa: BLE001 - no docker, NotFound: attribute by id only
+        return None
+    return container_info(doc)
 
 
 def _why(method: str, exc: CommandFailed) -> str:
