@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import posixpath
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -25,6 +23,7 @@ from incident_console.transport.base import (
     CommandResult,
     CommandTimeout,
     ConnectionState,
+    DockerUnavailable,
     Host,
     HostKeyError,
     LinkState,
@@ -34,6 +33,7 @@ from incident_console.transport.base import (
 )
 from incident_console.transport.ssh_docker import DockerForward, build_client, remote_socket_problem
 from incident_console.transport.ssh_errors import describe_connect_error
+from incident_console.transport.ssh_files import sftp_read_text, sftp_write_text
 from incident_console.transport.ssh_keys import HostKeyPolicy
 from incident_console.transport.ssh_process import RemoteCommand, SshProcess
 
@@ -391,37 +391,11 @@ class SshHost(Host):
 
     async def read_text(self, path: str) -> str:
         """Read a text file over SFTP (FileNotFoundError / PermissionError like a local read)."""
-        sftp = await self._sftp_client()
-        try:
-            async with sftp.open(path, "rb") as f:
-                data = await f.read()
-        except asyncssh.SFTPError as exc:
-            raise _os_error(exc, path, self.name) from None
-        return cast(bytes, data).decode("utf-8", errors="replace")
+        return await sftp_read_text(await self._sftp_client(), path, self.name)
 
     async def write_text(self, path: str, text: str) -> None:
         """Write a text file over SFTP: temp file in the same folder, mode kept, posix rename."""
-        sftp = await self._sftp_client()
-        folder, base = posixpath.split(path)
-        tmp = posixpath.join(folder, f".{base}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            try:
-                mode: int | None = (await sftp.stat(path)).permissions
-            except asyncssh.SFTPNoSuchFile:
-                mode = None
-            attrs = asyncssh.SFTPAttrs(permissions=0o666 if mode is None else mode & 0o7777)
-            async with sftp.open(tmp, "wb", attrs) as f:
-                await f.write(text.encode("utf-8"))
-                with contextlib.suppress(asyncssh.SFTPError):
-                    await f.fsync()
-            if mode is not None:
-                # The server's umask may have narrowed the create mode: set it exactly.
-                await sftp.chmod(tmp, mode & 0o7777)
-            await sftp.posix_rename(tmp, path)
-        except asyncssh.SFTPError as exc:
-            with contextlib.suppress(asyncssh.SFTPError):
-                await sftp.remove(tmp)
-            raise _os_error(exc, path, self.name) from None
+        await sftp_write_text(await self._sftp_client(), path, text, self.name)
 
     # -- docker ----------------------------------------------------------------------------
 
@@ -447,15 +421,5 @@ class SshHost(Host):
                 problem = await remote_socket_problem(conn, self._forward.remote)
                 if problem is None:
                     raise
-                from incident_console.transport.base import DockerUnavailable
-
                 raise DockerUnavailable(f"{self.name}: {problem}") from None
             return self._docker
-
-
-def _os_error(exc: asyncssh.SFTPError, path: str, host: str) -> OSError:
-    if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
-        return FileNotFoundError(2, f"{host}: no such file", path)
-    if isinstance(exc, asyncssh.SFTPPermissionDenied):
-        return PermissionError(13, f"{host}: permission denied", path)
-    return OSError(f"{host}: {path}: {exc.reason}")
