@@ -80,3 +80,11 @@ def main() -> None:
 from incident_console.commands.lab import lab_group  # noqa: E402
 
 main.add_command(lab_group)
+
+from incident_console.commands.report import report  # noqa: E402
+
+main.add_command(report)
+
+from incident_console.commands.serve import serve  # noqa: E402
+
+main.add_command(serve)
