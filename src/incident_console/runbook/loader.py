@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from incident_console.runbook.schema import VARIABLE_REF, Runbook
+from incident_console.runbook.schema import ACTIONS, CHECKS, VARIABLE_REF, Runbook
 from incident_console.runbook.units import DurationError, parse_duration
 
 Path_ = tuple[str | int, ...]
@@ -88,10 +88,21 @@ _NOT_KEYS = {"str", "list[str]", "bool", "int", "function-after", "function-befo
 def _pydantic_errors(file: str, tree: Any, exc: ValidationError) -> list[LoadError]:
     errors: list[LoadError] = []
     seen: set[tuple[int, str]] = set()
-    for err in exc.errors():
-        loc: Path_ = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _NOT_KEYS))
+    raw = [
+        (tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _NOT_KEYS)), e)
+        for e in exc.errors()
+    ]
+    # A union (run: text or list) reports once per member: keep the deepest, most specific one.
+    locs = {loc for loc, _ in raw}
+    for loc, err in raw:
+        if any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs):
+            continue
         if err["type"] == "extra_forbidden":
             message = f"{_dotted(loc)}: unknown field {loc[-1]!r}"
+            if len(loc) == 3 and loc[0] == "steps":
+                message += f" (a step's action is one of: {', '.join(ACTIONS)})"
+            elif len(loc) == 5 and loc[2] == "checks":
+                message += f" (checks: {', '.join(CHECKS)})"
         elif err["type"] == "missing":
             message = f"{_dotted(loc)}: required field missing"
         else:

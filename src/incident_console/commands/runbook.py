@@ -1,0 +1,312 @@
+"""`incident-console runbook check|list|show|run|undo|import`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from incident_console.cli import fail, target_options
+from incident_console.runbook.engine import StepRecord, StepState
+from incident_console.runbook.loader import RunbookError, list_builtin, load_runbook, resolve
+from incident_console.runbook.schema import Runbook, render
+
+
+def _load_or_fail(name: str) -> Runbook:
+    try:
+        return load_runbook(name)
+    except RunbookError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        sys.exit(2)
+
+
+@click.group("runbook")
+def runbook_group() -> None:
+    """Runbooks that run and check themselves (diagnose, remediate, verify)."""
+
+
+@runbook_group.command("check")
+@click.argument("files", nargs=-1, required=True)
+def check_cmd(files: tuple[str, ...]) -> None:
+    """Validate runbook FILEs: every error with its line. Exit 0 valid, 1 invalid."""
+    bad = 0
+    for name in files:
+        try:
+            runbook = load_runbook(name)
+        except RunbookError as exc:
+            bad += 1
+            for error in exc.errors:
+                click.echo(str(error))
+            continue
+        click.echo(f"{resolve(name)}: ok ({runbook.name}, {len(runbook.steps)} steps)")
+    sys.exit(1 if bad else 0)
+
+
+@runbook_group.command("list")
+def list_cmd() -> None:
+    """The built-in runbooks."""
+    for path in list_builtin():
+        runbook = load_runbook(path)
+        click.echo(f"{runbook.name:<24} {len(runbook.steps):>2} steps  {runbook.title}")
+
+
+@runbook_group.command("show")
+@click.argument("name")
+def show_cmd(name: str) -> None:
+    """Print a runbook's steps: kind, action, checks and why."""
+    runbook = _load_or_fail(name)
+    click.echo(f"{runbook.name}: {runbook.title}")
+    if runbook.description:
+        click.echo(f"  {runbook.description.strip()}")
+    for i, step in enumerate(runbook.steps, 1):
+        click.echo(f"\n{i:>2}. [{step.kind}] {step.title}  ({step.id}, {step.action})")
+        if step.why:
+            click.echo(f"    why: {' '.join(step.why.split())}")
+        for check in step.checks:
+            click.echo(f"    check: {check.name}")
+    if runbook.followups:
+        click.echo("\nIf it persists:")
+        for item in runbook.followups:
+            click.echo(f"  - {item}")
+
+
+def _print_record(record: StepRecord, verbose_output: bool) -> None:
+    mark = {
+        StepState.PASSED: "PASS",
+        StepState.FAILED: "FAIL",
+        StepState.SKIPPED: "SKIP",
+        StepState.ROLLED_BACK: "UNDO",
+    }.get(record.state, record.state.value.upper())
+    digest = record.digest
+    if digest:
+        click.echo(f"    output: {digest.get('lines', 0)} lines, sha256 {digest['sha256'][:12]}")
+        if verbose_output:
+            for line in digest.get("tail", [])[-8:]:
+                click.echo(f"      | {line[:160]}")
+    for check in record.checks:
+        click.echo(f"    {check.status.value:>7}  {check.name}: {check.detail}")
+    click.echo(f"  => {mark}: {record.verdict}")
+
+
+async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[str, str]) -> int:
+    from incident_console.monitor.host_monitor import HostMonitor
+    from incident_console.monitor.journal import Journal, default_journal_path
+    from incident_console.runbook.actions import HostExecutor
+    from incident_console.runbook.engine import Engine
+    from incident_console.runbook.runner import Runner
+    from incident_console.runbook.session import gather
+    from incident_console.transport.targets import describe_error, open_host
+
+    try:
+        host = open_host(
+            target,
+            identity=opts["identity"],
+            known_hosts=opts["known_hosts"],
+            accept_new_host_key=opts["accept_new_host_key"],
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        return 2
+    path = Path(opts["journal"]) if opts["journal"] else default_journal_path([host.name])
+    journal = Journal(path)
+    probes = list(opts["probes"])
+    if sets.get("health_url") and sets["health_url"] not in probes:
+        probes.append(sets["health_url"])
+    monitor = HostMonitor(host, journal=journal, probes=probes, read_only=opts["dry_run"])
+    try:
+        await monitor.start()
+    except Exception as exc:
+        journal.close()
+        fail(describe_error(exc, target))
+        return 2
+    try:
+        click.echo(f"runbook {runbook.name} on {host.name}; journal {path}")
+        variables = await gather(monitor, runbook, sets)
+        click.echo("variables:")
+        for name in sorted(variables.values):
+            if variables.values[name]:
+                why = variables.why.get(name, "")
+                click.echo(f"  {name} = {variables.values[name]}    ({why})")
+        engine = Engine(runbook, variables.values, read_only=opts["dry_run"])
+        executor = HostExecutor(monitor)
+        if opts["dry_run"]:
+            for i, record in enumerate(engine.records, 1):
+                step = record.step
+                click.echo(
+                    f"\n[{i}/{len(engine.records)}] {step.kind} {step.id}: "
+                    f"{render(step.title, variables.values)}"
+                )
+                click.echo(
+                    "    "
+                    + (await executor.preview(step, variables.values)).replace("\n", "\n    ")
+                )
+            return 0
+        last_print = [0.0]
+
+        def on_change(record: StepRecord) -> None:
+            # Long watch windows say how they are going every 30 s.
+            if record.state is StepState.RUNNING and record.step.action == "wait":
+                now = time.time()
+                if now - last_print[0] >= 30 and record.checks:
+                    last_print[0] = now
+                    states = ", ".join(f"{c.name} {c.status.value}" for c in record.checks)
+                    click.echo(f"    ... {int(now - (record.started or now))} s: {states}")
+
+        def on_start(record: StepRecord) -> None:
+            i = engine.records.index(record) + 1
+            step = record.step
+            click.echo(
+                f"\n[{i}/{len(engine.records)}] {step.kind} {step.id}: "
+                f"{render(step.title, variables.values)}"
+            )
+
+        def on_done(record: StepRecord) -> None:
+            if record.state is StepState.SKIPPED and record.started is None:
+                on_start(record)
+            _print_record(record, verbose_output=record.step.kind == "diagnose")
+
+        async def confirm(record: StepRecord, preview: str) -> bool:
+            click.echo("    " + preview.replace("\n", "\n    "))
+            if opts["yes"]:
+                return True
+            if not sys.stdin.isatty():
+                click.echo("    not confirmed (no terminal; pass --yes)")
+                return False
+            return await asyncio.to_thread(click.confirm, "    apply this change?", default=False)
+
+        runner = Runner(engine, executor, on_change=on_change)
+        code = await runner.run_all(confirm, on_start=on_start, on_done=on_done)
+        passed = sum(r.state is StepState.PASSED for r in engine.records)
+        click.echo(f"\n{passed}/{len(engine.records)} steps passed; exit {code}")
+        if code == 1 and runbook.followups:
+            click.echo("If it persists:")
+            for item in runbook.followups:
+                click.echo(f"  - {item}")
+        return code
+    finally:
+        await monitor.stop()
+        journal.close()
+
+
+@runbook_group.command("run")
+@click.argument("name")
+@click.argument("target", default="local")
+@target_options
+@click.option("--yes", is_flag=True, help="Apply remediate steps without asking.")
+@click.option("--dry-run", is_flag=True, help="Show every step's command or diff; change nothing.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a variable.")
+@click.option("--journal", type=click.Path(dir_okay=False), help="Journal file (JSON lines).")
+@click.option("--probe", "probes", multiple=True, help="URL to probe (the first is health_url).")
+def run_cmd(
+    name: str,
+    target: str,
+    identity: tuple[str, ...],
+    known_hosts: str | None,
+    accept_new_host_key: bool,
+    yes: bool,
+    dry_run: bool,
+    sets: tuple[str, ...],
+    journal: str | None,
+    probes: tuple[str, ...],
+) -> None:
+    """Run runbook NAME|FILE on TARGET. Exit 0 every check passed, 1 one failed, 2 error."""
+    from incident_console.runbook.variables import VariableError, parse_sets
+
+    runbook = _load_or_fail(name)
+    try:
+        overrides = parse_sets(list(sets), runbook)
+    except VariableError as exc:
+        fail(str(exc))
+        return
+    opts = {
+        "identity": identity,
+        "known_hosts": known_hosts,
+        "accept_new_host_key": accept_new_host_key,
+        "yes": yes,
+        "dry_run": dry_run,
+        "journal": journal,
+        "probes": probes,
+    }
+    try:
+        code = asyncio.run(_run(runbook, target, opts, overrides))
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return
+    sys.exit(code)
+
+
+@runbook_group.command("undo")
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", required=False)
+@target_options
+def undo_cmd(
+    journal: str,
+    target: str | None,
+    identity: tuple[str, ...],
+    known_hosts: str | None,
+    accept_new_host_key: bool,
+) -> None:
+    """Restore every file a run changed (newest first) from its backups, on TARGET."""
+    from incident_console.monitor.host_monitor import HostMonitor
+    from incident_console.monitor.journal import Journal
+    from incident_console.runbook.session import file_changes, undo_changes
+    from incident_console.transport.targets import describe_error, open_host
+
+    changes = file_changes(Path(journal))
+    if not changes:
+        click.echo(f"{journal}: no file changes to undo")
+        sys.exit(0)
+    target = target or str(changes[0].get("host") or "local")
+    try:
+        host = open_host(
+            target,
+            identity=identity,
+            known_hosts=known_hosts,
+            accept_new_host_key=accept_new_host_key,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        return
+
+    async def go() -> list[str]:
+        monitor = HostMonitor(host, journal=Journal(Path(journal)), sources=[])
+        await monitor.start()
+        try:
+            return await undo_changes(monitor, changes)
+        finally:
+            await monitor.stop()
+            if monitor.journal is not None:
+                monitor.journal.close()
+
+    try:
+        done = asyncio.run(go())
+    except Exception as exc:  # one line, never a traceback
+        fail(describe_error(exc, target) if not str(exc).startswith("restore") else str(exc))
+        return
+    for line in done:
+        click.echo(line)
+
+
+@runbook_group.command("import")
+@click.argument("markdown", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the YAML here.")
+def import_cmd(markdown: str, output: str | None) -> None:
+    """Turn a markdown runbook into a YAML one for review."""
+    from incident_console.runbook.importer import import_markdown
+
+    try:
+        text = Path(markdown).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{markdown}: {exc}")
+        return
+    yaml_text = import_markdown(text, source=markdown)
+    if output:
+        Path(output).write_text(yaml_text, encoding="utf-8")
+        click.echo(f"wrote {output}; review it, then: incident-console runbook check {output}")
+    else:
+        click.echo(yaml_text, nl=False)

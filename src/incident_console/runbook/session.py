@@ -1,0 +1,75 @@
+"""A headless runbook session: start a monitor, let it see the host, discover the variables.
+
+Used by `runbook run` (and usable by anything else that has no UI). `runbook undo` replays the
+journal's file changes newest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from incident_console.monitor.host_monitor import HostMonitor
+from incident_console.monitor.journal import read_journal
+from incident_console.runbook.actions import restore_backup
+from incident_console.runbook.schema import Runbook
+from incident_console.runbook.variables import Variables, discover
+
+
+def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
+    state = monitor.state
+    if "docker_events" not in state.sources or "kernel_log" not in state.sources:
+        return False
+    if monitor.probes and not any(state.probes.values()):
+        return False
+    views = [v for v in state.containers.values() if not v.gone and v.info.state == "running"]
+    if not views:
+        return True
+    target = [v for v in views if v.info.service == service_hint] or views
+    # Process RSS arrives every few seconds: wait for it, the proposals come from it.
+    return all(v.samples for v in target) and any(v.processes for v in target)
+
+
+async def gather(
+    monitor: HostMonitor,
+    runbook: Runbook,
+    overrides: dict[str, str],
+    *,
+    max_s: float = 20.0,
+    min_s: float = 3.0,
+) -> Variables:
+    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables."""
+    started = time.monotonic()
+    hint = overrides.get("service", "backend")
+    while time.monotonic() - started < max_s:
+        if time.monotonic() - started >= min_s:
+            kills = [k.service for k in monitor.state.oom_kills if k.service]
+            if _seen_enough(monitor, kills[-1] if kills else hint):
+                break
+        await asyncio.sleep(0.5)
+    return discover(
+        monitor.state,
+        runbook,
+        overrides,
+        host_name=monitor.host.name,
+        probes=list(monitor.probes),
+    )
+
+
+def file_changes(journal: Path) -> list[dict[str, Any]]:
+    """The journal's file_change records, newest first (the order to undo them in)."""
+    records = [r for r in read_journal(journal) if r.get("kind") == "file_change"]
+    return sorted(records, key=lambda r: float(r.get("time") or r.get("ts") or 0), reverse=True)
+
+
+async def undo_changes(monitor: HostMonitor, changes: list[dict[str, Any]]) -> list[str]:
+    """Restore each changed file from its backup, newest change first. Returns what was done."""
+    done: list[str] = []
+    for change in changes:
+        await restore_backup(
+            monitor, str(change["path"]), str(change["backup"]), str(change["sha256_before"])
+        )
+        done.append(f"restored {change['path']} from {change['backup']}")
+    return done
