@@ -88,3 +88,7 @@ main.add_command(report)
 from incident_console.commands.serve import serve  # noqa: E402
 
 main.add_command(serve)
+
+from incident_console.commands.runbook import runbook_group  # noqa: E402
+
+main.add_command(runbook_group)
