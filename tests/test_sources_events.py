@@ -1,0 +1,245 @@
+"""Kernel log, docker events, logs and probe sources against real components."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import os
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from incident_console.domain.events import (
+    ContainerEvent,
+    ContainerGone,
+    Event,
+    HealthChange,
+    LogLine,
+    LogSignal,
+    OomConstraint,
+    OomKill,
+    ProbeResult,
+    SourceStatus,
+)
+from incident_console.monitor.state import HostState
+from incident_console.sources.base import Source
+from incident_console.sources.docker_events import DockerEventsSource
+from incident_console.sources.kernel_log import KernelLogSource
+from incident_console.sources.logs import LogFollower
+from incident_console.sources.probes import ProbeSource
+from incident_console.transport.local import LocalHost
+from sources_support import docker_or_skip, ensure_image, remove, run_container, wait_for
+
+
+class Running:
+    def __init__(self) -> None:
+        self.host = LocalHost()
+        self.state = HostState("local")
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.state.apply(event)
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@contextlib.asynccontextmanager
+async def running(*sources: Source, docker: bool = True) -> AsyncIterator[Running]:
+    if docker:
+        docker_or_skip()
+        ensure_image()
+    r = Running()
+    await r.host.connect()
+    tasks = [asyncio.create_task(s.run(r.host, r.state, r.emit)) for s in sources]
+    try:
+        yield r
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await r.host.close()
+
+
+@pytest.mark.slow
+async def test_kernel_log_attributes_a_real_oom_kill() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("reading the kernel log needs root here (dmesg_restrict)")
+    start = time.time()
+    name = ""
+    kernel = KernelLogSource(since=start)
+    try:
+        async with running(DockerEventsSource(), kernel) as r:
+            grow = "b = []\nwhile True: b.append(bytearray(8 * 1024 * 1024)); b[-1][::4096] = b'x' * 2048\n"
+            cid, name = run_container(grow, "--memory", "48m", "--memory-swap", "48m")
+
+            def ours() -> list[OomKill]:
+                return [
+                    k for k in r.of(OomKill) if isinstance(k, OomKill) and k.container_id == cid
+                ]
+
+            await wait_for(ours, 60, "the kernel's OOM kill of our container")
+            kill = ours()[0]
+            assert kill.container == name
+            assert kill.process == "python3"
+            assert kill.constraint is OomConstraint.LIMIT
+            assert not kill.replayed
+            assert kill.time >= start - 1
+            assert kill.source == "dmesg"
+            # Kills from before `since` (earlier tests, the lab) were left out.
+            assert all(k.time >= start for k in r.of(OomKill) if isinstance(k, OomKill))
+    finally:
+        if name:
+            remove(name)
+
+
+async def test_kernel_log_says_why_when_dmesg_is_denied() -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv missing")
+    with open("/proc/sys/kernel/dmesg_restrict") as f:  # noqa: ASYNC230 - one tiny read
+        restricted = f.read().strip() == "1"
+    if not restricted:
+        pytest.skip("kernel.dmesg_restrict is 0 here: an unprivileged dmesg is not denied")
+    source = KernelLogSource(retry_s=3600)
+    unprivileged = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    source.dmesg_argv = (*unprivileged, *source.dmesg_argv)
+    source.journal_probe_argv = (*unprivileged, *source.journal_probe_argv)
+    source.journal_argv = (*unprivileged, *source.journal_argv)
+    async with running(source, docker=False) as r:
+        await wait_for(lambda: r.state.sources.get("kernel_log"), 30, "a status")
+        status = r.state.sources["kernel_log"]
+        assert not status.ok
+        assert status.detail.startswith("dmesg denied (kernel.dmesg_restrict=1)")
+        assert "docker oom events" in status.detail
+
+
+async def test_docker_events_health_and_exit_code() -> None:
+    name = ""
+    code = (
+        "import time, os\n"
+        "open('/tmp/ok', 'w').close()\n"
+        "time.sleep(5); os.remove('/tmp/ok')\n"
+        "time.sleep(5); raise SystemExit(7)\n"
+    )
+    try:
+        async with running(DockerEventsSource()) as r:
+            await wait_for(lambda: r.state.sources.get("docker_events"), 30, "inventory")
+            cid, name = run_container(
+                code,
+                "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
+                "--health-retries", "1", "--health-start-period", "0s",
+                "--label", "com.docker.compose.service=icts-svc",
+            )  # fmt: skip
+
+            def changes() -> list[str]:
+                return [
+                    e.new for e in r.of(HealthChange) if isinstance(e, HealthChange) and e.id == cid
+                ]
+
+            await wait_for(lambda: "unhealthy" in changes(), 40, "healthy then unhealthy")
+            assert changes().index("healthy") < changes().index("unhealthy")
+            unhealthy = next(
+                e for e in r.of(HealthChange)
+                if isinstance(e, HealthChange) and e.id == cid and e.new == "unhealthy"
+            )  # fmt: skip
+            assert unhealthy.old == "healthy" and unhealthy.service == "icts-svc"
+            assert unhealthy.failing_streak >= 1
+
+            def died() -> list[ContainerEvent]:
+                return [
+                    e for e in r.of(ContainerEvent)
+                    if isinstance(e, ContainerEvent) and e.id == cid and e.action == "die"
+                ]  # fmt: skip
+
+            await wait_for(died, 30, "the die event")
+            assert died()[0].exit_code == 7
+            assert r.state.containers[cid].info.state == "exited"
+            assert r.state.containers[cid].info.service == "icts-svc"
+            remove(name)
+            await wait_for(lambda: any(
+                isinstance(e, ContainerGone) and e.id == cid for e in r.events), 30, "gone")  # fmt: skip
+            assert r.state.containers[cid].gone
+    finally:
+        if name:
+            remove(name)
+
+
+async def test_logs_are_sanitized_and_capped() -> None:
+    name = ""
+    code = (
+        "import sys, time\n"
+        "sys.stdout.write(''.join(f'flood {i}\\n' for i in range(3000))); sys.stdout.flush()\n"
+        "time.sleep(1.5)\n"
+        "print('\\x1b[2Jcleared [bold red]x[/]')\n"
+        "print('[2024-01-01] [9] [CRITICAL] WORKER TIMEOUT (pid:12)', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    logs = LogFollower(tail=10000, max_lines_per_batch=100)
+    try:
+        cid, name = run_container(code)
+        async with running(DockerEventsSource(), logs) as r:
+            await wait_for(lambda: cid in r.state.containers, 30, "inventory")
+            logs.follow([cid])
+
+            def lines() -> list[LogLine]:
+                return [e for e in r.of(LogLine) if isinstance(e, LogLine) and e.id == cid]
+
+            await wait_for(lambda: any("WORKER TIMEOUT" in e.text for e in lines()), 30, "the end")
+            texts = [e.text for e in lines()]
+            assert "cleared [bold red]x[/]" in texts  # escape gone, markup kept as text
+            assert not any("\x1b" in t for t in texts)
+            timeout_line = next(e for e in lines() if "WORKER TIMEOUT" in e.text)
+            assert timeout_line.signal is LogSignal.WORKER_TIMEOUT
+            dropped = [t for t in texts if t.startswith("[… ") and t.endswith(" lines dropped]")]
+            assert dropped, "a 3000-line burst with a cap of 100 per batch must drop lines"
+            shown = len([t for t in texts if t.startswith("flood ")])
+            counted = sum(int(t.split()[1]) for t in dropped)
+            assert shown + counted == 3000
+            assert all(e.container == name for e in lines())
+            # A removed container ends its follower quietly.
+            remove(name)
+            await wait_for(lambda: cid not in logs.following, 30, "the follower to end")
+            assert r.state.sources["logs"].ok
+    finally:
+        if name:
+            remove(name)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        self.send_response(200 if self.path == "/ok" else 503)
+        self.end_headers()
+        self.wfile.write(b"x")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_probes_report_status_latency_and_errors() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    closed = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    dead_port = closed.server_address[1]
+    closed.server_close()
+    urls = [f"http://127.0.0.1:{port}/ok", f"http://127.0.0.1:{port}/bad",
+            f"http://127.0.0.1:{dead_port}/"]  # fmt: skip
+    try:
+        async with running(ProbeSource(urls, interval=0.5, timeout=2.0), docker=False) as r:
+            await wait_for(lambda: len(r.of(ProbeResult)) >= 6, 20, "two rounds of probes")
+    finally:
+        server.shutdown()
+        server.server_close()
+    results = {e.url: e for e in r.of(ProbeResult) if isinstance(e, ProbeResult)}
+    ok, bad, dead = (results[u] for u in urls)
+    assert ok.ok and ok.status == 200 and ok.latency_ms is not None
+    assert not bad.ok and bad.status == 503
+    assert dead.status is None and dead.error and not dead.ok
+    assert any(isinstance(e, SourceStatus) and e.source == "probes" for e in r.events)
