@@ -92,3 +92,7 @@ main.add_command(serve)
 from incident_console.commands.runbook import runbook_group  # noqa: E402
 
 main.add_command(runbook_group)
+
+from incident_console.commands.watch import watch  # noqa: E402
+
+main.add_command(watch)

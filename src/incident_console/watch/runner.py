@@ -294,7 +294,7 @@ class Watch:
             for cid in ids:
                 try:
                     await watched.monitor.restart_container(
-                        cid, timeout=max(0, round(self.policy.stop_timeout))
+                        cid, grace_s=max(0, round(self.policy.stop_timeout))
                     )
                 except Exception as exc:  # journaled by the monitor; reported here
                     errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
