@@ -30,7 +30,7 @@ _ISO = re.compile(
     r"(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?= |$)"
 )
 _UNIX = re.compile(r"(?P<secs>\d{9,11}\.\d{1,9})(?= )")
-_SYSLOG = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?= )")
+_SYSLOG = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{1,9})?(?= )")
 _KMSG = re.compile(r"\d{1,3},\d{1,20},(?P<usec>\d{1,20}),[^;]{0,16};")
 # journalctl adds "<hostname> kernel: "; dmesg never does.
 _JOURNAL_ID = re.compile(r" *\S{1,255} kernel: ")

@@ -61,7 +61,9 @@ _INVOKED = re.compile(r"(?P<comm>.{0,64}?) invoked oom-killer:(?P<rest>.*)", _F)
 _REAPER = re.compile(r"oom_reaper: reaped process (?P<pid>\d+) " + _COMM + r"(?P<rest>.*)", _F)
 _SUMMARY = re.compile(r"oom-kill:(?P<rest>.*)", _F)
 # task= holds a comm that may contain commas: take it lazily up to ",pid=<digits>".
-_SUMMARY_TASK = re.compile(r"(?:^|,)task=(?P<task>.*?),pid=(?P<pid>\d+)(?:,uid=(?P<uid>\d+))?", _F)
+_SUMMARY_TASK = re.compile(
+    r"(?:^|,)task=(?P<task>.{0,64}?),pid=(?P<pid>\d+)(?:,uid=(?P<uid>\d+))?", _F
+)
 _KB_FIELD = re.compile(r"(?P<name>total-vm|anon-rss|file-rss|shmem-rss):(?P<kb>\d+)kB", _F)
 _UID_FIELD = re.compile(r"\bUID:(?P<uid>\d+)", _F)
 _ADJ_FIELD = re.compile(r"oom_score_adj[:=](?P<adj>-?\d+)", _F)

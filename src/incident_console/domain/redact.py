@@ -22,10 +22,13 @@ _SECRET_NAME = re.compile(
     r"|PRIVATE|API_?KEY|(?:^|[_.-])KEY(?:$|[_.-])|[A-Z]KEY$|^DB_?PASS$|_PASS$",
     re.IGNORECASE,
 )
-_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+)
 # NAME=value, NAME: value, "name": "value" (quoted or bare values).
 _PAIR = re.compile(
-    r"""(?P<key>["']?(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,80})["']?)(?P<sep>\s*[=:]\s*)"""
+    # The lookbehind starts names only at a boundary: linear time on long runs of letters.
+    r"""(?<![A-Za-z0-9_.])(?<![A-Za-z0-9_.]-)(?P<key>["']?(?P<name>[A-Za-z_](?:[A-Za-z0-9_.]|-(?!-)){0,64})["']?)(?P<sep>\s*[=:]\s*)"""
     r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&"'}\]]+)"""
 )
 _AUTH_HEADER = re.compile(
