@@ -9,6 +9,7 @@ reads a journal file and writes the report next to it (the console's `R` key and
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,20 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from incident_console.domain.durations import format_bytes
-from incident_console.domain.redact import redact_text
+from incident_console.domain.redact import MASK, is_secret_name, redact_record
 from incident_console.monitor.journal import read_journal
 from incident_console.monitor.report_charts import memory_chart
 from incident_console.monitor.report_facts import Facts, Kill, StepRun, gather, impact_window, when
 from incident_console.monitor.report_timeline import timeline
 from incident_console.transport.base import command_line
 
+_NAME_VALUE = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,64})=([^\s`|,;&\"']+)")
 #: Charts show the services that were OOM-killed, or else the few that used the most memory.
 MAX_CHARTED = 3
 
 
 def redact(text: str) -> str:
-    """Hide secrets line by line: the journal was redacted already, this is a second line."""
-    return "\n".join(redact_text(line) for line in text.split("\n"))
+    """Hide NAME=value secrets anywhere in the finished Markdown (a last line of defence).
+
+    Records are redacted with the shared rule before rendering; this pass looks at every
+    NAME=value on its own (also after "note: ...") and stops values at Markdown's `|` and `.
+    """
+
+    def hide(match: re.Match[str]) -> str:
+        name, value = match[1], match[2]
+        return f"{name}={MASK}" if is_secret_name(name) and value != MASK else match[0]
+
+    return _NAME_VALUE.sub(hide, text)
 
 
 def utc(t: float | None, fmt: str = "%Y-%m-%d %H:%M:%SZ") -> str:
@@ -287,7 +298,8 @@ def render_report(records: Sequence[dict[str, Any]], *, followups: Sequence[str]
     Returns:
         The report; the same records give the same text byte for byte.
     """
-    facts = gather(list(records))
+    # Redacted again with the shared rule: a journal may come from an older or foreign writer.
+    facts = gather([redact_record(r) for r in records if isinstance(r, dict)])
     hosts = ", ".join(facts.hosts) or "unknown host"
     lines = [f"# Incident postmortem: {hosts}", ""]
     if not facts.records:
