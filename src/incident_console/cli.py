@@ -81,6 +81,14 @@ from incident_console.commands.lab import lab_group  # noqa: E402
 
 main.add_command(lab_group)
 
+from incident_console.commands.diagnose import diagnose  # noqa: E402
+
+main.add_command(diagnose)
+
+from incident_console.commands.runbook import runbook_group  # noqa: E402
+
+main.add_command(runbook_group)
+
 from incident_console.commands.report import report  # noqa: E402
 
 main.add_command(report)
@@ -88,10 +96,6 @@ main.add_command(report)
 from incident_console.commands.serve import serve  # noqa: E402
 
 main.add_command(serve)
-
-from incident_console.commands.runbook import runbook_group  # noqa: E402
-
-main.add_command(runbook_group)
 
 from incident_console.commands.watch import watch  # noqa: E402
 

@@ -98,6 +98,20 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
     return findings
 
 
+def scope_to_project(state: HostState, project: str) -> HostState:
+    """A copy of the state limited to one compose project's containers and their OOM kills."""
+    scoped = HostState(name=state.name, link=state.link, link_reason=state.link_reason)
+    scoped.containers = {
+        cid: view for cid, view in state.containers.items() if view.info.project == project
+    }
+    scoped.oom_kills.extend(k for k in state.oom_kills if k.container_id in scoped.containers)
+    scoped.memory.extend(state.memory)
+    scoped.logs.extend(line for line in state.logs if line.id in scoped.containers)
+    scoped.probes = state.probes
+    scoped.sources = state.sources
+    return scoped
+
+
 def diagnose_state(
     state: HostState,
     *,
@@ -128,13 +142,8 @@ def diagnose_state(
             )
         if info.state == "restarting":
             add(Finding("critical", f"{info.name} is restarting (restarted {info.restarts} times)"))
-        elif info.state in ("exited", "dead") and info.restart_policy not in ("", "no"):
-            add(
-                Finding(
-                    "critical",
-                    f"{info.name} is {info.state} despite restart policy {info.restart_policy}",
-                )
-            )
+        elif info.state == "dead":
+            add(Finding("critical", f"{info.name} is dead"))
         if info.state == "running" and not memory_limit(view):
             add(Finding("warning", f"{info.name} has no memory limit: it can take the whole host"))
         forecast = container_forecast(view)

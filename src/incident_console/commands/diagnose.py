@@ -1,0 +1,209 @@
+"""`incident-console diagnose`: the seed's diagnose script, done right, on the same layers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from incident_console.cli import fail, target_options
+from incident_console.domain.durations import format_bytes, parse_duration
+from incident_console.monitor.diagnosis import (
+    Diagnosis,
+    container_forecast,
+    diagnose_state,
+    diagnosis_json,
+    memory_limit,
+    scope_to_project,
+)
+from incident_console.monitor.host_monitor import HostMonitor
+from incident_console.monitor.journal import Journal
+from incident_console.monitor.state import HostState
+from incident_console.transport.base import Host, TransportError
+
+#: How long diagnose watches before judging: enough for CPU deltas and the kernel log history.
+DEFAULT_SAMPLE_S = 5.0
+#: The longest it waits for the first data of every source.
+READY_TIMEOUT_S = 30.0
+
+
+async def _sshd_oom_adj(host: Host) -> list[int] | None:
+    """oom_score_adj of every sshd process on the host (None when it cannot be read)."""
+    try:
+        result = await host.run(["pgrep", "-x", "sshd"], timeout=10)
+    except TransportError:
+        return None
+    if result.exit_status not in (0, 1):
+        return None
+    values: list[int] = []
+    for pid in result.stdout.split():
+        try:
+            values.append(int((await host.read_text(f"/proc/{pid}/oom_score_adj")).strip()))
+        except (OSError, ValueError):
+            continue
+    return values
+
+
+def _ready(state: HostState, probes: int, samples: int) -> bool:
+    if "docker_events" not in state.sources or "kernel_log" not in state.sources:
+        return False
+    stats = state.sources.get("stats")
+    if stats is None:
+        return False
+    if stats.ok:
+        running = [v for v in state.containers.values() if v.info.state == "running" and not v.gone]
+        if any(len(v.samples) < samples for v in running) or not state.memory:
+            return False
+    return len([h for h in state.probes.values() if h]) >= probes
+
+
+async def collect(
+    host: Host,
+    *,
+    since: float | None,
+    probes: list[str],
+    sample_s: float,
+    journal: Journal | None,
+    project: str | None = None,
+) -> tuple[HostState, Diagnosis]:
+    """Watch a host briefly and judge it."""
+    monitor = HostMonitor(host, journal=journal, probes=probes, since=since, read_only=True)
+    await monitor.start()
+    try:
+        started = time.monotonic()
+        samples = max(2, int(sample_s))
+        while time.monotonic() - started < READY_TIMEOUT_S:
+            if time.monotonic() - started >= sample_s and _ready(
+                monitor.state, len(probes), samples
+            ):
+                break
+            await asyncio.sleep(0.25)
+        adj = await _sshd_oom_adj(host)
+        state = scope_to_project(monitor.state, project) if project else monitor.state
+        diagnosis = diagnose_state(state, since=since, sshd_oom_score_adj=adj)
+    finally:
+        await monitor.stop()
+    return state, diagnosis
+
+
+def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) -> None:
+    echo = click.echo
+    echo(f"host {diagnosis.host}: {diagnosis.verdict.upper()}")
+    for finding in diagnosis.findings:
+        echo(f"  [{finding.severity}] {finding.summary}")
+    if state.memory:
+        mem = state.memory[-1]
+        psi = f", pressure some {mem.psi_some_avg10:.1f}%" if mem.psi_some_avg10 is not None else ""
+        echo(
+            f"\nmemory: {format_bytes(mem.available_bytes)} available of {format_bytes(mem.total_bytes)}; "
+            f"swap {format_bytes(mem.swap_total_bytes - mem.swap_free_bytes)} used of "
+            f"{format_bytes(mem.swap_total_bytes)}{psi}"
+        )
+    kills = [k for k in state.oom_kills if since is None or k.time >= since]
+    echo(f"\nOOM kills ({len(kills)}):")
+    for k in kills[-20:]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.time))
+        rss = format_bytes(k.anon_rss_bytes) if k.anon_rss_bytes else "?"
+        echo(
+            f"  {when}Z  {k.service or k.container or k.container_id[:12] or 'host'}  "
+            f"{k.process}[{k.pid}]  anon-rss {rss}  {k.constraint.value}"
+        )
+    echo("\ncontainers:")
+    for view in sorted(state.containers.values(), key=lambda v: v.info.name):
+        if view.gone:
+            continue
+        info, latest = view.info, view.latest
+        used = format_bytes(latest.memory_used_bytes) if latest else "?"
+        limit = memory_limit(view)
+        vs = f"{used} / {format_bytes(limit)}" if limit else f"{used} / no limit"
+        forecast = container_forecast(view)
+        echo(
+            f"  {info.name:<28} {info.state:<10} {info.health or '-':<10} restarts {info.restarts:<3} "
+            f"{vs:<24} {forecast.describe() if forecast else ''}"
+        )
+        if info.health == "unhealthy" or info.state == "restarting":
+            errors = [line for line in state.logs if line.id == info.id and line.signal][-5:]
+            for line in errors:
+                echo(f"      {line.text[:160]}")
+    if state.probes:
+        echo("\nprobes:")
+        for url, history in sorted(state.probes.items()):
+            last = history[-1]
+            got = f"HTTP {last.status}" if last.status is not None else last.error
+            latency = f" {last.latency_ms:.0f} ms" if last.latency_ms is not None else ""
+            echo(f"  {url}: {got}{latency}")
+
+
+@click.command()
+@click.argument("target", default="local")
+@target_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--since", help="Only OOM kills in this window (10m, 2h, 1d); default: since boot.")
+@click.option("--probe", "probes", multiple=True, help="URL to probe from this side (repeatable).")
+@click.option(
+    "--sample", "sample_s", default=DEFAULT_SAMPLE_S, show_default=True, help="Seconds to watch."
+)
+@click.option("--project", help="Only the containers of this compose project (and their OOM kills).")
+@click.option(
+    "--journal", "journal_path", type=click.Path(dir_okay=False), help="Also journal what was seen."
+)
+def diagnose(
+    target: str,
+    identity: tuple[str, ...],
+    known_hosts: str | None,
+    accept_new_host_key: bool,
+    as_json: bool,
+    since: str | None,
+    probes: tuple[str, ...],
+    sample_s: float,
+    journal_path: str | None,
+    project: str | None,
+) -> None:
+    """Diagnose a host: memory, OOM kills, containers, health, probes. Exit 0 healthy, 1 problems, 2 error."""
+    from pathlib import Path
+
+    from incident_console.transport.targets import describe_error, open_host
+
+    since_ts: float | None = None
+    if since:
+        try:
+            since_ts = time.time() - parse_duration(since)
+        except ValueError as exc:
+            fail(f"--since: {exc}")
+    try:
+        host = open_host(
+            target,
+            identity=identity,
+            known_hosts=known_hosts,
+            accept_new_host_key=accept_new_host_key,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    journal = Journal(Path(journal_path)) if journal_path else None
+    try:
+        state, diagnosis = asyncio.run(
+            collect(
+                host,
+                since=since_ts,
+                probes=list(probes),
+                sample_s=sample_s,
+                journal=journal,
+                project=project,
+            )
+        )
+    except Exception as exc:  # every failure is one line, never a traceback
+        fail(describe_error(exc, target))
+        return
+    finally:
+        if journal is not None:
+            journal.close()
+    if as_json:
+        doc: dict[str, Any] = diagnosis_json(diagnosis, state, since_ts)
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        _print_human(diagnosis, state, since_ts)
+    sys.exit(0 if diagnosis.verdict == "healthy" else 1)
