@@ -163,6 +163,17 @@ async def monitor(tmp_path: Path) -> AsyncIterator[HostMonitor]:
     journal.close()
 
 
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def _compose_v1_only() -> bool:
+    if shutil.which("docker-compose") is None:
+        return False
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return v2.returncode != 0
+
+
 def _variables(stack: Stack) -> dict[str, str]:
     return {
         "service": "app",
@@ -191,7 +202,7 @@ async def test_patch_recreate_undo_on_a_real_stack(
     assert "memswap_limit: 96M" in patched  # else docker refuses a limit above the swap limit
     change = engine.records[0].change
     assert change is not None and ".incident-console-" in change.backup
-    assert Path(change.backup).read_bytes() == plain_stack.original
+    assert _read(change.backup) == plain_stack.original
     assert os.path.dirname(change.backup) == str(plain_stack.dir)
 
     # The file says 96M, the running container still has 64m: the check reads docker.
@@ -217,13 +228,7 @@ async def test_patch_recreate_undo_on_a_real_stack(
 async def test_deploy_limit_gets_compatibility_on_compose_v1(
     deploy_stack: Stack, monitor: HostMonitor
 ) -> None:
-    if (
-        shutil.which("docker-compose") is None
-        or subprocess.run(
-            ["docker", "compose", "version"], capture_output=True, check=False
-        ).returncode
-        == 0
-    ):
+    if not _compose_v1_only():
         pytest.skip("compose v2 present: --compatibility is a v1 matter")
     variables = _variables(deploy_stack)
     engine = Engine(parse_runbook(RUNBOOK), variables)
