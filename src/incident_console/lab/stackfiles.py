@@ -127,6 +127,8 @@ def compose_yaml(s: LabSettings) -> str:
             f"  idle-{i:02d}:\n"
             + common
             + '    command: ["/usr/bin/sleep", "infinity"]\n'
+            # sleep as PID 1 ignores SIGTERM; nothing to save, so stop it at once.
+            + "    stop_signal: SIGKILL\n"
             + mounts
             + "    mem_limit: 16m\n"
         )
