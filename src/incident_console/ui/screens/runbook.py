@@ -1,0 +1,316 @@
+"""The runbook walkthrough: steps with their states; the current step's why, command or diff,
+checks and live output. enter runs (steps that change the server confirm first), s skips, u
+undoes the step's file change, n/p move. Read-only mode runs diagnose and verify steps only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, ListItem, ListView, Static
+
+from incident_console.runbook.engine import Engine, StepRecord, StepRefused, StepState
+from incident_console.runbook.loader import RunbookError, load_runbook
+from incident_console.runbook.runner import Executor, Runner
+from incident_console.runbook.schema import Runbook, render
+from incident_console.runbook.variables import discover
+from incident_console.ui.protocol import MonitorLike
+from incident_console.ui.screens.confirm import ConfirmScreen
+
+STATE_MARK = {
+    StepState.PENDING: ("·", "$text-muted"),
+    StepState.RUNNING: ("▶", "$accent"),
+    StepState.PASSED: ("✔", "$success"),
+    StepState.FAILED: ("✘", "$error"),
+    StepState.SKIPPED: ("↷", "$text-muted"),
+    StepState.ROLLED_BACK: ("↶", "$warning"),
+}
+OUTPUT_LINES = 60
+
+
+class StepItem(ListItem):
+    """One step in the list: its state mark, kind and title."""
+
+    def __init__(self, record: StepRecord, title: str, disabled_reason: str) -> None:
+        super().__init__(classes="-disabled" if disabled_reason else "")
+        self.record = record
+        self.title_text = title
+        self.label = Static(self._content())
+
+    def _content(self) -> Content:
+        mark, style = STATE_MARK[self.record.state]
+        return Content.assemble(
+            (mark, style), " ", (f"{self.record.step.kind:<9}", "$text-muted"), self.title_text
+        )
+
+    def compose(self) -> ComposeResult:
+        yield self.label
+
+    def refresh_state(self) -> None:
+        self.label.update(self._content())
+
+
+class RunbookScreen(Screen[None]):
+    """Walk through a runbook on one host's monitor."""
+
+    DEFAULT_CSS = """
+    RunbookScreen #rb-body { height: 1fr; }
+    RunbookScreen #rb-steps { width: 46; border-right: solid $primary-muted; }
+    RunbookScreen #rb-detail { padding: 0 1; }
+    RunbookScreen #rb-banner { background: $warning-muted; color: $text; padding: 0 1; }
+    RunbookScreen StepItem.-disabled { color: $text-disabled; }
+    RunbookScreen .rb-label { color: $text-muted; margin-top: 1; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "run_step", "Run", id="rb_run", tooltip="Run the current step"),
+        Binding("s", "skip_step", "Skip", id="rb_skip", tooltip="Mark the step skipped"),
+        Binding("u", "undo_step", "Undo", id="rb_undo", tooltip="Restore the file it changed"),
+        Binding("n", "move(1)", "Next", id="rb_next", tooltip="Next step"),
+        Binding("p", "move(-1)", "Prev", id="rb_prev", tooltip="Previous step"),
+        Binding("escape", "close", "Back", id="rb_back", tooltip="Back to the dashboard"),
+    ]
+
+    def __init__(
+        self,
+        monitor: MonitorLike,
+        runbook: Runbook | str,
+        *,
+        executor: Executor | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.load_error = ""
+        if isinstance(runbook, str):
+            try:
+                runbook = load_runbook(runbook)
+            except RunbookError as exc:
+                self.load_error = str(exc)
+                runbook = Runbook.model_validate(
+                    {
+                        "name": "none",
+                        "title": "runbook not loaded",
+                        "steps": [
+                            {
+                                "id": "none",
+                                "title": str(exc),
+                                "kind": "diagnose",
+                                "manual": str(exc),
+                            }
+                        ],
+                    }
+                )
+        self.runbook = runbook
+        self.why: dict[str, str] = {}
+        if variables is None:
+            found = discover(
+                monitor.state,
+                runbook,
+                host_name=monitor.host.name,
+                probes=list(getattr(monitor, "probes", []) or []),
+            )
+            variables, self.why = found.values, found.why
+        self.engine = Engine(runbook, variables, read_only=monitor.read_only)
+        if executor is None:
+            from incident_console.runbook.actions import HostExecutor
+
+            executor = HostExecutor(monitor)  # type: ignore[arg-type]
+        self.runner = Runner(self.engine, executor, on_change=self._changed)
+        self.executor = executor
+        self._preview: dict[int, str] = {}
+        self._items: list[StepItem] = []
+
+    # Layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        title = f"runbook {self.runbook.name}: {self.runbook.title} on {self.monitor.host.name}"
+        yield Static(Content.styled(title, "bold"), id="rb-title")
+        if self.monitor.read_only:
+            yield Static("read-only: only diagnose and verify steps run", id="rb-banner")
+        with Horizontal(id="rb-body"):
+            self._items = [
+                StepItem(r, render(r.step.title, self.engine.variables), self.engine.refusal(i))
+                for i, r in enumerate(self.engine.records)
+            ]
+            yield ListView(*self._items, id="rb-steps")
+            with VerticalScroll(id="rb-detail"):
+                yield Static(id="rb-step-title")
+                yield Static(id="rb-why")
+                yield Static("command or change", classes="rb-label")
+                yield Static(id="rb-action")
+                yield Static("checks", classes="rb-label")
+                yield Static(id="rb-checks")
+                yield Static("output", classes="rb-label")
+                yield Static(id="rb-output")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.load_error:
+            self.notify(self.load_error, severity="error")
+        self.query_one("#rb-steps", ListView).index = 0
+        self._show()
+
+    # Display -----------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        return self.engine.cursor
+
+    def _changed(self, record: StepRecord) -> None:
+        i = self.engine.records.index(record)
+        if i < len(self._items):
+            self._items[i].refresh_state()
+        if i == self.cursor:
+            self._show()
+
+    def _show(self) -> None:
+        record = self.engine.current
+        step, v = record.step, self.engine.variables
+        refusal = self.engine.refusal(self.cursor)
+        head = Content.assemble(
+            (f"{step.kind} · {step.action} · ", "$text-muted"),
+            (render(step.title, v), "bold"),
+            (f"  [{record.state.value}]", STATE_MARK[record.state][1]),
+        )
+        if refusal and not record.done:
+            head = Content.assemble(head, ("\n" + refusal, "$warning"))
+        self.query_one("#rb-step-title", Static).update(head)
+        self.query_one("#rb-why", Static).update(Content(" ".join(render(step.why, v).split())))
+        preview = self._preview.get(self.cursor)
+        if preview is None:
+            self.query_one("#rb-action", Static).update(Content("…"))
+            self._load_preview(self.cursor)
+        else:
+            self.query_one("#rb-action", Static).update(Content(preview))
+        checks = [
+            Content.assemble(
+                (
+                    f"{c.status.value:>7} ",
+                    {"passed": "$success", "failed": "$error"}.get(c.status.value, "$text-muted"),
+                ),
+                f"{c.name}: {c.detail}",
+            )
+            for c in record.checks
+        ] or [Content(", ".join(c.name for c in step.checks) or "(none)")]
+        if record.verdict:
+            checks.append(Content.styled(f"=> {record.verdict}", STATE_MARK[record.state][1]))
+        self.query_one("#rb-checks", Static).update(Content("\n").join(checks))
+        tail = "\n".join(record.output.splitlines()[-OUTPUT_LINES:])
+        self.query_one("#rb-output", Static).update(Content(tail))
+
+    @work(group="rb-preview", exit_on_error=False)
+    async def _load_preview(self, i: int) -> None:
+        record = self.engine.records[i]
+        try:
+            text = await self.executor.preview(record.step, self.engine.variables)
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+            text = f"(cannot preview: {exc})"
+        self._preview[i] = text
+        if i == self.cursor:
+            self.query_one("#rb-action", Static).update(Content(text))
+
+    # Actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Read-only removes the mutating keys instead of failing on them.
+        return not (action == "undo_step" and self.monitor.read_only)
+
+    def action_move(self, delta: int) -> None:
+        self.engine.move(delta)
+        self.query_one("#rb-steps", ListView).index = self.cursor
+        self._show()
+
+    @on(ListView.Highlighted, "#rb-steps")
+    def _highlighted(self, event: ListView.Highlighted) -> None:
+        index = self.query_one("#rb-steps", ListView).index
+        if index is not None and index != self.cursor:
+            self.engine.cursor = index
+            self._show()
+
+    @on(ListView.Selected, "#rb-steps")
+    def _selected(self, event: ListView.Selected) -> None:
+        self.action_run_step()
+
+    def action_run_step(self) -> None:
+        i = self.cursor
+        reason = self.engine.refusal(i)
+        if reason:
+            self.notify(reason, severity="warning")
+            return
+        self._run(i)
+
+    async def _confirm(self, record: StepRecord, preview: str) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def done(yes: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(yes))
+
+        title = f"{record.step.kind}: {render(record.step.title, self.engine.variables)}?"
+        self.app.push_screen(ConfirmScreen(title, Content(preview)), done)
+        return await answer
+
+    @work(group="rb-run", exit_on_error=False)
+    async def _run(self, i: int) -> None:
+        try:
+            state = await self.runner.run(i, self._confirm)
+        except StepRefused as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        if state is None:
+            self.notify("not run: declined")
+        elif state is StepState.FAILED:
+            self.notify(
+                f"{self.engine.records[i].step.id}: {self.engine.records[i].verdict}",
+                severity="error",
+            )
+        self._preview.pop(i, None)
+
+    def action_skip_step(self) -> None:
+        try:
+            self.engine.skip(self.cursor, time.time(), "skipped by the operator")
+        except StepRefused as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.executor.journal(self.engine.current.to_record(self.runbook.name))
+        self._changed(self.engine.current)
+        self.action_move(1)
+
+    def action_undo_step(self) -> None:
+        if self.monitor.read_only:
+            self.notify("read-only: undo refused", severity="warning")
+            return
+        record = self.engine.current
+        if record.change is None:
+            self.notify("this step changed no file: nothing to undo", severity="warning")
+            return
+        change = record.change
+        detail = Content(f"restore {change.path}\nfrom {change.backup}")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._undo(self.cursor)
+
+        self.app.push_screen(ConfirmScreen("Undo this step's change?", detail), confirmed)
+
+    @work(group="rb-run", exit_on_error=False)
+    async def _undo(self, i: int) -> None:
+        try:
+            await self.runner.undo(i)
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+            self.notify(f"undo failed: {exc}", severity="error")
+            return
+        self._preview.pop(i, None)
+        self.notify(self.engine.records[i].verdict)
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
