@@ -280,10 +280,9 @@ def _followups(facts: Facts, extra: Sequence[str]) -> list[str]:
     items = list(dict.fromkeys([*facts.followups, *extra]))
     lines = ["## Follow-ups", ""]
     if not items:
-        return [
-            *lines,
-            "No follow-ups: the journal names no runbook with an 'if it persists' list.",
-        ]
+        if facts.runbooks:
+            return [*lines, f"None: runbook {', '.join(facts.runbooks)} lists no follow-ups."]
+        return [*lines, "None: no runbook was run, so there is no 'if it persists' list."]
     intro = "If it persists (from the runbook):" if facts.runbooks else "Follow-ups:"
     return [*lines, intro, "", *(f"- [ ] {item}" for item in items)]
 

@@ -27,7 +27,11 @@ def _describe(record: dict[str, Any], facts: Facts, probe_ok: dict[str, bool]) -
     kind = record.get("kind")
     if kind == "oom_kill":
         cid = str(record.get("container_id", ""))
-        where = record.get("service") or record.get("container") or facts.label(cid, "host")
+        where = (
+            record.get("service")
+            or record.get("container")
+            or (facts.label(cid) if cid else "the host (no container)")
+        )
         rss = record.get("anon_rss_bytes")
         rss_text = f", anon-rss {format_bytes(rss)}" if isinstance(rss, int) else ""
         constraint = record.get("constraint")
