@@ -25,6 +25,7 @@ from incident_console.runbook.compose_patch import (
 )
 from incident_console.runbook.engine import CheckResult, FileChange, StepRecord
 from incident_console.runbook.schema import Check, Step, render
+from incident_console.runbook.variables import service_views
 from incident_console.transport.base import TransportError, command_line
 
 
@@ -91,7 +92,8 @@ class HostExecutor:
                 case "restart":
                     assert step.restart is not None
                     service = render(step.restart.service, variables)
-                    names = [v.info.name for v in self.monitor.state.service_containers(service)]
+                    views = service_views(self.monitor.state, service, variables.get("project", ""))
+                    names = [v.info.name for v in views]
                     return f"restart through the docker API: {', '.join(names) or service}"
                 case "wait":
                     return f"watch for {render(step.wait or '', variables)} while the checks run"
@@ -241,7 +243,7 @@ class HostExecutor:
     ) -> None:
         assert record.step.restart is not None
         service = render(record.step.restart.service, v)
-        views = self.monitor.state.service_containers(service)
+        views = service_views(self.monitor.state, service, v.get("project", ""))
         if not views:
             raise ActionError(f"no container of service {service} to restart")
         for view in views:

@@ -21,6 +21,7 @@ from incident_console.runbook.compose_patch import ComposeError, ComposeFile
 from incident_console.runbook.engine import CheckResult, CheckStatus, StepRecord
 from incident_console.runbook.schema import Check, render
 from incident_console.runbook.units import DurationError, parse_duration, parse_size
+from incident_console.runbook.variables import project_of, service_views
 
 MIB = 1024 * 1024
 PASSED, FAILED, PENDING = CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.PENDING
@@ -88,10 +89,13 @@ class Checker:
         assert check.no_new_oom is not None
         service = render(check.no_new_oom.service, v)
         since = record.started or 0.0
+        project = v.get("project", "")
+        state = self.monitor.state
         kills = [
             k
-            for k in self.monitor.state.oom_kills_since(since)
-            if not service or k.service == service
+            for k in state.oom_kills_since(since)
+            if (not service or k.service == service)
+            and (not project or project_of(state, k.container_id) in ("", project))
         ]
         if kills:
             last = kills[-1]
@@ -103,10 +107,10 @@ class Checker:
         how = f" (kernel log via {source.method})" if source and source.ok else ""
         return PASSED, f"no OOM kill of {service or 'the host'} since the step began{how}"
 
-    def _service_views(self, service: str) -> list[Any]:
+    def _service_views(self, service: str, project: str) -> list[Any]:
         return [
             view
-            for view in self.monitor.state.service_containers(service)
+            for view in service_views(self.monitor.state, service, project)
             if view.info.state in ("running", "")
         ]
 
@@ -120,7 +124,7 @@ class Checker:
         window = parse_duration(render(spec.for_, v))
         now = self.clock()
         since = max(record.started or 0.0, now - window)
-        views = self._service_views(service)
+        views = self._service_views(service, v.get("project", ""))
         if not views:
             return PENDING, f"no running container of {service}"
         total_latest = 0
@@ -221,7 +225,12 @@ class Checker:
         service = render(check.workers_recycled.service, v)
         since = record.started or 0.0
         state = self.monitor.state
-        ids = {cid for cid, view in state.containers.items() if view.info.service == service}
+        project = v.get("project", "")
+        ids = {
+            cid
+            for cid, view in state.containers.items()
+            if view.info.service == service and (not project or view.info.project == project)
+        }
         lines = [line for line in state.logs if line.time >= since and line.id in ids]
         recycled = [line for line in lines if line.signal is LogSignal.WORKER_RECYCLE]
         if recycled:
@@ -229,7 +238,8 @@ class Checker:
         killed = [line for line in lines if line.signal is LogSignal.WORKER_KILLED]
         boots = [line for line in lines if line.signal is LogSignal.WORKER_BOOT]
         # A worker booted with no worker killed and no OOM kill is a recycled worker too.
-        if boots and not killed and not state.oom_kills_since(since):
+        kills = [k for k in state.oom_kills_since(since) if k.container_id in ids]
+        if boots and not killed and not kills:
             return PASSED, f"{len(boots)} worker(s) booted with none killed: recycling"
         if killed:
             return PENDING, f"{len(killed)} worker(s) killed, none recycled yet"

@@ -63,9 +63,28 @@ def parse_sets(pairs: list[str] | tuple[str, ...], runbook: Runbook) -> dict[str
     return out
 
 
-def _oom_service(state: HostState) -> str:
-    counts = Counter(k.service for k in state.oom_kills if k.service)
-    return counts.most_common(1)[0][0] if counts else ""
+def project_of(state: HostState, container_id: str) -> str:
+    """The compose project of a container the monitor knows ('' when unknown)."""
+    view = state.containers.get(container_id)
+    return view.info.project if view else ""
+
+
+def service_views(state: HostState, service: str, project: str = "") -> list[ContainerView]:
+    """The live containers of `service`, in `project` when given (two stacks may both have a
+    `backend`)."""
+    return [
+        v for v in state.service_containers(service) if not project or v.info.project == project
+    ]
+
+
+def _oom_target(state: HostState, project: str) -> tuple[str, str]:
+    """(service, project) with the most OOM kills, the latest kill breaking ties."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for kill in state.oom_kills:
+        where = project_of(state, kill.container_id)
+        if kill.service and (not project or where == project):
+            counts[(kill.service, where)] += 1
+    return counts.most_common(1)[0][0] if counts else ("", project)
 
 
 def _worker_figures(
@@ -118,7 +137,7 @@ def discover(
     overrides = dict(overrides or {})
     v = Variables()
     v.set("host", host_name or state.name, "the host the console is connected to")
-    oom_service = _oom_service(state)
+    oom_service, oom_project = _oom_target(state, overrides.get("project", ""))
     if "service" in overrides:
         v.set("service", overrides["service"], "--set")
     elif oom_service:
@@ -127,11 +146,12 @@ def discover(
     else:
         v.set("service", "backend", "no OOM kill attributed yet: the seed's backend")
     service = v.values["service"]
-    views = state.service_containers(service)
+    project = overrides.get("project") or (oom_project if service == oom_service else "")
+    views = service_views(state, service, project)
     view = views[0] if views else None
     info = view.info if view else None
     v.set("container", info.name if info else "", "the service's running container")
-    v.set("project", info.project if info else "", "label com.docker.compose.project")
+    v.set("project", info.project if info else project, "label com.docker.compose.project")
     workdir = info.working_dir if info else ""
     v.set("project_dir", workdir, "label com.docker.compose.project.working_dir")
     compose_file = ""
