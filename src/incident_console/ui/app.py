@@ -76,7 +76,7 @@ class IncidentApp(App[int]):
         ),
         Binding(
             "escape",
-            "back",
+            "escape_pane",
             "Back",
             id="back",
             show=False,

@@ -33,6 +33,12 @@ class HostDashboard(Vertical):
         self._version = -1
         self._prompt_mode = "filter"
         self._prompt_target: str = "containers"
+        self._ready = False
+
+    def on_mount(self) -> None:
+        # The app's refresh timer can fire before the panes exist; draw only from here on.
+        self._ready = True
+        self.update_view(self.app.clock(), force=True)  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         yield HostHeader(classes="host-header")
@@ -61,6 +67,8 @@ class HostDashboard(Vertical):
 
     def update_view(self, now: float, *, force: bool = False) -> None:
         """Redraw from the monitor's state if it changed (the header follows the clock)."""
+        if not self._ready or not self.query(HostHeader):
+            return
         self.query_one(HostHeader).show(self.monitor, now, self.read_only)
         state = self.monitor.state
         if state.version == self._version and not force:
