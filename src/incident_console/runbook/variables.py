@@ -107,22 +107,17 @@ def _worker_figures(
 
 
 def _advice(limit: int, worker_peak: int, master: int, current: int) -> tuple[int, int, str]:
-    """(workers, limit bytes, why) using domain/advice.py when present."""
-    try:
-        from incident_console.domain import advice  # type: ignore[attr-defined]
+    """(workers, limit bytes, why): what fits at the measured peak, at most half the workers
+    seen (the seed went 4 -> 2: a leaking worker's peak is only bounded once it is recycled)."""
+    from incident_console.domain.advice import advise_workers
 
-        workers = int(advice.suggest_workers(limit, worker_peak, master))
-        new_limit = int(advice.suggest_limit(workers, worker_peak, master))
-        return workers, new_limit, "domain.advice"
-    except (ImportError, AttributeError, TypeError):
-        pass
-    # Halve the workers like the seed did, but never more than the limit holds at peak.
-    workers = max(1, (current or 4) // 2)
-    if limit and worker_peak:
-        workers = max(1, min(workers, (limit - master) // worker_peak))
-    new_limit = master + workers * worker_peak + 64 * MIB if worker_peak else SEED_LIMIT
-    new_limit = max(new_limit, limit, 128 * MIB)
-    return workers, new_limit, "halve the workers; fit them at their measured peak"
+    advice = advise_workers(limit, worker_peak, master, current_workers=current or None)
+    workers, why = advice.workers, advice.why
+    if current > 1 and workers > current // 2:
+        workers = current // 2
+        why += f"; halved from the {current} seen, as the seed did"
+    new_limit = max(advice.limit_bytes, limit) if limit else advice.limit_bytes
+    return workers, new_limit, why
 
 
 def discover(
@@ -182,11 +177,7 @@ def discover(
             f"limit now {limit // MIB if limit else 'none'} MiB"
         )
         v.set("workers", workers, f"{measured}: {how}")
-        v.set(
-            "mem_limit",
-            format_size(new_limit),
-            f"{workers} x {worker_peak // MIB} MiB + master + 64 MiB headroom ({how})",
-        )
+        v.set("mem_limit", format_size(new_limit), how)
     else:
         v.set(
             "workers",

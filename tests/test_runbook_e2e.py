@@ -1,0 +1,119 @@
+"""End to end, headless, over a real sshd: the built-in oom-after-deploy runbook on its own lab.
+
+The lab backend leaks (4 workers, no max-requests, 256m) under `lab load` until the kernel
+OOM-kills workers; `runbook run oom-after-deploy ssh://... --yes --set watch=90s` must diagnose
+the kills, patch the compose file, recreate the backend and pass its verify steps under the same
+load. Then `runbook undo` must restore the compose file byte for byte.
+
+This test has its own lab project (it edits the compose file, which the shared lab must not see).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import IN_CI
+from fixtures_lab import require_docker
+from fixtures_sshd import SshdServer
+from incident_console.lab.lab import Lab
+from incident_console.lab.oom import KernelLogUnavailable, read_kernel_log
+
+pytestmark = [pytest.mark.docker, pytest.mark.sshd, pytest.mark.slow]
+
+CLI = str(Path(sys.executable).parent / "incident-console")
+#: The lab leaks 1 MiB per request: 40 (+ up to 10) requests keep a worker near 60 MiB.
+RECYCLE = ["--set", "max_requests=40", "--set", "max_requests_jitter=10"]
+
+
+@pytest.fixture
+def own_lab(tmp_path: Path) -> Iterator[Lab]:
+    require_docker()
+    try:
+        read_kernel_log()
+    except KernelLogUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"the kernel log is required in CI: {exc}")
+        pytest.skip(str(exc))
+    lab = Lab(f"icrb{os.getpid()}", tmp_path / "lab")
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
+
+
+def _cli(sshd: SshdServer, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    ssh = ["-i", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
+    return subprocess.run(
+        [CLI, "runbook", *args, *ssh], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_oom_after_deploy_end_to_end_over_ssh(
+    own_lab: Lab, sshd: SshdServer, tmp_path: Path
+) -> None:
+    original = own_lab.compose_file.read_bytes()
+    stop = threading.Event()
+    loader = threading.Thread(
+        target=own_lab.load, kwargs={"duration_s": 1200, "rate": 8.0, "stop": stop}, daemon=True
+    )
+    loader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not own_lab.oom_kills() and time.monotonic() < deadline:
+            time.sleep(2)
+        assert own_lab.oom_kills(), "the leaking backend was never OOM-killed under load"
+        journal = tmp_path / "incident.jsonl"
+        run = _cli(
+            sshd,
+            "run",
+            "oom-after-deploy",
+            sshd.target,
+            "--yes",
+            "--set",
+            "watch=90s",
+            "--set",
+            f"project={own_lab.project}",
+            *RECYCLE,
+            "--probe",
+            own_lab.health_url,
+            "--journal",
+            str(journal),
+            timeout=900,
+        )
+    finally:
+        stop.set()
+        loader.join(timeout=60)
+    print(run.stdout[-6000:], run.stderr[-2000:])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-1000:]
+    out = run.stdout
+    assert "service = backend" in out and "OOM kill(s) were attributed to it" in out
+    assert "10/10 steps passed" in out
+    for step in ("oom-kills", "gunicorn-settings", "memory-limit", "recreate", "watch"):
+        assert f" {step}: " in out
+
+    patched = own_lab.compose_file.read_text()
+    assert "GUNICORN_WORKERS=${GUNICORN_WORKERS:-2}" in patched
+    assert "GUNICORN_MAX_REQUESTS=${GUNICORN_MAX_REQUESTS:-40}" in patched
+    backups = sorted(own_lab.compose_file.parent.glob("docker-compose.yml.incident-console-*.bak"))
+    assert backups, "no backup next to the compose file"
+
+    records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    steps = [r for r in records if r.get("kind") == "runbook_step" and r.get("finished")]
+    assert {r["step"] for r in steps if r["state"] == "passed"} >= {"watch", "recreate"}
+    watch = next(r for r in steps if r["step"] == "watch")
+    assert watch["finished"] - watch["started"] >= 90
+    assert any(r.get("kind") == "command" and "--force-recreate" in r["argv"] for r in records)
+
+    undo = _cli(sshd, "undo", str(journal), sshd.target, timeout=120)
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert own_lab.compose_file.read_bytes() == original

@@ -1,0 +1,94 @@
+"""Variable discovery from a HostState built from real-shaped events (two stacks, OOM kills)."""
+
+from __future__ import annotations
+
+import pytest
+
+from incident_console.domain.events import (
+    ContainerInfo,
+    ContainerProcesses,
+    OomConstraint,
+    OomKill,
+    ProcessRss,
+)
+from incident_console.monitor.state import HostState
+from incident_console.runbook.loader import load_runbook
+from incident_console.runbook.variables import VariableError, discover, parse_sets
+
+MIB = 1024 * 1024
+
+
+def _info(cid: str, project: str, service: str, limit: int = 256 * MIB) -> ContainerInfo:
+    return ContainerInfo(
+        time=1.0,
+        id=cid,
+        name=f"{project}_{service}_1",
+        state="running",
+        project=project,
+        service=service,
+        working_dir=f"/srv/{project}",
+        config_files=(f"/srv/{project}/docker-compose.yml",),
+        memory_limit_bytes=limit,
+    )
+
+
+@pytest.fixture
+def state() -> HostState:
+    s = HostState(name="prod")
+    s.apply(_info("a" * 64, "other", "backend"))
+    s.apply(_info("b" * 64, "shop", "backend"))
+    s.apply(_info("c" * 64, "shop", "db"))
+    procs = [ProcessRss(10, "gunicorn", 20 * MIB)] + [
+        ProcessRss(pid, "gunicorn", 30 * MIB) for pid in (11, 12, 13, 14)
+    ]
+    s.apply(ContainerProcesses(time=2.0, id="b" * 64, processes=tuple(procs)))
+    for i in range(3):
+        s.apply(
+            OomKill(
+                time=10.0 + i,
+                pid=100 + i,
+                process="gunicorn",
+                constraint=OomConstraint.LIMIT,
+                anon_rss_bytes=60 * MIB,
+                container_id="b" * 64,
+                service="backend",
+            )
+        )
+    return s
+
+
+def test_discovers_the_service_with_oom_kills_and_its_compose_labels(state: HostState) -> None:
+    runbook = load_runbook("oom-after-deploy")
+    v = discover(state, runbook, host_name="prod", probes=["http://127.0.0.1:8080/health"])
+    values = v.values
+    assert values["service"] == "backend" and "3 OOM kill(s)" in v.why["service"]
+    assert values["project"] == "shop"
+    assert values["compose_file"] == "/srv/shop/docker-compose.yml"
+    assert values["project_dir"] == "/srv/shop"
+    assert values["container"] == "shop_backend_1"
+    assert values["health_url"] == "http://127.0.0.1:8080/health"
+    assert values["current_workers"] == "4"
+    assert values["worker_peak"] == "60M"  # the kill lines: bigger than the process samples
+    assert values["workers"] == "2"  # 3 fit at 60 MiB in 256m, halved from 4 as the seed did
+    assert "60.0 MiB" in v.why["workers"] or "60 MiB" in v.why["workers"]
+    assert values["watch"] == "30m"
+
+
+def test_set_overrides_and_rejects_unknown_names(state: HostState) -> None:
+    runbook = load_runbook("oom-after-deploy")
+    sets = parse_sets(["watch=90s", "project=other"], runbook)
+    v = discover(state, runbook, sets)
+    assert v.values["watch"] == "90s"
+    assert v.values["project"] == "other"
+    assert v.values["container"] == "other_backend_1"
+    with pytest.raises(VariableError, match="no such variable"):
+        parse_sets(["wtach=90s"], runbook)
+    with pytest.raises(VariableError, match="watch"):
+        parse_sets(["watch=soon"], runbook)
+
+
+def test_nothing_measured_falls_back_to_the_seed() -> None:
+    v = discover(HostState(name="empty"), load_runbook("oom-after-deploy"))
+    assert v.values["service"] == "backend"
+    assert v.values["workers"] == "2" and v.values["mem_limit"] == "512M"
+    assert v.values["compose_file"] == ""
