@@ -168,3 +168,11 @@ def test_suggested_workers_fit_in_the_limit(limit: int, peaks: list[int], master
     assert workers >= 1
     if workers > 1:
         assert suggest_limit(workers, peaks, master, h) <= limit + LIMIT_STEP
+
+
+def test_redact_text_pair_after_a_pair_and_markdown() -> None:
+    assert redact_text("note: password=hunter2") == "note: password=***"
+    assert redact_text("a=b:TOKEN=x") == "a=b:TOKEN=***"
+    assert redact_text("run `PGPASSWORD=pw psql` | ok") == "run `PGPASSWORD=*** psql` | ok"
+    assert redact_text("| SECRET=s3 | x |") == "| SECRET=*** | x |"
+    assert redact_text('password="unterminated rest') == "password=*** rest"

@@ -25,11 +25,16 @@ _SECRET_NAME = re.compile(
 _URL_USERINFO = re.compile(
     r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^:/@\s]*):(?P<pw>[^@/\s]+)@"
 )
-# NAME=value, NAME: value, "name": "value" (quoted or bare values).
-_PAIR = re.compile(
-    # The lookbehind starts names only at a boundary: linear time on long runs of letters.
-    r"""(?<![A-Za-z0-9_.])(?<![A-Za-z0-9_.]-)(?P<key>["']?(?P<name>[A-Za-z_](?:[A-Za-z0-9_.]|-(?!-)){0,64})["']?)(?P<sep>\s*[=:]\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;&"'}\]]+)"""
+# NAME=value, NAME: value, "name": "value". The name and separator are matched first; the value
+# only after a secret name, so that a plain pair's value can start the next pair ("a: b=c").
+_KEY_SEP = re.compile(
+    # The lookbehinds start names only at a boundary: linear time on long runs of letters.
+    r"""(?<![A-Za-z0-9_.])(?<![A-Za-z0-9_.]-)["']?(?P<name>[A-Za-z_](?:[A-Za-z0-9_.]|-(?!-)){0,64})"""
+    r"""["']?\s*[=:]\s*"""
+)
+# Bare values stop at Markdown's ` and | too: the report puts commands in code spans and tables.
+_VALUE = re.compile(
+    r""""(?:[^"\\\n]|\\.){0,1024}"|'[^'\n]{0,1024}'|[^\s,;&"'}\]`|]+|["'][^\s,;&}\]`|]*"""
 )
 _AUTH_HEADER = re.compile(
     r"(?P<head>\bAuthorization\s*[:=]\s*(?:Bearer|Basic|Token|Digest)?\s*)(?P<value>[^\s,;\"']+)",
@@ -66,16 +71,23 @@ def redact_text(text: str) -> str:
         return text
     text = _AUTH_HEADER.sub(lambda m: m["head"] + MASK, text)
 
-    def pair(m: re.Match[str]) -> str:
+    parts: list[str] = []
+    copied = position = 0
+    while (m := _KEY_SEP.search(text, position)) is not None:
+        position = m.end()
         name = m["name"]
         # Authorization headers were masked above, keeping their scheme word readable.
         if not is_secret_name(name) or name.lower() == "authorization":
-            return m[0]
-        if m["value"].strip("'\"") == MASK:
-            return m[0]
-        return m["key"] + m["sep"] + _mask_value(m["value"])
-
-    text = _PAIR.sub(pair, text)
+            continue
+        value = _VALUE.match(text, position)
+        if value is None:
+            continue
+        position = value.end()
+        if value[0].strip("'\"") != MASK:
+            parts += [text[copied : value.start()], _mask_value(value[0])]
+            copied = position
+    parts.append(text[copied:])
+    text = "".join(parts)
     return _redact_urls(text)
 
 
