@@ -152,7 +152,12 @@ def diagnose_state(
             and forecast.seconds_to_limit is not None
             and forecast.status == "growing"
         ):
-            add(Finding("warning", f"{info.name} reaches its memory limit {forecast.describe()}"))
+            add(
+                Finding(
+                    "warning",
+                    f"{info.name} is growing toward its memory limit: {forecast.describe()}",
+                )
+            )
 
     for url, history in sorted(state.probes.items()):
         if history and not history[-1].ok:
