@@ -100,3 +100,7 @@ main.add_command(serve)
 from incident_console.commands.watch import watch  # noqa: E402
 
 main.add_command(watch)
+
+from incident_console.commands.console import console  # noqa: E402
+
+main.add_command(console)

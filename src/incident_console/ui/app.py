@@ -40,6 +40,8 @@ from incident_console.ui.widgets.logs import LogPane
 #: Widgets redraw at most this often; the monitors' events arrive much faster in bursts.
 REFRESH_INTERVAL_S = 0.1
 DEFAULT_RUNBOOK = "oom-after-deploy"
+#: An OOM kill at most this much older than the console raises a notification.
+NOTIFY_GRACE_S = 30.0
 MUTATING_ACTIONS = frozenset({"restart"})
 
 
@@ -123,6 +125,7 @@ class IncidentApp(App[int]):
         self.theme = wanted if wanted in self.glyphs else self.theme_names[0]
         self.set_keymap(settings.keymap)
         self._unsubscribe: list[Callable[[], None]] = []
+        self.opened_at = clock()
 
     # Layout and the refresh loop -------------------------------------------------------------
 
@@ -175,14 +178,15 @@ class IncidentApp(App[int]):
             )
 
     def _on_event(self, host: str, event: Event) -> None:
-        if isinstance(event, OomKill):
+        # Kills replayed from the kernel log's history are in the feed; only new ones pop up.
+        if isinstance(event, OomKill) and event.time >= self.opened_at - NOTIFY_GRACE_S:
             self.post_message(HostEventPosted(host, event))
 
     @on(HostEventPosted)
     def _notify_oom(self, message: HostEventPosted) -> None:
         kill = message.event
         assert isinstance(kill, OomKill)
-        who = kill.container or "host"
+        who = kill.container or kill.container_id[:12] or "host"
         self.notify(
             Content(
                 f"{message.host}: {who} ({kill.service or '-'}) {kill.process} pid {kill.pid}"

@@ -21,7 +21,7 @@ SPARK_WIDTH = 10
 #: (key, label, width): fixed widths, so a row never jumps as its numbers change.
 COLUMNS = (
     ("oom", "!", 3),
-    ("name", "Container", 16),
+    ("name", "Container", 22),
     ("service", "Service", 9),
     ("state", "State", 7),
     ("health", "Health", 9),
