@@ -33,6 +33,8 @@ from incident_console.watch.rules import Decision, RuleEngine, probe_urls
 TICK_S = 1.0
 #: How long a stop waits for restarts and notifications in flight.
 STOP_GRACE_S = 15.0
+#: How long the sources get to end before the host is closed under them.
+STOP_SOURCES_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +207,27 @@ class Watch:
                 await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
             await self.notifier.drain(STOP_GRACE_S)
             for watched in self.hosts:
-                with contextlib.suppress(Exception):
-                    await watched.monitor.stop()
+                await self._stop_monitor(watched)
             self._journal({"kind": "watch_stop", "restarts": sum(h.restarts for h in self.hosts),
                            "escalations": sum(h.escalations for h in self.hosts)})  # fmt: skip
+
+    async def _stop_monitor(self, watched: WatchedHost) -> None:
+        """Stop a monitor; if a source will not end, close the host under it, then move on.
+
+        A watch must stop on SIGTERM whatever a source does: systemd would otherwise kill it
+        after its own timeout, leaving the processes it started on the server.
+        """
+        stopping = asyncio.create_task(watched.monitor.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=STOP_SOURCES_S)
+        if not done:
+            self._journal({"kind": "watch_note", "host": watched.name,
+                           "what": "sources did not stop in time; closing the host under them"})  # fmt: skip
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watched.target.host.close(), STOP_SOURCES_S)
+            done, _ = await asyncio.wait({stopping}, timeout=STOP_SOURCES_S)
+        if done:
+            with contextlib.suppress(Exception):
+                stopping.result()
 
     async def _loop(self, stop: asyncio.Event) -> None:
         next_status = time.monotonic() + min(self.policy.tick_s, 5.0)
