@@ -23,6 +23,8 @@ def console_argv(
     *,
     read_only: bool = False,
     theme: str | None = None,
+    probes: tuple[str, ...] = (),
+    config_file: str | None = None,
     identity: tuple[str, ...] = (),
     known_hosts: str | None = None,
     accept_new_host_key: bool = False,
@@ -44,6 +46,10 @@ def console_argv(
         argv.append("--read-only")
     if theme:
         argv += ["--theme", theme]
+    if config_file:
+        argv += ["--config", config_file]
+    for url in probes:
+        argv += ["--probe", url]
     return [*argv, *(targets or ("local",))]
 
 
@@ -64,6 +70,8 @@ def is_loopback(bind: str) -> bool:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--read-only", is_flag=True, help="Viewers can look but not change the server.")
 @click.option("--theme", help="The console's theme.")
+@click.option("--probe", "probes", multiple=True, help="URL to probe over HTTP (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Config file.")
 @click.option(
     "--public-url", help="The URL browsers use to reach this server (behind a proxy or tunnel)."
 )
@@ -76,6 +84,8 @@ def serve(
     port: int,
     read_only: bool,
     theme: str | None,
+    probes: tuple[str, ...],
+    config_file: str | None,
     public_url: str | None,
 ) -> None:
     """Serve the console on TARGETs (default: local) to web browsers, for screen-shared triage."""
@@ -85,6 +95,8 @@ def serve(
         targets,
         read_only=read_only,
         theme=theme,
+        probes=probes,
+        config_file=config_file,
         identity=identity,
         known_hosts=known_hosts,
         accept_new_host_key=accept_new_host_key,
