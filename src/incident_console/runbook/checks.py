@@ -218,6 +218,17 @@ class Checker:
 
         return await asyncio.to_thread(inspect)
 
+    def _follow(self, ids: set[str]) -> None:
+        """Make sure the service's logs are followed (the monitor follows only what is asked),
+        keeping whatever the console already follows."""
+        follower = getattr(self.monitor, "log_follower", None)
+        if follower is None:
+            return
+        live = {cid for cid, view in self.monitor.state.containers.items() if not view.gone}
+        wanted = set(getattr(follower, "following", frozenset())) | (ids & live)
+        if not (ids & live) <= set(getattr(follower, "following", frozenset())):
+            self.monitor.follow_logs(wanted)
+
     async def _workers_recycled(
         self, check: Check, record: StepRecord, v: dict[str, str], memo: dict[str, Any]
     ) -> tuple[CheckStatus, str]:
@@ -231,6 +242,7 @@ class Checker:
             for cid, view in state.containers.items()
             if view.info.service == service and (not project or view.info.project == project)
         }
+        self._follow(ids)
         lines = [line for line in state.logs if line.time >= since and line.id in ids]
         recycled = [line for line in lines if line.signal is LogSignal.WORKER_RECYCLE]
         if recycled:
