@@ -254,6 +254,7 @@ def undo_cmd(
     """Restore every file a run changed (newest first) from its backups, on TARGET."""
     from incident_console.monitor.host_monitor import HostMonitor
     from incident_console.monitor.journal import Journal
+    from incident_console.runbook.actions import ActionError
     from incident_console.runbook.session import file_changes, undo_changes
     from incident_console.transport.targets import describe_error, open_host
 
@@ -285,8 +286,11 @@ def undo_cmd(
 
     try:
         done = asyncio.run(go())
+    except ActionError as exc:
+        fail(str(exc))
+        return
     except Exception as exc:  # one line, never a traceback
-        fail(describe_error(exc, target) if not str(exc).startswith("restore") else str(exc))
+        fail(describe_error(exc, target))
         return
     for line in done:
         click.echo(line)
