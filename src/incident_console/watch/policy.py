@@ -236,6 +236,9 @@ class Policy(_Model):
     rules: list[Rule] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     notify: Notify = Field(default_factory=Notify)
+    #: The compose project watched and acted on (None: every container on the host). A
+    #: `target` may also name one as ``project/service``.
+    project: str | None = None
     #: How long a restart waits for a container to stop before killing it (docker's -t).
     stop_timeout: Duration = 10.0
     #: How often the status line is printed; default: the shortest probe interval (or 30 s).

@@ -168,8 +168,20 @@ def _name(view: ContainerView) -> str:
     return view.info.service or view.info.name
 
 
-def _matches(view: ContainerView, wanted: str | None) -> bool:
+def _matches(view: ContainerView, wanted: str | None, project: str | None = None) -> bool:
+    if project is not None and view.info.project != project:
+        return False
     return wanted is None or wanted in (view.info.service, view.info.name)
+
+
+def target_containers(state: HostState, target: str, project: str | None) -> list[ContainerView]:
+    """The live containers a target names: ``service``, ``project/service`` or a container name."""
+    if "/" in target:
+        project, target = target.split("/", 1)
+    return [
+        v for v in state.containers.values()
+        if not v.gone and _matches(v, target, project)
+    ]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -290,6 +302,8 @@ class RuleEngine:
         evidence["probes"] = _last_probes(state)
         for rule in self.policy.rules:
             trigger = rule.oom_kill
+            if view is not None and not _matches(view, None, self.policy.project):
+                continue
             if trigger is None or trigger.service not in (None, kill.service, kill.container):
                 continue
             if rule.action == "restart":
@@ -308,7 +322,7 @@ class RuleEngine:
         for view in list(state.containers.values()):
             if view.gone or view.info.health != "unhealthy":
                 continue
-            if not _matches(view, rule.unhealthy.service):
+            if not _matches(view, rule.unhealthy.service, self.policy.project):
                 continue
             since = view.health_since or now
             if now - since < rule.unhealthy.for_:
@@ -339,7 +353,7 @@ class RuleEngine:
         decisions: list[Decision] = []
         holding: set[tuple[str, str]] = set()
         for view in list(state.containers.values()):
-            if view.gone or not _matches(view, rule.time_to_limit.service):
+            if view.gone or not _matches(view, rule.time_to_limit.service, self.policy.project):
                 continue
             forecast = container_forecast(view, now)
             if forecast is None:

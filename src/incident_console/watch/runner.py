@@ -27,7 +27,7 @@ from incident_console.sources.probes import ProbeSource
 from incident_console.transport.base import Host
 from incident_console.watch.notify import Notifier
 from incident_console.watch.policy import Policy, Probe
-from incident_console.watch.rules import Decision, RuleEngine, probe_urls
+from incident_console.watch.rules import Decision, RuleEngine, probe_urls, target_containers
 
 #: The engine's clock: unhealthy-for and time-to-limit are checked this often.
 TICK_S = 1.0
@@ -297,10 +297,7 @@ class Watch:
             if decision.container_id:
                 ids = [decision.container_id]
             else:
-                views = state.service_containers(decision.target)
-                if not views:
-                    view = state.container_by_name(decision.target)
-                    views = [view] if view is not None and not view.gone else []
+                views = target_containers(state, decision.target, self.policy.project)
                 ids = [v.info.id for v in views]
             if not ids:
                 error = f"no container of service or name {decision.target!r} on {watched.name}"
