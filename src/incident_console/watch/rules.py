@@ -281,6 +281,10 @@ class RuleEngine:
     def _on_oom(self, kill: OomKill, state: HostState, now: float) -> list[Decision]:
         decisions: list[Decision] = []
         view = state.containers.get(kill.container_id)
+        if view is None and (kill.service or kill.container):
+            # Attributed by name only (the inventory was late): find it by name.
+            named = target_containers(state, kill.service or kill.container, self.policy.project)
+            view = named[0] if named else None
         target = kill.service or kill.container or (view.info.name if view else "") or "host"
         rss = format_bytes(kill.anon_rss_bytes) if kill.anon_rss_bytes else "?"
         summary = (

@@ -33,6 +33,8 @@ from incident_console.watch.rules import Decision, RuleEngine, probe_urls, targe
 TICK_S = 1.0
 #: How long a stop waits for restarts and notifications in flight.
 STOP_GRACE_S = 15.0
+#: How long a restart waits for the container inventory at start.
+INVENTORY_WAIT_S = 15.0
 #: How long the sources get to end before the host is closed under them.
 STOP_SOURCES_S = 5.0
 
@@ -294,6 +296,10 @@ class Watch:
     async def _do_restart(self, watched: WatchedHost, decision: Decision) -> None:
         state = watched.monitor.state
         try:
+            # A probe can fail before the container inventory is in: wait for it, briefly.
+            deadline = time.monotonic() + INVENTORY_WAIT_S
+            while "docker_events" not in state.sources and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
             if decision.container_id:
                 ids = [decision.container_id]
             else:
