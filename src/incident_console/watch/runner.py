@@ -298,7 +298,7 @@ class Watch:
         try:
             # A probe can fail before the container inventory is in: wait for it, briefly.
             deadline = time.monotonic() + INVENTORY_WAIT_S
-            while "docker_events" not in state.sources and time.monotonic() < deadline:
+            while "docker_events" not in state.sources and time.monotonic() < deadline:  # noqa: ASYNC110 - HostState has no event to wait on
                 await asyncio.sleep(0.2)
             if decision.container_id:
                 ids = [decision.container_id]
