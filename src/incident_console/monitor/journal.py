@@ -64,6 +64,11 @@ class Journal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            # A full disk can leave a torn last line: end it, or the next record is glued to
+            # it and lost to every reader.
+            if self._file.tell() > 0 and not _ends_with_newline(self.path):
+                self._file.write("\n")
+                self._file.flush()
             self.error = None
         except OSError as exc:
             self._file = None
@@ -123,6 +128,12 @@ class Journal:
         self._sync()
         with self._lock:
             self._close_file()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
