@@ -154,8 +154,8 @@ def test_report_sections_and_kills(tmp_path: Path) -> None:
         "## Timeline (UTC)",
         "## OOM kills",
         "## Memory",
-        "### Before remediation",
-        "### After remediation",
+        "### Before remediation: ict_backend_1",
+        "### After remediation: ict_backend_1",
         "## Runbook steps",
         "## Follow-ups",
     ):
@@ -170,11 +170,13 @@ def test_report_sections_and_kills(tmp_path: Path) -> None:
         "| 2026-05-28 20:30:05Z | ict_backend_1 | backend | gunicorn | 7076 | 200.0 MiB "
         "| limit 256.0 MiB |"
     )
-    assert "The backend service's `gunicorn` processes" in text
+    assert "In the backend service (ict_backend_1), `gunicorn` processes" in text
     assert "at its 256.0 MiB memory limit (2 kills, anon-rss up to 210.0 MiB)" in text
     # The impact window: the first failed probe (T0+200) to the probe answering again.
     assert "**Impact window:** 2026-05-28 20:30:00Z to 2026-05-28 20:32:25Z (2 min 25 s)" in text
-    assert "**Remediation:** began 2026-05-28 20:31:40Z; no OOM kill since" in text
+    assert (
+        "**Remediation:** 2026-05-28 20:31:40Z to 2026-05-28 20:32:00Z; no OOM kill since" in text
+    )
     # Runbook steps: who, verdicts, the command run during the step with its exit status.
     assert (
         "| 1 | fewer-workers: Two workers | remediate | passed | all checks passed "

@@ -124,11 +124,11 @@ def test_sigkill_mid_incident_loses_nothing(tmp_path: Path, lab: Lab, lab_oom: L
     )
     assert done.returncode == 0, done.stderr
     text = report.read_text(encoding="utf-8")
-    assert "## OOM kills" in text and "**OOM kill** in backend" in text
+    assert "## OOM kills" in text and "_backend_1 (backend): gunicorn" in text
     live = next(k for k in kills if not k.get("replayed"))
     row = next(line for line in text.splitlines() if f"| {live['pid']} |" in line)
     assert "| backend |" in row and "| limit 256.0 MiB |" in row, row
-    assert "The backend service's" in text and "256.0 MiB memory limit" in text
+    assert "In the backend service (" in text and "256.0 MiB memory limit" in text
     assert "```text" in text  # the memory chart of the backend
     (Path(__file__).parent / "artifacts").mkdir(exist_ok=True)
     (Path(__file__).parent / "artifacts" / "sigkill-postmortem.md").write_text(text)

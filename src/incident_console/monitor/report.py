@@ -91,12 +91,21 @@ def likely_cause(facts: Facts) -> str:
     """One sentence naming the most common kind of kill, where, and against which limit."""
     if not facts.kills:
         return "No kernel OOM kill is in the journal; the timeline below is all there is."
-    groups: dict[tuple[str, str], list[Kill]] = {}
+    groups: dict[tuple[str, str, str], list[Kill]] = {}
     for kill in facts.kills:
-        groups.setdefault((kill.service or kill.container or "host", kill.constraint), []).append(
-            kill
-        )
-    (where, constraint), kills = max(groups.items(), key=lambda item: (len(item[1]), item[0]))
+        key = (kill.service, kill.container or "the host", kill.constraint)
+        groups.setdefault(key, []).append(kill)
+    # The container with the most kills seen live (replayed ones may predate this incident).
+    (service, container, constraint), kills = max(
+        groups.items(),
+        key=lambda item: (
+            item[0][1] in facts.focus,
+            sum(not k.replayed for k in item[1]),
+            len(item[1]),
+            item[0],
+        ),
+    )
+    where = f"the {service} service ({container})" if service else container
     processes = ", ".join(sorted({k.process for k in kills if k.process})) or "its"
     workers = "processes"
     if any(k.process == "gunicorn" for k in kills) or _gunicorn_confirms(facts, kills[0]):
@@ -116,7 +125,7 @@ def likely_cause(facts: Facts) -> str:
         limit = max((k.limit_bytes or facts.limits.get(k.container_id, 0)) for k in kills)
         at = f"its {format_bytes(limit)} memory limit" if limit else "its memory limit"
         return (
-            f"The {where} service's `{processes}` {workers} were OOM-killed at {at} ({count}): "
+            f"In {where}, `{processes}` {workers} were OOM-killed at {at} ({count}): "
             "the workers together need more memory than the limit allows."
         )
     return f"The kernel OOM-killed `{processes}` {workers} of {where} ({count})."
@@ -141,16 +150,17 @@ def _summary(facts: Facts) -> list[str]:
             f"{'; '.join(window.evidence)}."
         )
     lines.append(f"- **Likely cause:** {likely_cause(facts)}")
-    if facts.remediation_at is not None:
-        after = [k for k in facts.kills if k.time >= facts.remediation_at]
+    if facts.remediation_at is not None and facts.remediation_done is not None:
+        after = [k for k in facts.kills if k.time >= facts.remediation_done]
+        where = ", ".join(sorted({k.container or "the host" for k in after}))
         outcome = (
             "no OOM kill since"
             if not after
-            else f"{len(after)} OOM kill{'s' if len(after) != 1 else ''} since"
+            else f"{len(after)} OOM kill{'s' if len(after) != 1 else ''} since, in {where}"
         )
         lines.append(
-            f"- **Remediation:** began {utc(facts.remediation_at)}; {outcome} "
-            f"(to {utc(facts.end)})."
+            f"- **Remediation:** {utc(facts.remediation_at)} to {utc(facts.remediation_done)}; "
+            f"{outcome} (to {utc(facts.end)})."
         )
     else:
         lines.append("- **Remediation:** none recorded in the journal.")
@@ -188,7 +198,12 @@ def _kills_table(facts: Facts) -> list[str]:
 
 
 def _charted(facts: Facts) -> list[str]:
-    names = [k.service or k.container for k in facts.kills if k.service or k.container]
+    killed = [k.container for k in facts.kills if k.container]
+    live = [k.container for k in facts.kills if k.container and not k.replayed]
+    own = [n for n in killed if n in facts.focus]
+    # The incident's own containers alone when the commands name them (other stacks may share
+    # the host); else those killed live, then any killed.
+    names = own or [*live, *killed]
     chosen = [n for n in dict.fromkeys(names) if n in facts.memory][:MAX_CHARTED]
     if chosen:
         return chosen
@@ -204,7 +219,10 @@ def _charts(facts: Facts) -> list[str]:
     names = _charted(facts)
     if not names:
         return [*lines, "No memory samples in the journal."]
-    cut = facts.remediation_at
+    # Minute 0 is the first sample charted: replayed kills can date the journal's start earlier.
+    origin = min(t for n in names for t, _, _ in facts.memory[n])
+    lines += [f"Memory used (as `docker stats` counts it); minute 0 is {utc(origin)}.", ""]
+    cut = facts.remediation_done
     parts: list[tuple[str, float, float]] = (
         [("Before remediation", facts.start, cut), ("After remediation", cut, facts.end + 1)]
         if cut is not None
@@ -212,8 +230,8 @@ def _charts(facts: Facts) -> list[str]:
     )
     for title, start, end in parts:
         series = {n: [p for p in facts.memory[n] if start <= p[0] < end] for n in names}
-        chart = memory_chart(f"{title}: {', '.join(names)}", series, facts.start)
-        lines += [f"### {title}", ""]
+        chart = memory_chart(series, origin)
+        lines += [f"### {title}: {', '.join(names)}", ""]
         lines += ["```text", chart, "```", ""] if chart else ["No samples in this period.", ""]
     return lines[:-1]
 

@@ -22,16 +22,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def memory_chart(
-    title: str,
     series: Mapping[str, Sequence[tuple[float, int, int]]],
     origin: float,
 ) -> str:
     """A memory-over-time chart: one line per service, its limit as a horizontal line.
 
     Args:
-        title: the chart's title.
         series: per service, samples of (epoch time, used bytes, limit bytes or 0).
-        origin: the epoch time shown as minute 0 (the journal's start), so charts align.
+        origin: the epoch time shown as minute 0, the same for every chart so they align.
 
     Returns:
         The chart as text lines without colour codes, or '' when there is nothing to draw.
@@ -54,13 +52,14 @@ def memory_chart(
         limits.update(limit for _, _, limit in points if limit)
     for limit in sorted(limits):
         figure.hline(round(limit / MIB, 1))
-    figure.title(title)
-    figure.xlabel("minutes since the journal began (UTC)")
+    figure.xlabel("minutes")
     figure.ylabel("MiB")
     text = _ANSI.sub("", figure.build())
     lines = [line.rstrip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
     legend = ", ".join(format_bytes(limit) for limit in sorted(limits))
     if legend:
         lines.append(f"(horizontal line: memory limit {legend})")

@@ -76,7 +76,7 @@ class Facts:
     services: dict[str, str] = field(default_factory=dict)  # container id -> service
     limits: dict[str, int] = field(default_factory=dict)  # container id -> limit bytes
     kills: list[Kill] = field(default_factory=list)
-    #: Memory samples per service (or container name): (time, used bytes, limit bytes).
+    #: Memory samples per container name: (time, used bytes, limit bytes).
     memory: dict[str, list[tuple[float, int, int]]] = field(default_factory=dict)
     steps: list[StepRun] = field(default_factory=list)
     commands: list[dict[str, Any]] = field(default_factory=list)
@@ -84,17 +84,17 @@ class Facts:
     followups: list[str] = field(default_factory=list)
     #: When remediation began (the first remediate step or restart), or None.
     remediation_at: float | None = None
+    #: When the last remediate step (or restart) ended: the fix is in effect from then.
+    remediation_done: float | None = None
     start: float = 0.0
     end: float = 0.0
+    #: Containers the commands run worked on (named in an argv, or of the compose project
+    #: given with -p): the incident's own, on a host that may run other stacks too.
+    focus: set[str] = field(default_factory=set)
 
     def label(self, container_id: str, fallback: str = "") -> str:
-        """The service (or container name) a container id stands for."""
-        return (
-            self.services.get(container_id)
-            or self.names.get(container_id)
-            or fallback
-            or container_id[:12]
-        )
+        """The container name (compose keeps it across a recreate) a container id stands for."""
+        return self.names.get(container_id) or fallback or container_id[:12]
 
 
 def gather(records: list[dict[str, Any]]) -> Facts:
@@ -146,7 +146,8 @@ def gather(records: list[dict[str, Any]]) -> Facts:
             facts.runbooks.append(name)
         end = run.finished if run.finished is not None else facts.end
         run.commands = [c for c in facts.commands if run.started <= when(c) <= end]
-    facts.remediation_at = _remediation_time(facts)
+    facts.remediation_at, facts.remediation_done = _remediation_times(facts)
+    facts.focus = _focus(facts)
     return facts
 
 
@@ -164,7 +165,8 @@ def _add_sample(facts: Facts, record: dict[str, Any]) -> None:
     limit = limit if isinstance(limit, int) and 0 < limit < NO_LIMIT_BYTES else 0
     if limit:
         facts.limits.setdefault(cid, limit)
-    # Keyed by service: a recreated container (new id) continues the same line.
+    # Keyed by name: a recreated container (new id, same compose name) continues the line,
+    # while same-named services of other compose projects on the host stay apart.
     facts.memory.setdefault(facts.label(cid), []).append((when(record), used, limit))
 
 
@@ -186,19 +188,36 @@ def _kill(facts: Facts, record: dict[str, Any]) -> Kill:
     )
 
 
-def _remediation_time(facts: Facts) -> float | None:
-    times = [
-        run.started
+def _focus(facts: Facts) -> set[str]:
+    names = {name for name in facts.names.values() if name}
+    focus: set[str] = set()
+    for command in facts.commands:
+        argv = [str(a) for a in command.get("argv") or []]
+        text = " ".join(argv)
+        focus.update(name for name in names if name in text)
+        projects = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-p", "--project-name")]
+        for project in projects:
+            focus.update(n for n in names if n.startswith((f"{project}_", f"{project}-")))
+    return focus
+
+
+def _remediation_times(facts: Facts) -> tuple[float | None, float | None]:
+    runs = [
+        run
         for run in facts.steps
         if run.record.get("step_kind") == "remediate"
         and run.record.get("state") not in ("skipped", "pending")
     ]
-    times += [
-        when(r)
-        for r in facts.records
-        if r.get("kind") == "action" and "restart" in str(r.get("what", ""))
-    ]
-    return min(times) if times else None
+    starts = [run.started for run in runs]
+    ends = [run.finished if run.finished is not None else run.started for run in runs]
+    for record in facts.records:
+        if record.get("kind") == "action" and "restart" in str(record.get("what", "")):
+            starts.append(when(record))
+            took = record.get("duration_s")
+            ends.append(when(record) + (took if isinstance(took, int | float) else 0.0))
+    if not starts:
+        return None, None
+    return min(starts), max(ends)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,9 @@ def _describe(record: dict[str, Any], facts: Facts, probe_ok: dict[str, bool]) -
     kind = record.get("kind")
     if kind == "oom_kill":
         cid = str(record.get("container_id", ""))
-        where = (
-            record.get("service")
-            or record.get("container")
-            or (facts.label(cid) if cid else "the host (no container)")
-        )
+        name = record.get("container") or (facts.label(cid) if cid else "")
+        service = record.get("service")
+        where = f"{name} ({service})" if name and service else name or service or "the host"
         rss = record.get("anon_rss_bytes")
         rss_text = f", anon-rss {format_bytes(rss)}" if isinstance(rss, int) else ""
         constraint = record.get("constraint")
