@@ -184,7 +184,9 @@ def parse_runbook(text: str, file: str = "<runbook>") -> Runbook:
         problem = exc.problem or exc.context or "invalid YAML"
         raise RunbookError([LoadError(file, line, col, f"YAML: {problem}")]) from None
     except YAMLError as exc:
-        raise RunbookError([LoadError(file, 1, 1, f"YAML: {exc}")]) from None
+        # e.g. ReaderError on a control character: its text runs over two lines.
+        first = (str(exc).strip().splitlines() or ["invalid YAML"])[0]
+        raise RunbookError([LoadError(file, 1, 1, f"YAML: {first}")]) from None
     if not isinstance(tree, CommentedMap):
         raise RunbookError([LoadError(file, 1, 1, "a runbook is a mapping (name, title, steps)")])
     try:

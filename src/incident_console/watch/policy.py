@@ -297,7 +297,9 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
         problem = exc.problem or exc.context or "invalid YAML"
         raise PolicyError([LoadError(file, line, col, f"YAML: {problem}")]) from None
     except YAMLError as exc:
-        raise PolicyError([LoadError(file, 1, 1, f"YAML: {exc}")]) from None
+        # e.g. ReaderError on a control character: its text runs over two lines.
+        first = (str(exc).strip().splitlines() or ["invalid YAML"])[0]
+        raise PolicyError([LoadError(file, 1, 1, f"YAML: {first}")]) from None
     if not isinstance(tree, CommentedMap):
         raise PolicyError([LoadError(file, 1, 1, "a policy is a mapping (probes, rules, limits)")])
     try:
