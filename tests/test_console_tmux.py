@@ -46,6 +46,7 @@ def wait_for(session: str, predicate: object, timeout: float) -> tuple[float, st
         if predicate(text):  # type: ignore[operator]
             return time.monotonic() - start, text
         time.sleep(0.2)
+    Path("/tmp/ict-console-last-screen.txt").write_text(text)
     raise AssertionError(f"not on screen within {timeout} s; screen was:\n{text}")
 
 
@@ -76,12 +77,22 @@ def test_console_over_ssh_on_the_lab(sshd: SshdServer, lab: Lab, tmp_path: Path)
         str(tmp_path / "none.toml"),
     ]
     (tmp_path / "none.toml").write_text("")
-    shell = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(exit_file))}; sleep 60"
-    tmux("new-session", "-d", "-s", session, "-x", "240", "-y", "60", shell)
+    # COLUMNS/LINES inherited by a shared tmux server would pin the console to their size.
+    shell = f"env -u COLUMNS -u LINES {shlex.join(argv)}; echo $? > {shlex.quote(str(exit_file))}; sleep 60"
+    tmux("new-session", "-d", "-s", session, "-x", "240", "-y", "60", "sh")
+    # Fix the size before the console starts: other clients of a shared tmux server, or its
+    # default-size, must not leave the console drawing into 80x24.
+    tmux("set-option", "-t", session, "window-size", "manual")
+    tmux("resize-window", "-t", session, "-x", "240", "-y", "60")
+    tmux("send-keys", "-t", session, shell, "Enter")
     try:
         backend = f"{lab.project}_backend_1"
+        # Other compose projects may run on this engine: show only the lab's rows.
+        wait_for(session, lambda text: "Containers" in text, timeout=10)
+        tmux("send-keys", "-t", session, "/", *lab.project)
         waited, _ = wait_for(session, lambda text: backend in text, timeout=10)
         print(f"lab containers on screen after {waited:.1f} s")
+        tmux("send-keys", "-t", session, "Enter")  # close the prompt, keep the filter
 
         known = {k.pid for k in lab.oom_kills()}
         stop = threading.Event()
@@ -111,7 +122,7 @@ def test_console_over_ssh_on_the_lab(sshd: SshdServer, lab: Lab, tmp_path: Path)
         tmux("send-keys", "-t", session, "Escape")
         time.sleep(0.5)
         tmux("send-keys", "-t", session, "q")
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20
         while not exit_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert exit_file.exists(), screen(session)

@@ -7,6 +7,7 @@ back to the monitor, which journals them and refuses them in read-only mode.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import time
@@ -40,6 +41,8 @@ from incident_console.ui.widgets.logs import LogPane
 #: Widgets redraw at most this often; the monitors' events arrive much faster in bursts.
 REFRESH_INTERVAL_S = 0.1
 DEFAULT_RUNBOOK = "oom-after-deploy"
+#: How long quitting waits for a monitor to stop before closing its host directly.
+STOP_TIMEOUT_S = 5.0
 #: An OOM kill at most this much older than the console raises a notification.
 NOTIFY_GRACE_S = 30.0
 MUTATING_ACTIONS = frozenset({"restart"})
@@ -258,10 +261,22 @@ class IncidentApp(App[int]):
     async def action_quit(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-        for monitor in self.monitors:
-            with contextlib.suppress(Exception):
-                await monitor.stop()
+        self.notify("closing the connections...", timeout=STOP_TIMEOUT_S)
+        await asyncio.gather(*(self._stop(m) for m in self.monitors))
         self.exit(0)
+
+    async def _stop(self, monitor: MonitorLike) -> None:
+        # A source that ignores cancellation must not keep the console open: give the monitor
+        # a deadline, then close the host ourselves (that ends our processes on the server).
+        try:
+            await asyncio.wait_for(monitor.stop(), STOP_TIMEOUT_S)
+            return
+        except Exception:  # noqa: BLE001 - quitting never fails
+            pass
+        close = getattr(monitor.host, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), STOP_TIMEOUT_S)
 
     def action_cycle_theme(self) -> None:
         names = self.theme_names
