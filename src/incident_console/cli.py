@@ -8,6 +8,7 @@ Every failure the user can cause ends in one line on stderr and exit status 2, n
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,19 +21,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DefaultCommandGroup(click.Group):
-    """A group whose first argument, when it is no subcommand, goes to the `console` command.
+    """A group of lazily loaded subcommands whose default is `console`.
 
-    So `incident-console prod staging` opens the console on two hosts, and
+    When the first argument is no subcommand it goes to `console`, so
+    `incident-console prod staging` opens the console on two hosts, and
     `incident-console diagnose prod` runs the subcommand.
     """
 
     default_command = "console"
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBCOMMANDS and cmd_name not in self.commands:
+            module_name, _, attr = SUBCOMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{SUBCOMMANDS[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if self.default_command in self.commands:
+        names = set(self.list_commands(ctx))
+        if self.default_command in names:
             first = next((a for a in args if not a.startswith("-")), None)
             wants_help = any(a in ("--help", "-h", "--version") for a in args)
-            if first not in self.commands and not (wants_help and first is None):
+            if first not in names and not (wants_help and first is None):
                 args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
@@ -41,15 +56,21 @@ def target_options(func: F) -> F:
     """The connection options of every command that takes a target."""
 
     @click.option(
-        "-i", "--identity", "identity", type=click.Path(dir_okay=False), multiple=True,
+        "-i",
+        "--identity",
+        "identity",
+        type=click.Path(dir_okay=False),
+        multiple=True,
         help="Private key file for SSH (repeatable; ~/.ssh/config and ssh-agent are used too).",
     )
     @click.option(
-        "--known-hosts", type=click.Path(dir_okay=False),
+        "--known-hosts",
+        type=click.Path(dir_okay=False),
         help="known_hosts file to verify host keys against (default: ~/.ssh/known_hosts).",
     )
     @click.option(
-        "--accept-new-host-key", is_flag=True,
+        "--accept-new-host-key",
+        is_flag=True,
         help="Trust an unknown host's key on first use and record it. A changed key is always refused.",
     )
     @functools.wraps(func)
@@ -75,32 +96,14 @@ def main() -> None:
     """
 
 
-# Subcommands are registered below, each by the change that implements it.
-
-from incident_console.commands.lab import lab_group  # noqa: E402
-
-main.add_command(lab_group)
-
-from incident_console.commands.diagnose import diagnose  # noqa: E402
-
-main.add_command(diagnose)
-
-from incident_console.commands.runbook import runbook_group  # noqa: E402
-
-main.add_command(runbook_group)
-
-from incident_console.commands.report import report  # noqa: E402
-
-main.add_command(report)
-
-from incident_console.commands.serve import serve  # noqa: E402
-
-main.add_command(serve)
-
-from incident_console.commands.watch import watch  # noqa: E402
-
-main.add_command(watch)
-
-from incident_console.commands.console import console  # noqa: E402
-
-main.add_command(console)
+#: Subcommands, loaded only when named: `diagnose` never imports Textual, `--help` stays fast,
+#: and the command modules can import `fail`/`target_options` from here without a cycle.
+SUBCOMMANDS: dict[str, str] = {
+    "console": "incident_console.commands.console:console",
+    "diagnose": "incident_console.commands.diagnose:diagnose",
+    "runbook": "incident_console.commands.runbook:runbook_group",
+    "report": "incident_console.commands.report:report",
+    "serve": "incident_console.commands.serve:serve",
+    "watch": "incident_console.commands.watch:watch",
+    "lab": "incident_console.commands.lab:lab_group",
+}
