@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,7 +100,7 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     from incident_console.runbook.actions import HostExecutor
     from incident_console.runbook.engine import Engine
     from incident_console.runbook.runner import Runner
-    from incident_console.runbook.session import gather
+    from incident_console.runbook.session import gather, stop_monitor
     from incident_console.transport.targets import describe_error, open_host
 
     try:
@@ -189,8 +190,13 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
                 click.echo(f"  - {item}")
         return code
     finally:
-        await monitor.stop()
+        stopped = await stop_monitor(monitor)
         journal.close()
+        if not stopped:
+            # A source that will not end must not keep the verdict from the caller.
+            click.echo("incident-console: the monitor did not stop; exiting anyway", err=True)
+            sys.stdout.flush()
+            os._exit(code if "code" in locals() else 2)
 
 
 @runbook_group.command("run")

@@ -58,6 +58,26 @@ async def gather(
     )
 
 
+async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:
+    """Stop the monitor; True when it stopped within `limit_s`.
+
+    A source can miss its cancellation (Python 3.11's wait_for may swallow a cancel that lands
+    as its inner read completes) and keep the stop waiting forever: every few seconds the other
+    tasks are cancelled again, and the caller is told when it still did not stop.
+    """
+    stopper = asyncio.ensure_future(monitor.stop())
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        done, _ = await asyncio.wait({stopper}, timeout=5.0)
+        if done:
+            return True
+        me = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not me and task is not stopper:
+                task.cancel()
+    return stopper.done()
+
+
 def file_changes(journal: Path) -> list[dict[str, Any]]:
     """The journal's file_change records, newest first (the order to undo them in)."""
     records = [r for r in read_journal(journal) if r.get("kind") == "file_change"]
