@@ -70,7 +70,7 @@ def remove(*names: str) -> None:
     """Remove our containers (never anything else)."""
     for name in names:
         assert name.startswith("icts-")
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:  # noqa: ASYNC109

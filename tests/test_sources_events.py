@@ -160,7 +160,8 @@ async def test_docker_events_health_and_exit_code() -> None:
 
             await wait_for(died, 30, "the die event")
             assert died()[0].exit_code == 7
-            assert r.state.containers[cid].info.state == "exited"
+            # The die event comes first; the re-inspected facts follow it.
+            await wait_for(lambda: r.state.containers[cid].info.state == "exited", 30, "exited")
             assert r.state.containers[cid].info.service == "icts-svc"
             remove(name)
             await wait_for(lambda: any(

@@ -26,7 +26,7 @@ _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 def docker_stats_bytes(name: str) -> int:
     out = subprocess.run(
         ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     match = re.match(r"([\d.]+)(B|KiB|MiB|GiB)", out.strip())
     assert match, out
