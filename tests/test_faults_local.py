@@ -62,7 +62,7 @@ async def test_container_removed_while_followed(tmp_path: Path) -> None:
             "samples of the container",
         )  # fmt: skip
         await wait_for(
-            lambda: any(isinstance(e, LogLine) and e.container_id == cid for e in events), 60,
+            lambda: any(isinstance(e, LogLine) and e.id == cid for e in events), 60,
             "its log lines",
         )  # fmt: skip
         remove(name)
