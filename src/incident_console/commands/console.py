@@ -89,5 +89,11 @@ def console(
             )
         )
     app = make_app(settings, monitors)
-    app.run()
+    try:
+        app.run()
+    finally:
+        journal.close()
+        click.echo(f"incident journal: {journal.path}", err=True)
+        if journal.error:
+            click.echo(f"incident-console: {journal.error}", err=True)
     sys.exit(app.return_code or 0)

@@ -7,8 +7,6 @@ back to the monitor, which journals them and refuses them in read-only mode.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -24,12 +22,11 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from incident_console.config import Settings
 from incident_console.domain.events import Event, OomKill
 from incident_console.locations import builtin_theme_dirs, user_theme_dir
-from incident_console.transport.base import command_line
 from incident_console.ui import format as fmt
 from incident_console.ui.commands import ConsoleCommands, PaletteCommand, build_command_table
+from incident_console.ui.intents import IntentActions
 from incident_console.ui.messages import HostEventPosted
 from incident_console.ui.protocol import MonitorLike
-from incident_console.ui.screens.confirm import ConfirmScreen
 from incident_console.ui.screens.detail import ContainerDetailScreen
 from incident_console.ui.screens.help import HelpScreen
 from incident_console.ui.themes import DEFAULT_THEME, LoadedTheme, fallback_theme, load_themes
@@ -41,14 +38,12 @@ from incident_console.ui.widgets.logs import LogPane
 #: Widgets redraw at most this often; the monitors' events arrive much faster in bursts.
 REFRESH_INTERVAL_S = 0.1
 DEFAULT_RUNBOOK = "oom-after-deploy"
-#: How long quitting waits for a monitor to stop before closing its host directly.
-STOP_TIMEOUT_S = 5.0
 #: An OOM kill at most this much older than the console raises a notification.
 NOTIFY_GRACE_S = 30.0
 MUTATING_ACTIONS = frozenset({"restart"})
 
 
-class IncidentApp(App[int]):
+class IncidentApp(IntentActions):
     """The console. Build it with :func:`make_app`."""
 
     CSS_PATH = "app.tcss"
@@ -99,6 +94,21 @@ class IncidentApp(App[int]):
         ),
         Binding("b", "runbook", "Runbook", id="runbook", tooltip="Walk through the OOM runbook"),
         Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Switch to the next theme"),
+        Binding(
+            "R",
+            "report",
+            "Report",
+            id="report",
+            tooltip="Write this incident's postmortem (Markdown) beside its journal",
+        ),
+        Binding(
+            "S",
+            "svg_screenshot",
+            "Screenshot",
+            id="screenshot",
+            show=False,
+            tooltip="Save an SVG screenshot named after the host and UTC time",
+        ),
     ]
 
     def __init__(
@@ -156,8 +166,12 @@ class IncidentApp(App[int]):
                 self._start_monitor(monitor)
         for message in self.messages_at_start:
             self.notify(message, severity="warning", timeout=10)
+        journal = self.journal()
+        if journal is not None:
+            self.notify(f"journal: {journal.path}", title="incident journal", timeout=8)
         self.refresh_views(force=True)
         self.set_interval(REFRESH_INTERVAL_S, self.refresh_views)
+        self.set_interval(1.0, self.check_journal)
         self.query_one(ContainersTable).focus()
 
     def refresh_views(self, force: bool = False) -> None:
@@ -258,26 +272,6 @@ class IncidentApp(App[int]):
         if not dashboard.close_prompt() and dashboard.table.filter_text:
             dashboard.table.filter_text = ""
 
-    async def action_quit(self) -> None:
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self.notify("closing the connections...", timeout=STOP_TIMEOUT_S)
-        await asyncio.gather(*(self._stop(m) for m in self.monitors))
-        self.exit(0)
-
-    async def _stop(self, monitor: MonitorLike) -> None:
-        # A source that ignores cancellation must not keep the console open: give the monitor
-        # a deadline, then close the host ourselves (that ends our processes on the server).
-        try:
-            await asyncio.wait_for(monitor.stop(), STOP_TIMEOUT_S)
-            return
-        except Exception:  # noqa: BLE001 - quitting never fails
-            pass
-        close = getattr(monitor.host, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(close(), STOP_TIMEOUT_S)
-
     def action_cycle_theme(self) -> None:
         names = self.theme_names
         self.set_theme(
@@ -291,38 +285,6 @@ class IncidentApp(App[int]):
         for dashboard in self.query(HostDashboard):
             dashboard.set_glyphs(glyphs)
         self.refresh_views()
-
-    def action_restart(self) -> None:
-        dashboard = self.active_dashboard
-        view = dashboard.monitor.state.containers.get(dashboard.selected_id or "")
-        if view is None or dashboard.read_only:
-            return
-        name = fmt.clean(view.info.name)
-        action = Content.assemble(
-            "docker engine API: ",
-            ("POST /containers/", "bold"),
-            (view.info.id[:12], "bold"),
-            ("/restart", "bold"),
-            "\nthe same as: ",
-            (command_line(["docker", "restart", view.info.name]), "bold"),
-        )
-        detail = Content(f"on {dashboard.monitor.host.name}; journaled with your user name")
-        monitor = dashboard.monitor
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._restart(monitor, view.info.id, name)
-
-        self.push_screen(ConfirmScreen(f"Restart {name}?", action, detail), confirmed)
-
-    @work(group="intents", exit_on_error=False)
-    async def _restart(self, monitor: MonitorLike, container_id: str, name: str) -> None:
-        try:
-            await monitor.restart_container(container_id)
-        except Exception as error:  # noqa: BLE001 - shown, never a crash
-            self.notify(f"restart {name} failed: {fmt.clean(str(error))}", severity="error")
-        else:
-            self.notify(f"restarted {name}")
 
     def action_runbook(self, name: str = DEFAULT_RUNBOOK) -> None:
         try:

@@ -1,0 +1,141 @@
+"""The console's intents: what the keys ask of the world (restart, report, screenshot, quit).
+
+A mixin of :class:`~incident_console.ui.app.IncidentApp`, kept apart so the app stays a layout
+and a refresh loop. Every intent goes through the monitor (which journals it and refuses it in
+read-only mode) or through the journal; none talks SSH or docker itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App
+from textual.content import Content
+
+from incident_console.transport.base import command_line
+from incident_console.ui import format as fmt
+from incident_console.ui.screens.confirm import ConfirmScreen
+
+if TYPE_CHECKING:
+    from incident_console.ui.protocol import MonitorLike
+    from incident_console.ui.widgets.dashboard import HostDashboard
+
+#: How long quitting waits for a monitor to stop before closing its host directly.
+STOP_TIMEOUT_S = 5.0
+
+
+class IntentActions(App[int]):
+    """Restart, report, screenshot and quit: the base of the console app."""
+
+    monitors: list[MonitorLike]
+    clock: Callable[[], float]
+    _unsubscribe: list[Callable[[], None]]
+    _journal_error_shown: str | None = None
+
+    @property
+    def active_dashboard(self) -> HostDashboard:
+        raise NotImplementedError
+
+    def journal(self) -> Any:
+        """The incident journal this console writes (shared by its monitors), if any."""
+        return next(
+            (j for m in self.monitors if (j := getattr(m, "journal", None)) is not None), None
+        )
+
+    def check_journal(self) -> None:
+        """Say once when the journal cannot be written (a full disk), and when it recovers."""
+        journal = self.journal()
+        error = getattr(journal, "error", None)
+        if error != self._journal_error_shown:
+            self._journal_error_shown = error
+            if error:
+                self.notify(fmt.clean(error), title="journal", severity="error", timeout=30)
+            elif journal is not None:
+                self.notify(f"journal writable again: {journal.path}", title="journal")
+
+    def action_restart(self) -> None:
+        dashboard = self.active_dashboard
+        view = dashboard.monitor.state.containers.get(dashboard.selected_id or "")
+        if view is None or dashboard.read_only:
+            return
+        name = fmt.clean(view.info.name)
+        action = Content.assemble(
+            "docker engine API: ",
+            ("POST /containers/", "bold"),
+            (view.info.id[:12], "bold"),
+            ("/restart", "bold"),
+            "\nthe same as: ",
+            (command_line(["docker", "restart", view.info.name]), "bold"),
+        )
+        detail = Content(f"on {dashboard.monitor.host.name}; journaled with your user name")
+        monitor = dashboard.monitor
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._restart(monitor, view.info.id, name)
+
+        self.push_screen(ConfirmScreen(f"Restart {name}?", action, detail), confirmed)
+
+    @work(group="intents", exit_on_error=False)
+    async def _restart(self, monitor: MonitorLike, container_id: str, name: str) -> None:
+        try:
+            await monitor.restart_container(container_id)
+        except Exception as error:  # noqa: BLE001 - shown, never a crash
+            self.notify(f"restart {name} failed: {fmt.clean(str(error))}", severity="error")
+        else:
+            self.notify(f"restarted {name}")
+
+    async def action_quit(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self.notify("closing the connections...", timeout=STOP_TIMEOUT_S)
+        await asyncio.gather(*(self._stop(m) for m in self.monitors))
+        self.exit(0)
+
+    async def _stop(self, monitor: MonitorLike) -> None:
+        # A source that ignores cancellation must not keep the console open: give the monitor
+        # a deadline, then close the host ourselves (that ends our processes on the server).
+        try:
+            await asyncio.wait_for(monitor.stop(), STOP_TIMEOUT_S)
+            return
+        except Exception:  # noqa: BLE001 - quitting never fails
+            pass
+        close = getattr(monitor.host, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), STOP_TIMEOUT_S)
+
+    def action_report(self) -> None:
+        journal = self.journal()
+        if journal is None:
+            self.notify("no journal in this session: nothing to report", severity="warning")
+        else:
+            self._write_report(Path(journal.path))
+
+    @work(thread=True, group="report", exclusive=True, exit_on_error=False)
+    def _write_report(self, journal_path: Path) -> None:
+        from incident_console.monitor.report import write_report
+
+        try:
+            written = write_report(journal_path)
+        except (OSError, ValueError) as error:
+            self.call_from_thread(
+                self.notify, f"report failed: {fmt.clean(str(error))}", severity="error"
+            )
+            return
+        self.call_from_thread(self.notify, f"postmortem written: {written}", timeout=15)
+
+    def action_svg_screenshot(self) -> None:
+        host = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.active_dashboard.monitor.host.name)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        journal = self.journal()
+        folder = Path(journal.path).parent if journal is not None else Path.cwd()
+        path = self.save_screenshot(filename=f"{host}-{stamp}.svg", path=str(folder))
+        self.notify(f"screenshot saved: {path}")
