@@ -136,7 +136,10 @@ def private_dockerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateDockerd]
                 engine.start()
         engine.docker("rm", "-f", "icts-dockerd-fault", check=False)
         engine.stop()
-        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True)
+        # dockerd leaves mounts under its roots (netns files, overlays) when it dies early.
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for point in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
