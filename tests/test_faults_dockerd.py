@@ -1,7 +1,8 @@
 """dockerd restarted under a running monitor: a SECOND engine of our own, never the shared one.
 
 Other people's tests use the machine's dockerd, so this starts its own dockerd (own socket,
-data-root, exec-root, containerd namespace, no bridge, no iptables), points LocalHost at it with
+data-root, exec-root, containerd namespace, its own network namespace, no bridge, no
+iptables), points LocalHost at it with
 DOCKER_HOST, kills and restarts it, and checks that the events and stats sources say so and
 recover by themselves: the monitor stays up and samples resume.
 """
@@ -50,6 +51,9 @@ class PrivateDockerd:
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - the daemon's lifetime
         self.proc = subprocess.Popen(
             [
+                # Its own network namespace: with --bridge none dockerd DELETES the interface
+                # docker0 it finds, which on the host is the shared engine's bridge.
+                "unshare", "--net", "--",
                 "dockerd", "--host", self.host,
                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.root / "dockerd.pid"),
@@ -128,8 +132,11 @@ def private_dockerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateDockerd]
             pytest.fail(f"private dockerd would not start: {exc}")
         pytest.skip(f"private dockerd would not start: {exc}")
     monkeypatch.setenv("DOCKER_HOST", engine.host)
+    bridge = Path("/sys/class/net/docker0")
+    had_bridge = bridge.exists()
     try:
         yield engine
+        assert bridge.exists() == had_bridge, "the private dockerd touched the shared docker0"
     finally:
         if engine.proc is None:
             with contextlib.suppress(RuntimeError):

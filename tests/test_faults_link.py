@@ -25,7 +25,7 @@ from fixtures_sshd import SSHD, SshdServer, _free_port
 from incident_console.domain.events import ContainerSample, Event, LinkChange
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import Journal, read_journal
-from sources_support import ALLOCATE, docker_or_skip, remove, run_container, wait_for
+from sources_support import ALLOCATE, docker_or_skip, ensure_image, remove, run_container, wait_for
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 
@@ -40,6 +40,7 @@ def _need(condition: bool, reason: str) -> None:
 @pytest.fixture
 def container() -> Iterator[str]:
     docker_or_skip()
+    ensure_image()
     cid, name = run_container(ALLOCATE.format(mib=4))
     try:
         yield cid

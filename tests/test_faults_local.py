@@ -33,7 +33,7 @@ from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import Journal, read_journal
 from incident_console.sources.kernel_log import KernelLogSource
 from incident_console.transport.local import LocalHost
-from sources_support import docker_or_skip, remove, run_container, wait_for
+from sources_support import docker_or_skip, ensure_image, remove, run_container, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -49,6 +49,7 @@ def _need(condition: bool, reason: str) -> None:
 
 async def test_container_removed_while_followed(tmp_path: Path) -> None:
     docker_or_skip()
+    ensure_image()
     cid, name = run_container(CHATTY)
     journal = Journal(tmp_path / "journal.jsonl")
     monitor = HostMonitor(LocalHost(), journal=journal, since=time.time())
@@ -100,6 +101,7 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 async def test_journal_disk_full(tiny_tmpfs: Path) -> None:
     docker_or_skip()
+    ensure_image()
     journal = Journal(tiny_tmpfs / "journal.jsonl")
     monitor = HostMonitor(LocalHost(), journal=journal, since=time.time())
     try:
