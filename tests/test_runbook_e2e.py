@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -93,7 +94,7 @@ def test_oom_after_deploy_end_to_end_over_ssh(
     finally:
         stop.set()
         loader.join(timeout=60)
-    print(run.stdout[-6000:], run.stderr[-2000:])
+    print(run.stdout[:2500], run.stdout[-5000:], run.stderr[-2000:])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-1000:]
     out = run.stdout
     assert "service = backend" in out and "OOM kill(s) were attributed to it" in out
@@ -101,8 +102,12 @@ def test_oom_after_deploy_end_to_end_over_ssh(
     for step in ("oom-kills", "gunicorn-settings", "memory-limit", "recreate", "watch"):
         assert f" {step}: " in out
 
+    proposed = re.search(r"^  workers = (\d+)    \((.*)\)$", out, re.MULTILINE)
+    assert proposed, out[:3000]
+    workers = int(proposed.group(1))
+    assert 1 <= workers < 4 and "peaked at" in proposed.group(2)  # from the measured peak
     patched = own_lab.compose_file.read_text()
-    assert "GUNICORN_WORKERS=${GUNICORN_WORKERS:-2}" in patched
+    assert f"GUNICORN_WORKERS=${{GUNICORN_WORKERS:-{workers}}}" in patched
     assert "GUNICORN_MAX_REQUESTS=${GUNICORN_MAX_REQUESTS:-40}" in patched
     backups = sorted(own_lab.compose_file.parent.glob("docker-compose.yml.incident-console-*.bak"))
     assert backups, "no backup next to the compose file"

@@ -95,7 +95,7 @@ class Checker:
             k
             for k in state.oom_kills_since(since)
             if (not service or k.service == service)
-            and (not project or project_of(state, k.container_id) in ("", project))
+            and (not project or project_of(state, k.container_id) == project)
         ]
         if kills:
             last = kills[-1]

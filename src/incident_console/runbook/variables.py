@@ -100,8 +100,14 @@ def _worker_figures(
     workers = max(0, len(gunicorn) - 1)
     peaks = [rss for pid, rss in view.peak_rss.items() if pid != master_pid]
     # A worker the kernel killed was at its biggest when it died: the kill line says how big.
+    # Only this project's kills: another stack's `backend` is not ours to size.
+    project = view.info.project
     peaks += [
-        k.anon_rss_bytes for k in state.oom_kills if k.service == service and k.anon_rss_bytes
+        k.anon_rss_bytes
+        for k in state.oom_kills
+        if k.service == service
+        and k.anon_rss_bytes
+        and project_of(state, k.container_id) == project
     ]
     return workers, max(peaks, default=0), master_rss
 
