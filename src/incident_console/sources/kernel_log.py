@@ -137,8 +137,11 @@ class KernelLogSource(Source):
         announced = False
         try:
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
+                # that stops this source when it races with a line arriving.
                 try:
-                    item = await asyncio.wait_for(queue.get(), EXPIRE_EVERY_S)
+                    async with asyncio.timeout(EXPIRE_EVERY_S):
+                        item = await queue.get()
                 except TimeoutError:
                     item = ""
                 if isinstance(item, BaseException):

@@ -232,27 +232,29 @@ class StatsSource(Source):
 
 
 async def _read_frame(proc: Process) -> list[str]:
-    """The lines of the next frame (T..E); SamplerStalled if it ends or goes quiet."""
+    """The lines of the next frame (T..E); SamplerStalled if it ends or goes quiet.
+
+    One `asyncio.timeout` over the whole frame, not `wait_for` per line: on Python 3.11
+    `wait_for` can swallow a cancellation that arrives as the line does, and the source then
+    keeps sampling after the monitor stopped it.
+    """
     lines: list[str] = []
-    deadline = time.monotonic() + FRAME_TIMEOUT_S
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise SamplerStalled(f"no frame within {FRAME_TIMEOUT_S:g} s")
-        try:
-            line = await asyncio.wait_for(proc.readline(), left)
-        except TimeoutError:
-            raise SamplerStalled(f"no frame within {FRAME_TIMEOUT_S:g} s") from None
-        if line == "":
-            # The sampler never prints an empty line: this is the end of its output.
-            raise SamplerStalled(f"sampler ended (status {proc.exit_status})")
-        if line.startswith("T "):
-            lines = [line]
-        elif line == "E":
-            if lines:
-                return lines
-        elif lines:
-            lines.append(line)
+    try:
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            while True:
+                line = await proc.readline()
+                if line == "":
+                    # The sampler never prints an empty line: this is the end of its output.
+                    raise SamplerStalled(f"sampler ended (status {proc.exit_status})")
+                if line.startswith("T "):
+                    lines = [line]
+                elif line == "E":
+                    if lines:
+                        return lines
+                elif lines:
+                    lines.append(line)
+    except TimeoutError:
+        raise SamplerStalled(f"no frame within {FRAME_TIMEOUT_S:g} s") from None
 
 
 def _meminfo_event(text: str, now: float) -> HostMemory:
