@@ -10,7 +10,6 @@ import asyncio
 import random
 
 from fixtures_lab import require_docker
-
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.transport.local import LocalHost
 
