@@ -147,7 +147,9 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
 @click.option(
     "--sample", "sample_s", default=DEFAULT_SAMPLE_S, show_default=True, help="Seconds to watch."
 )
-@click.option("--project", help="Only the containers of this compose project (and their OOM kills).")
+@click.option(
+    "--project", help="Only the containers of this compose project (and their OOM kills)."
+)
 @click.option(
     "--journal", "journal_path", type=click.Path(dir_okay=False), help="Also journal what was seen."
 )

@@ -164,9 +164,7 @@ class HostState:
         return None
 
     def service_containers(self, service: str) -> list[ContainerView]:
-        return [
-            v for v in self.containers.values() if v.info.service == service and not v.gone
-        ]
+        return [v for v in self.containers.values() if v.info.service == service and not v.gone]
 
     def oom_kills_since(self, since: float) -> list[OomKill]:
         return [k for k in self.oom_kills if k.time >= since]
