@@ -9,10 +9,10 @@ from pathlib import Path
 
 import platformdirs
 
+from incident_console.domain import durations
+
 DEFAULT_PROJECT = "icl"
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
-_SIZE = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
@@ -22,15 +22,15 @@ class LabError(Exception):
 
 
 def parse_size(text: str) -> int:
-    """'256m' -> 268435456 (docker's units: b, k, m, g; powers of 1024).
+    """'256m' -> 268435456 (docker's units, powers of 1024), as domain.durations reads it.
 
     Raises:
         LabError: not a size.
     """
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise LabError(f"not a memory size: {text!r} (expected e.g. 256m, 1g)")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+    try:
+        return durations.parse_size(text)
+    except ValueError as exc:
+        raise LabError(f"not a memory size: {text!r} (expected e.g. 256m, 1g)") from exc
 
 
 def check_project(project: str) -> None:
