@@ -411,7 +411,6 @@ def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
         r["docker_stats_server_cpu_s_per_min"] = ds["server_cpu_s_per_min"]
         r["docker_stats_cli_cpu_s_per_min"] = ds["cli_cpu_s_per_min"]
         r["docker_stats_engine_delta_cpu_s_per_min"] = ds["engine_delta_cpu_s_per_min"]
-        r["idle_engine_windows_cpu_s_per_min"] = [round(x, 3) for x in idles]
         if r["ours_server_cpu_s_per_min"] > 0:
             r["ours_to_docker_stats_ratio"] = (
                 r["docker_stats_server_cpu_s_per_min"] / r["ours_server_cpu_s_per_min"]
@@ -440,6 +439,8 @@ def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
                     )
             except RuntimeError as exc:
                 r["skipped"]["glances"] = str(exc)
+
+        r["idle_engine_windows_cpu_s_per_min"] = [round(x, 3) for x in idles]
 
         if not args.no_logs:
             log("console tailing a container logging 1,000 lines/s")
