@@ -209,3 +209,11 @@ def test_navigation_clamps() -> None:
     assert engine.move(-1).step.id == "look"
     assert engine.move(10).step.id == "by-hand"
     assert engine.move(-1).step.id == "watch"
+
+
+def test_journaled_title_is_rendered_with_the_variables() -> None:
+    runbook = parse_runbook(RUNBOOK.replace("title: Watch", "title: 'Watch for {{watch}}'"), "t")
+    record = StepRecord(step=runbook.steps[2])
+    assert record.to_record("t", {"watch": "90s"})["title"] == "Watch for 90s"
+    # A variable the run does not know leaves the template as written, never a crash.
+    assert record.to_record("t", {})["title"] == "Watch for {{watch}}"

@@ -8,11 +8,12 @@ pending -> skipped; a step whose change was undone is rolled_back.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from incident_console.runbook.schema import Runbook, Step
+from incident_console.runbook.schema import Runbook, Step, render
 
 
 class StepState(enum.StrEnum):
@@ -76,13 +77,17 @@ class StepRecord:
     def done(self) -> bool:
         return self.state not in (StepState.PENDING, StepState.RUNNING)
 
-    def to_record(self, runbook: str) -> dict[str, Any]:
-        """The journal record of kind 'runbook_step'."""
+    def to_record(self, runbook: str, variables: dict[str, str] | None = None) -> dict[str, Any]:
+        """The journal record of kind 'runbook_step' (the title rendered with `variables`)."""
+        title = self.step.title
+        if variables:
+            with contextlib.suppress(KeyError):
+                title = render(title, variables)
         record: dict[str, Any] = {
             "kind": "runbook_step",
             "runbook": runbook,
             "step": self.step.id,
-            "title": self.step.title,
+            "title": title,
             "step_kind": self.step.kind,
             "action": self.step.action,
             "state": self.state.value,

@@ -74,7 +74,7 @@ class Runner:
         return parse_duration(render(text, self.engine.variables))
 
     def _journal(self, record: StepRecord) -> None:
-        self.executor.journal(record.to_record(self.engine.runbook.name))
+        self.executor.journal(record.to_record(self.engine.runbook.name, self.engine.variables))
 
     async def run(self, i: int, confirm: Confirm | None = None) -> StepState | None:
         """Run step `i` to its verdict. Returns None when the operator declined.

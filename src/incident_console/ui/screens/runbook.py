@@ -281,7 +281,9 @@ class RunbookScreen(Screen[None]):
         except StepRefused as exc:
             self.notify(str(exc), severity="warning")
             return
-        self.executor.journal(self.engine.current.to_record(self.runbook.name))
+        self.executor.journal(
+            self.engine.current.to_record(self.runbook.name, self.engine.variables)
+        )
         self._changed(self.engine.current)
         self.action_move(1)
 
