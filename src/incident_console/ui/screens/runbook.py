@@ -48,7 +48,7 @@ class StepItem(ListItem):
     def _content(self) -> Content:
         mark, style = STATE_MARK[self.record.state]
         return Content.assemble(
-            (mark, style), " ", (f"{self.record.step.kind:<9}", "$text-muted"), self.title_text
+            (mark, style), " ", (f"{self.record.step.kind:<10}", "$text-muted"), self.title_text
         )
 
     def compose(self) -> ComposeResult:
@@ -71,7 +71,9 @@ class RunbookScreen(Screen[None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "run_step", "Run", id="rb_run", tooltip="Run the current step"),
+        Binding(
+            "enter", "run_step", "Run", id="rb_run", tooltip="Run the current step", priority=True
+        ),
         Binding("s", "skip_step", "Skip", id="rb_skip", tooltip="Mark the step skipped"),
         Binding("u", "undo_step", "Undo", id="rb_undo", tooltip="Restore the file it changed"),
         Binding("n", "move(1)", "Next", id="rb_next", tooltip="Next step"),
