@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from fixtures_lab import LabOom
 from fixtures_sshd import SshdServer, ssh_target
@@ -78,3 +81,47 @@ def test_bad_target_is_one_line_exit_2() -> None:
     )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def _run_cli(
+    args: list[str], env: dict[str, str], prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "incident_console", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def test_no_docker_engine_is_one_line_exit_2() -> None:
+    proc = _run_cli(
+        ["diagnose", "--sample", "2"], {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "no docker engine at unix:///nonexistent/docker.sock" in lines[0]
+    assert "host local:" in proc.stdout  # what the host said is still shown
+
+
+def test_docker_socket_permission_denied_is_one_line_exit_2(tmp_path: Path) -> None:
+    """Root without CAP_DAC_OVERRIDE meets a mode-000 socket as a user outside the docker group would."""
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    path.chmod(0)
+    try:
+        proc = _run_cli(
+            ["diagnose", "--sample", "2"],
+            {"DOCKER_HOST": f"unix://{path}"},
+            prefix=["setpriv", "--bounding-set", "-dac_override,-dac_read_search"],
+        )
+    finally:
+        server.close()
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"permission denied on {path}" in lines[0] and "docker group" in lines[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from typing import Any
@@ -208,4 +209,19 @@ def diagnose(
         click.echo(json.dumps(doc, indent=2))
     else:
         _print_human(diagnosis, state, since_ts)
+    blind = containers_unseen(state)
+    if blind:
+        # What the host itself said is printed above; without the engine the containers were
+        # not diagnosed, and a verdict on them would be a guess.
+        fail(f"{target}: {blind} (containers not diagnosed)")
     sys.exit(0 if diagnosis.verdict == "healthy" else 1)
+
+
+def containers_unseen(state: HostState) -> str:
+    """Why the containers could not be seen (the docker source's one line), or ''."""
+    status = state.sources.get("docker_events")
+    if status is None:
+        return "docker did not answer in time"
+    if status.ok:
+        return ""
+    return re.sub(r";\s*retrying in .*$", "", status.detail or status.method)
