@@ -24,7 +24,7 @@ from incident_console.runbook.compose_patch import (
     unified_diff,
 )
 from incident_console.runbook.engine import CheckResult, FileChange, StepRecord
-from incident_console.runbook.schema import Check, Step, render
+from incident_console.runbook.schema import Check, Step, render, snippet_argv
 from incident_console.runbook.variables import service_views
 from incident_console.transport.base import TransportError, command_line
 
@@ -42,7 +42,8 @@ def step_argv(step: Step, variables: dict[str, str]) -> list[str]:
     if isinstance(step.run, list):
         return [render(part, variables) for part in step.run]
     # The author wrote shell text; it runs as one argv element of `sh -c`, shown before it runs.
-    return ["sh", "-c", render(step.run, variables)]
+    # Variables are positional parameters, never spliced into that text.
+    return snippet_argv(step.run, variables)
 
 
 def compose_argv(

@@ -249,3 +249,52 @@ class Runbook(_Model):
 def render(template: str, variables: dict[str, str]) -> str:
     """Replace every ``{{name}}`` in `template` (unknown names raise KeyError)."""
     return VARIABLE_REF.sub(lambda m: str(variables[m.group(1)]), template)
+
+
+#: $0 of a runbook's shell snippet (what `sh -c` names the script in its error messages).
+SNIPPET_NAME = "runbook-step"
+
+
+def snippet_argv(template: str, variables: dict[str, str]) -> list[str]:
+    """`sh -c SNIPPET runbook-step VALUE...`: a shell snippet with its variables as parameters.
+
+    Variable values (service and container names, compose paths read from labels on the
+    server, `--set` values) never become shell text: each ``{{name}}`` turns into a quoted
+    positional parameter (``"${1}"``) and the value travels as its own argv element. The
+    reference is rewritten for the quoting context it sits in, so ``'{{x}}'``, ``"{{x}}"`` and
+    a bare ``{{x}}`` all expand to exactly the value, one word, no globbing.
+
+    Raises:
+        KeyError: a variable is not known.
+    """
+    index: dict[str, int] = {}
+    values: list[str] = []
+    out: list[str] = []
+    quote = ""  # '', "'" or '"': the quoting context at the current position
+    i = 0
+    while i < len(template):
+        ref = VARIABLE_REF.match(template, i)
+        if ref is not None:
+            name = ref.group(1)
+            if name not in index:
+                values.append(str(variables[name]))
+                index[name] = len(values)
+            param = f"${{{index[name]}}}"
+            if quote == '"':
+                out.append(param)
+            elif quote == "'":
+                out.append(f"'\"{param}\"'")  # leave the single quotes, expand, re-enter
+            else:
+                out.append(f'"{param}"')
+            i = ref.end()
+            continue
+        char = template[i]
+        if char == "\\" and quote != "'" and i + 1 < len(template):
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        out.append(char)
+        i += 1
+    return ["sh", "-c", "".join(out), SNIPPET_NAME, *values]
