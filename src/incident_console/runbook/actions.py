@@ -192,11 +192,13 @@ class HostExecutor:
             return
         record.output = diff
         on_output(record)
-        backup = backup_path(path)
+        backup = await self._free_backup_path(path)
         before = await self._sha256(path)
         # cp -p copies bytes and mode exactly: the undo must restore the file byte for byte.
+        # -n: never overwrite an earlier backup (the checksum below then fails the step).
         copied = await self.monitor.run_command(
-            ["cp", "-p", "--", path, backup], why=f"backup before runbook step {record.step.id}"
+            ["cp", "-p", "-n", "--", path, backup],
+            why=f"backup before runbook step {record.step.id}",
         )
         if not copied.ok or await self._sha256(backup) != before:
             raise ActionError(f"backup {backup} failed: {copied.stderr.strip()}")
@@ -218,6 +220,20 @@ class HostExecutor:
                 "time": time.time(),
             }
         )
+
+    async def _free_backup_path(self, path: str) -> str:
+        """A backup name next to `path` that no earlier backup holds."""
+        now = time.time()
+        for seq in range(100):
+            candidate = backup_path(path, now, seq)
+            probe = await self.monitor.run_command(
+                ["test", "-e", candidate], mutating=False, why="find a free backup name"
+            )
+            if probe.exit_status == 1:
+                return candidate
+            if probe.exit_status != 0:
+                raise ActionError(f"test -e {candidate}: exit status {probe.exit_status}")
+        raise ActionError(f"no free backup name next to {path}")
 
     async def _recreate_argv(self, step: Step, v: dict[str, str]) -> list[str]:
         assert step.recreate is not None

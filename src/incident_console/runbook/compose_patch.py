@@ -253,13 +253,18 @@ def unified_diff(old: str, new: str, path: str) -> str:
     )
 
 
-def backup_path(path: str, now: float | None = None) -> str:
-    """`docker-compose.yml.incident-console-20261130T150102Z.bak`, next to the file."""
+def backup_path(path: str, now: float | None = None, seq: int = 0) -> str:
+    """`docker-compose.yml.incident-console-20261130T150102Z.bak`, next to the file.
+
+    `seq` > 0 gives `...Z-2.bak` and so on: two changes within one second (two compose_set
+    steps, a step run again) must not share a backup, or the second overwrites the original.
+    """
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    return f"{path}.incident-console-{stamp}.bak"
+    suffix = f"-{seq + 1}" if seq else ""
+    return f"{path}.incident-console-{stamp}{suffix}.bak"
 
 
-_BAK = re.compile(r"\.incident-console-\d{8}T\d{6}Z\.bak$")
+_BAK = re.compile(r"\.incident-console-\d{8}T\d{6}Z(?:-\d+)?\.bak$")
 
 
 def is_backup(path: str) -> bool:
