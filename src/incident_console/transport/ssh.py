@@ -244,7 +244,10 @@ class SshHost(Host):
             if self._conn is not None and self._client is not None and self._connected.is_set():
                 return self._conn, self._client
             try:
-                await asyncio.wait_for(self._connected.wait(), wait_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the event is set, and this loop would carry on.
+                async with asyncio.timeout(wait_s):
+                    await self._connected.wait()
             except TimeoutError:
                 raise TransportError(
                     f"{self.name}: not connected ({self.state.describe()})"
@@ -353,7 +356,8 @@ class SshHost(Host):
                         break
                     yield str(line).rstrip("\n")
                 with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
-                    await asyncio.wait_for(proc.wait_closed(), 5)
+                    async with asyncio.timeout(5):  # not wait_for: see _link
+                        await proc.wait_closed()
                 status = proc.returncode
                 if status is None:
                     # No exit status: the link died under the command. Run it again once the

@@ -234,8 +234,11 @@ class Watch:
     async def _loop(self, stop: asyncio.Event) -> None:
         next_status = time.monotonic() + min(self.policy.tick_s, 5.0)
         while not stop.is_set():
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as stop.wait() returns, and this loop would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+                async with asyncio.timeout(TICK_S):
+                    await stop.wait()
             if stop.is_set():
                 return
             now = time.time()
