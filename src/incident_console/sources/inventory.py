@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from incident_console.domain.events import ContainerInfo
-from incident_console.domain.redact import redact_env
+from incident_console.domain.redact import redact_env, redact_record
 from incident_console.domain.sampler import cgroup_dirs
 
 _DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
@@ -76,7 +76,10 @@ def container_info(
     cid = str(attrs.get("Id") or "")
     path = attrs.get("Path")
     args = attrs.get("Args") or []
-    command = tuple(str(a) for a in ([path] if path else []) + list(args))
+    argv = [str(a) for a in ([path] if path else []) + list(args)]
+    # Secrets on the command line (--password X, DB_PASSWORD=X) are hidden like env values:
+    # the detail screen, the journal and the report all show this tuple.
+    command = tuple(str(a) for a in redact_record(argv))
     config_files = str(labels.get(LABEL_CONFIG_FILES) or "")
     return ContainerInfo(
         time=time.time() if now is None else now,

@@ -111,14 +111,3 @@ def time_to_limit(samples: Sequence[ContainerSample], window_s: float = 300) -> 
     if slope <= 0:
         return None
     return max(0.0, (limit - last.memory_used_bytes) / slope)
-
-
-_SECRET = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
-
-
-def redact_env(entry: str) -> str:
-    """KEY=VALUE with the value hidden when the name looks like a secret (again, to be sure)."""
-    name, sep, value = entry.partition("=")
-    if sep and value and _SECRET.search(name) and value != "***":
-        return f"{name}=***"
-    return entry

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
+from incident_console.domain.redact import redact_env, redact_record
 from incident_console.monitor.state import ContainerView
 from incident_console.ui import format as fmt
 from incident_console.ui.protocol import MonitorLike
@@ -146,7 +147,8 @@ class ContainerDetailScreen(Screen[None]):
         self._processes(view)
         self._limits(view)
         self._health(view, now)
-        env = [fmt.redact_env(fmt.clean(e)) for e in info.environment] or ["(none)"]
+        # Redacted at the source already; again here, with the same rule, to be sure.
+        env = [fmt.clean(e) for e in redact_env(info.environment)] or ["(none)"]
         self.query_one("#environment", Static).update(Text("\n".join(env)))
         logs = [line for line in state.logs if line.id == self.container_id][-RECENT_LOG_LINES:]
         text = Text()
@@ -180,7 +182,7 @@ class ContainerDetailScreen(Screen[None]):
             f"project        {fmt.clean(info.project) or '-'}",
             f"compose file   {fmt.clean(', '.join(info.config_files)) or '-'}",
             f"working dir    {fmt.clean(info.working_dir) or '-'}",
-            f"command        {fmt.clean(' '.join(info.command)) or '-'}",
+            f"command        {fmt.clean(' '.join(redact_record(list(info.command)))) or '-'}",
         ]
         self.query_one("#limits", Static).update(Text("\n".join(lines)))
 
