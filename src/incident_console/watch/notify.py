@@ -14,9 +14,11 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
+from incident_console.domain.redact import redact_record
 from incident_console.monitor.journal import Journal
 from incident_console.watch.policy import Notify
 
@@ -24,6 +26,18 @@ log = logging.getLogger(__name__)
 
 #: How much of a failing command's output the journal keeps.
 OUTPUT_KEEP = 300
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL as the journal keeps it: scheme and host only.
+
+    Chat webhooks carry their credential in the path (hooks.slack.com/services/T/B/SECRET),
+    where no name says it is a secret: the journal and the report never see more than this.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/…" if parts.scheme else "(webhook)"
 
 
 def post_json(url: str, payload: bytes, timeout: float) -> int:  # noqa: ASYNC109 - in a thread
@@ -81,6 +95,9 @@ class Notifier:
 
     async def deliver(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Send `event` to every channel now; journal and return each channel's outcome."""
+        # The evidence holds probe URLs, kernel and log lines: secrets leave here redacted,
+        # as they would be in the journal.
+        event = redact_record(event)
         payload = json.dumps(event, ensure_ascii=False, default=str).encode()
         outcomes: list[dict[str, Any]] = []
         if self.settings.command:
@@ -149,12 +166,13 @@ class Notifier:
 
     async def _webhook(self, url: str, payload: bytes) -> dict[str, Any]:
         started = time.monotonic()
-        outcome: dict[str, Any] = {"channel": "webhook", "url": url, "ok": False}
+        shown = shown_url(url)
+        outcome: dict[str, Any] = {"channel": "webhook", "url": shown, "ok": False}
         try:
             status = await asyncio.to_thread(post_json, url, payload, self.settings.timeout)
         except (OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            outcome["error"] = f"POST {url}: {str(reason)[:200] or type(exc).__name__}"
+            reason = str(getattr(exc, "reason", None) or exc).replace(url, shown)
+            outcome["error"] = f"POST {shown}: {reason[:200] or type(exc).__name__}"
             return outcome
         outcome.update(ok=True, status=status, duration_s=round(time.monotonic() - started, 3))
         return outcome
