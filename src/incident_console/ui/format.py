@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from incident_console.domain.events import ContainerSample
 from incident_console.domain.text import sanitize
 
 # CSI, OSC, and other ESC sequences, then any C0/C1 control left (tab kept).
@@ -82,32 +81,3 @@ def sparkline(values: Sequence[float], width: int, top: float, glyphs: str = BLO
     scale = top if top > 0 else max(recent) or 1
     last = len(glyphs) - 1
     return "".join(glyphs[min(last, max(0, int(v / scale * last + 0.5)))] for v in recent)
-
-
-def time_to_limit(samples: Sequence[ContainerSample], window_s: float = 300) -> float | None:
-    """Seconds until memory reaches the limit at the recent growth rate, None if not growing.
-
-    A least-squares slope over the last `window_s` seconds: a worker leak grows steadily, and a
-    single spike should not make the forecast jump.
-    """
-    if len(samples) < 5:
-        return None
-    last = samples[-1]
-    limit = last.memory_limit_bytes
-    if not has_limit(limit):
-        return None
-    points = [
-        (s.time, float(s.memory_used_bytes)) for s in samples if s.time >= last.time - window_s
-    ]
-    if len(points) < 5:
-        return None
-    n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_m = sum(m for _, m in points) / n
-    var = sum((t - mean_t) ** 2 for t, _ in points)
-    if var <= 0:
-        return None
-    slope = sum((t - mean_t) * (m - mean_m) for t, m in points) / var
-    if slope <= 0:
-        return None
-    return max(0.0, (limit - last.memory_used_bytes) / slope)

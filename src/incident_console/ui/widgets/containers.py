@@ -11,12 +11,17 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
+from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
 
 #: A kill this recent marks its row.
 OOM_MARK_S = 600
 SPARK_WIDTH = 10
+#: A running container's newest sample older than this is not shown as its memory now.
+SAMPLE_STALE_S = 10.0
+#: The forecast of a container is worked out again once its samples moved on this far.
+FORECAST_EVERY_S = 5.0
 
 #: (key, label, width): fixed widths, so a row never jumps as its numbers change.
 COLUMNS = (
@@ -71,6 +76,8 @@ class ContainersTable(DataTable[Content]):
         self.glyphs = glyphs
         self._keys: list[str] = []
         self._cells: dict[str, tuple[Content, ...]] = {}
+        #: container id -> (newest sample time when worked out, what the cell says).
+        self._forecasts: dict[str, tuple[float, str]] = {}
         self.state: HostState | None = None
         self.now = 0.0
 
@@ -118,6 +125,8 @@ class ContainersTable(DataTable[Content]):
         views.sort(key=lambda v: (severity(v, now), v.info.name))
         live = state.is_live
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
+        for gone in set(self._forecasts) - set(rows):
+            del self._forecasts[gone]
         keys = list(rows)
         selected = self.selected_id
         if keys != self._keys or force:
@@ -137,6 +146,21 @@ class ContainersTable(DataTable[Content]):
         self.border_subtitle = "STALE: last known values" if not live else ""
         self.set_class(not live, "stale")
 
+    def _to_limit(self, view: ContainerView, newest: float) -> str:
+        """The same forecast diagnose and watch use (robust, 'stable' when flat), cached."""
+        cached = self._forecasts.get(view.info.id)
+        if cached is not None and 0 <= newest - cached[0] < FORECAST_EVERY_S:
+            return cached[1]
+        forecast = container_forecast(view)
+        text = "-"
+        if forecast is not None:
+            if forecast.status == "growing" and forecast.seconds_to_limit is not None:
+                text = fmt.duration(forecast.seconds_to_limit)
+            elif forecast.status in ("stable", "at_limit"):
+                text = "at limit" if forecast.status == "at_limit" else "stable"
+        self._forecasts[view.info.id] = (newest, text)
+        return text
+
     def _cells_for(self, view: ContainerView, now: float, live: bool) -> tuple[Content, ...]:
         info = view.info
         latest = view.latest
@@ -150,8 +174,11 @@ class ContainersTable(DataTable[Content]):
             Content(fmt.clean(info.state)),
             Content.styled(fmt.clean(info.health) or "-", health_style),
         ]
-        if not live or latest is None:
-            word = "stale" if not live else "-"
+        fresh = latest is not None and now - latest.time <= SAMPLE_STALE_S
+        if not live or latest is None or not fresh or info.state != "running":
+            # The last sample of a stopped container, or one the sampler stopped reporting,
+            # is not its memory now: say so rather than show it as current.
+            word = "stale" if not live else "no data" if info.state == "running" else "-"
             cells += [Content.styled(word, "$stale")] * 5
         else:
             limit = latest.memory_limit_bytes
@@ -162,12 +189,11 @@ class ContainersTable(DataTable[Content]):
             pct_style = (
                 "bold $error" if pct and pct >= 90 else "$warning" if pct and pct >= 75 else ""
             )
-            ttl = fmt.time_to_limit(list(view.samples)[-300:])
             cells += [
                 Content.styled(fmt.sparkline(values, SPARK_WIDTH, top, self.glyphs), pct_style),
                 Content(f"{fmt.size(used)}/{fmt.size(limit) if top else 'none'}"),
                 Content.styled(f"{pct:.0f}%" if pct is not None else "-", pct_style),
-                Content(fmt.duration(ttl) if ttl is not None else "-"),
+                Content(self._to_limit(view, latest.time)),
                 Content(f"{latest.cpu_percent:.0f}%"),
             ]
         restarts = f"{info.restarts}" + (f" ({view.oom_kills}oom)" if view.oom_kills else "")
