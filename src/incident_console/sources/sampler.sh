@@ -22,6 +22,18 @@ keyed() {
     done 2>/dev/null < "$1"
 }
 
+# v1 memory.stat, read once for the inactive file pages and the limit in effect (one file
+# fewer per container than memory.limit_in_bytes; the same value as awk's).
+v1stat() {
+    _i=- _l=-
+    while read -r _k _v _rest; do
+        case $_k in
+            hierarchical_memory_limit) _l=$_v ;;
+            total_inactive_file) _i=$_v; break ;;
+        esac
+    done 2>/dev/null < "$1"
+}
+
 meminfo() {
     _t=- _a=- _st=- _sf=-
     while read -r _k _v _rest; do
@@ -59,8 +71,7 @@ container() {
     else
         first "$2/memory.usage_in_bytes"; _u=$r
         if [ "$_u" = - ]; then printf 'X %s\n' "$1"; return 0; fi
-        keyed "$2/memory.stat" total_inactive_file; _i=$r
-        first "$2/memory.limit_in_bytes"; _l=$r
+        v1stat "$2/memory.stat"
         first "$3/cpuacct.usage"; _c=$r
         first "$2/memory.memsw.usage_in_bytes"; _s=$r
     fi
