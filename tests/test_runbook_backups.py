@@ -88,3 +88,23 @@ async def test_two_patches_in_one_second_keep_the_original(
     done = await undo_changes(monitor, file_changes(tmp_path / "journal.jsonl"))
     assert len(done) == 2
     assert _read(str(compose)) == original
+
+
+def test_undo_of_a_journal_with_a_broken_file_change_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    journal = tmp_path / "j.jsonl"
+    journal.write_text('{"kind":"file_change","path":"/etc/x"}\n')
+    script = Path(sys.executable).with_name("incident-console")
+    done = subprocess.run(
+        [str(script), "runbook", "undo", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "file_change record #1 has no backup" in lines[0], lines

@@ -264,7 +264,11 @@ def undo_cmd(
     from incident_console.runbook.session import file_changes, undo_changes
     from incident_console.transport.targets import describe_error, open_host
 
-    changes = file_changes(Path(journal))
+    try:
+        changes = file_changes(Path(journal))
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+        return
     if not changes:
         click.echo(f"{journal}: no file changes to undo")
         sys.exit(0)

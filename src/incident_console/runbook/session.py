@@ -79,8 +79,21 @@ async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:
 
 
 def file_changes(journal: Path) -> list[dict[str, Any]]:
-    """The journal's file_change records, newest first (the order to undo them in)."""
+    """The journal's file_change records, newest first (the order to undo them in).
+
+    Raises:
+        ValueError: a file_change record lacks what an undo needs (one line, naming it).
+    """
     records = [r for r in read_journal(journal) if r.get("kind") == "file_change"]
+    for number, record in enumerate(records, 1):
+        missing = [
+            k for k in ("path", "backup", "sha256_before") if not isinstance(record.get(k), str)
+        ]
+        if missing or not record["path"] or not record["backup"]:
+            raise ValueError(
+                f"{journal}: file_change record #{number} has no {', '.join(missing or ['path'])}"
+                ": not a journal this console wrote, nothing restored"
+            )
     return sorted(records, key=lambda r: float(r.get("time") or r.get("ts") or 0), reverse=True)
 
 
@@ -89,7 +102,10 @@ async def undo_changes(monitor: HostMonitor, changes: list[dict[str, Any]]) -> l
     done: list[str] = []
     for change in changes:
         await restore_backup(
-            monitor, str(change["path"]), str(change["backup"]), str(change["sha256_before"])
+            monitor,
+            str(change["path"]),
+            str(change["backup"]),
+            str(change["sha256_before"]),
         )
         done.append(f"restored {change['path']} from {change['backup']}")
     return done
