@@ -34,6 +34,9 @@ OOM_HISTORY = 500
 EVENT_HISTORY = 500
 LOG_HISTORY = 5000
 PROBE_HISTORY = 600
+#: Removed containers kept (with their samples) for the detail view and OOM attribution; the
+#: oldest go beyond this, or a watch that recreates containers for days would grow without end.
+GONE_KEPT = 50
 
 
 @dataclass(slots=True)
@@ -91,6 +94,7 @@ class HostState:
                 view = self.containers.get(event.id)
                 if view is not None:
                     view.gone = True
+                    self._forget_old_gone()
             case ContainerProcesses():
                 self._apply_processes(event)
             case OomKill():
@@ -134,6 +138,11 @@ class HostState:
             view.health_since = info.time
         view.info = info
         view.gone = False
+
+    def _forget_old_gone(self) -> None:
+        gone = [cid for cid, view in self.containers.items() if view.gone]
+        for cid in gone[: max(0, len(gone) - GONE_KEPT)]:  # oldest first (insertion order)
+            del self.containers[cid]
 
     def _apply_processes(self, event: ContainerProcesses) -> None:
         view = self.containers.get(event.id)
