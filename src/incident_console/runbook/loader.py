@@ -7,13 +7,13 @@ back onto them, so `runbook check` can say `oom.yaml:14:7: steps[2].kind: ...`.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -22,6 +22,7 @@ from incident_console.runbook.schema import ACTIONS, CHECKS, VARIABLE_REF, Runbo
 from incident_console.runbook.units import DurationError, parse_duration
 
 Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +170,21 @@ def _semantic_errors(file: str, tree: Any, runbook: Runbook) -> list[LoadError]:
     return errors
 
 
-def parse_runbook(text: str, file: str = "<runbook>") -> Runbook:
-    """Parse and validate runbook text.
+def validate_yaml(
+    text: str,
+    file: str,
+    model: type[M],
+    semantic: Callable[[str, Any, M], list[LoadError]],
+    error: Callable[[list[LoadError]], Exception],
+    shape: str,
+) -> M:
+    """Parse YAML text into `model`, every problem mapped to its line and column.
+
+    Shared by runbooks and watch policies: YAML errors, a top level that is not a mapping
+    (`shape` says what it should hold), pydantic errors, then `semantic` checks.
 
     Raises:
-        RunbookError: with every problem found, each with its line and column.
+        The exception `error` builds from the list of problems.
     """
     yaml = YAML(typ="rt")
     try:
@@ -182,21 +193,37 @@ def parse_runbook(text: str, file: str = "<runbook>") -> Runbook:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
-        raise RunbookError([LoadError(file, line, col, f"YAML: {problem}")]) from None
+        raise error([LoadError(file, line, col, f"YAML: {problem}")]) from None
     except YAMLError as exc:
         # e.g. ReaderError on a control character: its text runs over two lines.
         first = (str(exc).strip().splitlines() or ["invalid YAML"])[0]
-        raise RunbookError([LoadError(file, 1, 1, f"YAML: {first}")]) from None
+        raise error([LoadError(file, 1, 1, f"YAML: {first}")]) from None
     if not isinstance(tree, CommentedMap):
-        raise RunbookError([LoadError(file, 1, 1, "a runbook is a mapping (name, title, steps)")])
+        raise error([LoadError(file, 1, 1, shape)])
     try:
-        runbook = Runbook.model_validate(tree)
+        value = model.model_validate(tree)
     except ValidationError as exc:
-        raise RunbookError(_pydantic_errors(file, tree, exc)) from None
-    errors = _semantic_errors(file, tree, runbook)
+        raise error(_pydantic_errors(file, tree, exc)) from None
+    errors = semantic(file, tree, value)
     if errors:
-        raise RunbookError(errors)
-    return runbook
+        raise error(errors)
+    return value
+
+
+def parse_runbook(text: str, file: str = "<runbook>") -> Runbook:
+    """Parse and validate runbook text.
+
+    Raises:
+        RunbookError: with every problem found, each with its line and column.
+    """
+    return validate_yaml(
+        text,
+        file,
+        Runbook,
+        _semantic_errors,
+        RunbookError,
+        "a runbook is a mapping (name, title, steps)",
+    )
 
 
 def builtin_dir() -> Path:

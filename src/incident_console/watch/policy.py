@@ -8,7 +8,6 @@ a doubling backoff). Errors are reported the way runbook errors are: ``file:line
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from importlib import resources
@@ -20,16 +19,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from incident_console.domain.durations import parse_duration
-from incident_console.runbook.loader import LoadError, _position, _pydantic_errors
+from incident_console.runbook.loader import LoadError, _position, validate_yaml
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -288,28 +283,14 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
     Raises:
         PolicyError: every problem found, each with its line and column.
     """
-    yaml = YAML(typ="rt")
-    try:
-        tree = yaml.load(io.StringIO(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise PolicyError([LoadError(file, line, col, f"YAML: {problem}")]) from None
-    except YAMLError as exc:
-        # e.g. ReaderError on a control character: its text runs over two lines.
-        first = (str(exc).strip().splitlines() or ["invalid YAML"])[0]
-        raise PolicyError([LoadError(file, 1, 1, f"YAML: {first}")]) from None
-    if not isinstance(tree, CommentedMap):
-        raise PolicyError([LoadError(file, 1, 1, "a policy is a mapping (probes, rules, limits)")])
-    try:
-        policy = Policy.model_validate(tree)
-    except ValidationError as exc:
-        raise PolicyError(_pydantic_errors(file, tree, exc)) from None
-    errors = _semantic_errors(file, tree, policy)
-    if errors:
-        raise PolicyError(errors)
-    return policy
+    return validate_yaml(
+        text,
+        file,
+        Policy,
+        _semantic_errors,
+        PolicyError,
+        "a policy is a mapping (probes, rules, limits)",
+    )
 
 
 def default_policy_path() -> Path:
