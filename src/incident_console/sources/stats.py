@@ -35,6 +35,8 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "cgroup 2"; else echo "cg
 if command -v awk >/dev/null 2>&1; then echo "awk $(awk -W version 2>&1 </dev/null | head -n 1)"; fi
 """
 
+#: While no container is known yet, how often to look whether the inventory arrived.
+STARTUP_POLL_S = 0.05
 #: A sampler that does not answer a tick within this long is taken for dead.
 FRAME_TIMEOUT_S = 5.0
 
@@ -177,7 +179,10 @@ class StatsSource(Source):
                 for event in events:
                     emit(event)
                 next_at = max(next_at + self.interval, time.monotonic())
-                await asyncio.sleep(next_at - time.monotonic())
+                if dirs:
+                    await asyncio.sleep(next_at - time.monotonic())
+                elif await _containers_appear(self, state, next_at):
+                    next_at = time.monotonic()
         finally:
             with contextlib.suppress(Exception):
                 await proc.close()
@@ -229,6 +234,24 @@ class StatsSource(Source):
                     emit(_meminfo_event(await host.read_text("/proc/meminfo"), now))
             next_at = max(next_at + self.interval, time.monotonic())
             await asyncio.sleep(next_at - time.monotonic())
+
+
+async def _containers_appear(source: StatsSource, state: HostState, until: float) -> bool:
+    """Wait until `until`, or less if running containers appear (True then).
+
+    At start the sampler's first frames run before the inventory lands; without this the first
+    container sample waited up to a whole interval after the containers were known (measured
+    over SSH with 54 containers: inventory at 1.2 s, first sample at 2.2 s). Checked only while
+    the sampler knows no container, and only when the state moved.
+    """
+    seen = state.version
+    while (left := until - time.monotonic()) > 0:
+        await asyncio.sleep(min(left, STARTUP_POLL_S))
+        if state.version != seen:
+            seen = state.version
+            if source._running(state):
+                return True
+    return False
 
 
 async def _read_frame(proc: Process) -> list[str]:
