@@ -11,11 +11,14 @@ import functools
 import importlib
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from incident_console import __version__
+
+if TYPE_CHECKING:
+    from incident_console.transport.base import Host
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,10 +83,30 @@ def target_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print one line for the user and exit 2."""
     click.echo(f"incident-console: {message}", err=True)
     sys.exit(2)
+
+
+def open_target(
+    target: str,
+    identity: tuple[str, ...] = (),
+    known_hosts: str | None = None,
+    accept_new_host_key: bool = False,
+) -> Host:
+    """The Host for a TARGET and the `target_options`, not yet connected; a bad target fails."""
+    from incident_console.transport.targets import open_host
+
+    try:
+        return open_host(
+            target,
+            identity=identity,
+            known_hosts=known_hosts,
+            accept_new_host_key=accept_new_host_key,
+        )
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})

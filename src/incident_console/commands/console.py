@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from incident_console.cli import fail, target_options
+from incident_console.cli import fail, open_target, target_options
 
 
 @click.command()
@@ -44,7 +44,6 @@ def console(
     from incident_console.locations import default_config_file
     from incident_console.monitor.host_monitor import HostMonitor
     from incident_console.monitor.journal import Journal, default_journal_path
-    from incident_console.transport.targets import open_host
     from incident_console.ui.app import make_app
 
     path = Path(config_file) if config_file else default_config_file()
@@ -70,16 +69,7 @@ def console(
     journal = Journal(Path(journal_file) if journal_file else default_journal_path(names))
     monitors = []
     for host_config in hosts:
-        try:
-            host = open_host(
-                host_config.target,
-                identity=identity,
-                known_hosts=known_hosts,
-                accept_new_host_key=accept_new_host_key,
-            )
-        except ValueError as error:
-            fail(str(error))
-            return
+        host = open_target(host_config.target, identity, known_hosts, accept_new_host_key)
         monitors.append(
             HostMonitor(
                 host,

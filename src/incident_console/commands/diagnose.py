@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from incident_console.cli import fail, target_options
+from incident_console.cli import fail, open_target, target_options
 from incident_console.domain.durations import format_bytes, parse_duration
 from incident_console.monitor.diagnosis import (
     Diagnosis,
@@ -169,7 +169,7 @@ def diagnose(
     """Diagnose a host: memory, OOM kills, containers, health, probes. Exit 0 healthy, 1 problems, 2 error."""
     from pathlib import Path
 
-    from incident_console.transport.targets import describe_error, open_host
+    from incident_console.transport.targets import describe_error
 
     since_ts: float | None = None
     if since:
@@ -177,15 +177,7 @@ def diagnose(
             since_ts = time.time() - parse_duration(since)
         except ValueError as exc:
             fail(f"--since: {exc}")
-    try:
-        host = open_host(
-            target,
-            identity=identity,
-            known_hosts=known_hosts,
-            accept_new_host_key=accept_new_host_key,
-        )
-    except ValueError as exc:
-        fail(str(exc))
+    host = open_target(target, identity, known_hosts, accept_new_host_key)
     journal = Journal(Path(journal_path)) if journal_path else None
     try:
         state, diagnosis = asyncio.run(

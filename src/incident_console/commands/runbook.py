@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from incident_console.cli import fail, target_options
+from incident_console.cli import fail, open_target, target_options
 from incident_console.runbook.engine import StepRecord, StepState
 from incident_console.runbook.loader import RunbookError, list_builtin, load_runbook, resolve
 from incident_console.runbook.schema import Runbook, render
@@ -101,18 +101,9 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     from incident_console.runbook.engine import Engine
     from incident_console.runbook.runner import Runner
     from incident_console.runbook.session import gather, stop_monitor
-    from incident_console.transport.targets import describe_error, open_host
+    from incident_console.transport.targets import describe_error
 
-    try:
-        host = open_host(
-            target,
-            identity=opts["identity"],
-            known_hosts=opts["known_hosts"],
-            accept_new_host_key=opts["accept_new_host_key"],
-        )
-    except ValueError as exc:
-        fail(str(exc))
-        return 2
+    host = open_target(target, opts["identity"], opts["known_hosts"], opts["accept_new_host_key"])
     path = Path(opts["journal"]) if opts["journal"] else default_journal_path([host.name])
     journal = Journal(path)
     probes = list(opts["probes"])
@@ -262,7 +253,7 @@ def undo_cmd(
     from incident_console.monitor.journal import Journal
     from incident_console.runbook.actions import ActionError
     from incident_console.runbook.session import file_changes, undo_changes
-    from incident_console.transport.targets import describe_error, open_host
+    from incident_console.transport.targets import describe_error
 
     try:
         changes = file_changes(Path(journal))
@@ -273,16 +264,7 @@ def undo_cmd(
         click.echo(f"{journal}: no file changes to undo")
         sys.exit(0)
     target = target or str(changes[0].get("host") or "local")
-    try:
-        host = open_host(
-            target,
-            identity=identity,
-            known_hosts=known_hosts,
-            accept_new_host_key=accept_new_host_key,
-        )
-    except ValueError as exc:
-        fail(str(exc))
-        return
+    host = open_target(target, identity, known_hosts, accept_new_host_key)
 
     async def go() -> list[str]:
         monitor = HostMonitor(host, journal=Journal(Path(journal)), sources=[])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from incident_console.cli import fail, target_options
+from incident_console.cli import fail, open_target, target_options
 from incident_console.monitor.journal import Journal, default_journal_path
 from incident_console.watch.policy import Policy, PolicyError, default_policy_path, load_policy
 
@@ -98,7 +98,7 @@ def watch(
         )
         return
 
-    from incident_console.transport.targets import describe_error, open_host
+    from incident_console.transport.targets import describe_error
     from incident_console.watch.runner import Watch, WatchTarget
 
     names = list(targets) or ["local"]
@@ -110,16 +110,7 @@ def watch(
     locked = set(names) if read_only else _read_only_targets(names, config)
     hosts = []
     for name in names:
-        try:
-            host = open_host(
-                name,
-                identity=identity,
-                known_hosts=known_hosts,
-                accept_new_host_key=accept_new_host_key,
-            )
-        except ValueError as exc:
-            fail(str(exc))
-            return
+        host = open_target(name, identity, known_hosts, accept_new_host_key)
         hosts.append(WatchTarget(name, host, read_only=name in locked))
     journal = Journal(Path(journal_path) if journal_path else default_journal_path(names))
     say = None if quiet else (lambda line: click.echo(line))
