@@ -112,3 +112,27 @@ async def test_accept_new_host_key_records_it(sshd: SshdServer, tmp_path: Path) 
     finally:
         await again.close()
     assert known.read_text() == text, "a known key is not recorded twice"
+
+
+@pytest.mark.sshd
+async def test_revoked_host_key_is_refused_even_with_accept_new(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    known = tmp_path / "known_hosts"
+    # (asyncssh does not match "@revoked [host]:port" lines; a wildcard it does.)
+    known.write_text(f"@revoked * {sshd.host_public_key}\n")
+    before = known.read_text()
+    host = open_host(
+        sshd.target,
+        identity=[str(sshd.client_key)],
+        known_hosts=str(known),
+        accept_new_host_key=True,
+    )
+    try:
+        with pytest.raises(HostKeyError) as info:
+            await host.connect()
+        assert "revoked" in str(info.value).lower(), str(info.value)
+        assert host.state.state is LinkState.FAILED
+        assert known.read_text() == before  # never recorded as trusted
+    finally:
+        await host.close()

@@ -45,7 +45,7 @@ def fingerprint(key: asyncssh.SSHKey) -> str:
 class _Verdict:
     """What validate() decided, read after a failed handshake to raise the right error."""
 
-    kind: str  # "unknown" | "changed"
+    kind: str  # "unknown" | "changed" | "revoked"
     where: str
     offered: str
     known: tuple[str, ...] = ()
@@ -71,8 +71,13 @@ class HostKeyPolicy:
         self.verdict: _Verdict | None = None
         self._pending: tuple[str, int | None, asyncssh.SSHKey] | None = None
 
-    def _known_keys(self, host: str, addr: str, port: int | None) -> list[asyncssh.SSHKey]:
+    def _match(
+        self, host: str, addr: str, port: int | None
+    ) -> tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey], list[asyncssh.SSHKey]]:
+        """(trusted keys, @cert-authority keys, @revoked keys) our files hold for the host."""
         keys: list[asyncssh.SSHKey] = []
+        cas: list[asyncssh.SSHKey] = []
+        revoked: list[asyncssh.SSHKey] = []
         for path in (self.path, *self._extra):
             try:
                 with open(path, encoding="utf-8", errors="replace") as f:
@@ -83,20 +88,28 @@ class HostKeyPolicy:
                 table = asyncssh.import_known_hosts(data)
             except (ValueError, asyncssh.KeyImportError) as exc:
                 raise HostKeyError(f"{path}: unreadable known_hosts file: {exc}") from None
-            keys.extend(table.match(host, addr, port)[0])
-        return keys
+            found = table.match(host, addr, port)
+            keys.extend(found[0])
+            cas.extend(found[1])
+            revoked.extend(found[2])
+        return keys, cas, revoked
 
     def known_hosts(self, host: str, addr: str, port: int | None) -> tuple[Any, ...]:
         """The asyncssh known_hosts callable: (trusted keys, CA keys, revoked keys)."""
         self.verdict = None
         self._pending = None
-        return (self._known_keys(host, addr, port), [], [])
+        # Revoked keys go to asyncssh too: it refuses them before asking validate(), so
+        # trust-on-first-use can never accept (and record) a key known_hosts marks @revoked.
+        return self._match(host, addr, port)
 
     def validate(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         """Called by asyncssh for a key the known_hosts callable did not list."""
         port_or_none = None if port == 22 else port
         where = f"{host}:{port}"
-        known = self._known_keys(host, addr, port_or_none)
+        known, _, revoked = self._match(host, addr, port_or_none)
+        if key in revoked:
+            self.verdict = _Verdict("revoked", f"{host}:{port}", fingerprint(key))
+            return False
         if known:
             self.verdict = _Verdict(
                 "changed", where, fingerprint(key), tuple(map(fingerprint, known))
@@ -140,6 +153,11 @@ class HostKeyPolicy:
         v = self.verdict
         if v is None:
             return None
+        if v.kind == "revoked":
+            return HostKeyError(
+                f"REVOKED host key for {v.where} ({v.offered}): {self.path} marks it @revoked; "
+                f"refusing to connect"
+            )
         if v.kind == "changed":
             return HostKeyError(
                 f"HOST KEY CHANGED for {v.where}: {self.path} holds {', '.join(v.known)} "
