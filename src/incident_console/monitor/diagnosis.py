@@ -98,6 +98,28 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
     return findings
 
 
+def _blind_kernel_log(state: HostState, since: float | None, window: str) -> list[Finding]:
+    """Without the kernel log, say so, and count docker's `oom` events in its place."""
+    kernel = state.sources.get("kernel_log")
+    if kernel is not None and kernel.ok:
+        return []
+    why = kernel.detail if kernel is not None and kernel.detail else "no kernel log source"
+    findings = [Finding("warning", f"OOM kills may be missed: {why}")]
+    events = Counter(
+        e.service or e.name
+        for e in state.events
+        if e.action == "oom" and (since is None or e.time >= since)
+    )
+    for where, count in events.most_common():
+        findings.append(
+            Finding(
+                "critical",
+                f"{count} docker oom event(s) in {where} {window} (kernel log unavailable)",
+            )
+        )
+    return findings
+
+
 def scope_to_project(state: HostState, project: str) -> HostState:
     """A copy of the state limited to one compose project's containers and their OOM kills."""
     scoped = HostState(name=state.name, link=state.link, link_reason=state.link_reason)
@@ -107,6 +129,7 @@ def scope_to_project(state: HostState, project: str) -> HostState:
     scoped.oom_kills.extend(k for k in state.oom_kills if k.container_id in scoped.containers)
     scoped.memory.extend(state.memory)
     scoped.logs.extend(line for line in state.logs if line.id in scoped.containers)
+    scoped.events.extend(e for e in state.events if e.id in scoped.containers)
     scoped.probes = state.probes
     scoped.sources = state.sources
     return scoped
@@ -127,6 +150,7 @@ def diagnose_state(
 
     kills = [k for k in state.oom_kills if since is None or k.time >= since]
     diagnosis.findings.extend(_kill_summary(kills, state, window))
+    diagnosis.findings.extend(_blind_kernel_log(state, since, window))
 
     for view in sorted(state.containers.values(), key=lambda v: v.info.name):
         info = view.info
@@ -199,7 +223,7 @@ def diagnose_state(
             )
 
     for source in state.sources.values():
-        if not source.ok:
+        if not source.ok and source.source != "kernel_log":  # that one is a warning above
             add(Finding("info", f"{source.source}: {source.detail or source.method}"))
     return diagnosis
 
