@@ -81,6 +81,10 @@ def status_line(watched: WatchedHost, now: float | None = None) -> str:
     now = time.time() if now is None else now
     state = watched.monitor.state
     parts: list[str] = []
+    if not state.is_live:
+        # What follows was true when the link was last up: never let it read as now.
+        since = time.strftime("%H:%M:%SZ", time.gmtime(state.link_since))
+        parts.append(f"LINK {state.link.upper()} since {since}, last known")
     for probe in watched.probes:
         history = state.probes.get(probe.url)
         if not history:
