@@ -129,3 +129,21 @@ def test_default_policy_mirrors_the_seed(monkeypatch: pytest.MonkeyPatch) -> Non
     restart = [r for r in policy.rules if r.action == "restart" and r.probe_fails]
     assert restart and restart[0].target == "frontend"
     assert {r.trigger for r in policy.rules} >= {"oom_kill", "time_to_limit", "unhealthy"}
+
+
+def test_a_restart_not_carried_out_does_not_count_toward_the_limit() -> None:
+    """The runner drops a decision while the last restart is still running: no restart was
+    done, so the limit must not be reached by it (nor the escalation claim it)."""
+    engine = RuleEngine(parse_policy(POLICY))
+    state = HostState("h")
+    decided: list[tuple[int, str]] = []
+    for t in range(0, 400):
+        for d in engine.on_event(fail(float(t)), state, now=float(t)):
+            decided.append((t, d.kind))
+            if d.kind == "restart" and t == 11:
+                engine.restart_not_done(d.target)  # as the runner does when one is in flight
+    restarts = [t for t, k in decided if k == "restart"]
+    # The one at 11 s was given back: the backoff restarts from the first, and three real
+    # restarts happen before the escalation.
+    assert restarts[0] == 1 and restarts[1] == 11 and len(restarts) == 4
+    assert [k for _, k in decided].count("escalate") == 1

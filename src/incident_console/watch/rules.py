@@ -90,6 +90,12 @@ class RestartLimiter:
         """Count a restart (done, or intended in dry-run)."""
         self._done.setdefault(target, deque()).append(now)
 
+    def unnote(self, target: str) -> None:
+        """Take back the last counted restart of `target`: it was decided but not carried out."""
+        done = self._done.get(target)
+        if done:
+            done.pop()
+
     def escalate_once(self, target: str) -> bool:
         """True the first time the limit stops `target`'s restarts (until a slot frees)."""
         if target in self._escalated:
@@ -424,6 +430,14 @@ class RuleEngine:
                 evidence, container_id,
             )
         ]  # fmt: skip
+
+    def restart_not_done(self, target: str) -> None:
+        """The runner did not carry out a restart decision (one was still in flight).
+
+        Only restarts that happen count toward the hourly limit: otherwise decisions dropped
+        while a slow restart runs would escalate early and claim restarts that never were.
+        """
+        self.restarts.unnote(target)
 
     def _notify(
         self,

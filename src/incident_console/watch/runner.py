@@ -294,6 +294,7 @@ class Watch:
             self.notifier.send(self._event(watched, decision, acted=False, why_not=why_not))
             return
         if decision.target in watched.in_flight:
+            watched.engine.restart_not_done(decision.target)
             return
         watched.in_flight.add(decision.target)
         task = asyncio.get_running_loop().create_task(self._do_restart(watched, decision))
