@@ -9,7 +9,8 @@ Figures (each beside its baseline, in the same run):
   1. server CPU s/min of our collection vs `docker stats` vs glances (containers plugin)
   2. processes started on the server per minute in steady state (ours)
   3. the console's own CPU and RSS with 50 containers, and while tailing 1,000 lines/s
-  4. kernel OOM line -> OomKill event latency (lab load)
+  4. the real console (ui_bench.py): first frame, health/OOM -> screen, log pane max rate
+     with key latency, CPU/RSS following 1,000 lines/s
   5. time to the first data over SSH
   6. a fleet: the console's CPU and RSS at 1, 5, 10, 20 hosts
 """
@@ -41,6 +42,7 @@ from procstat import (  # noqa: E402
     ns_last_pid,
     rss_bytes,
 )
+from ui_bench import measure_ui  # noqa: E402
 
 import fixtures_sshd  # noqa: E402 - the tests' sshd, reused as is
 from fixtures_sshd import SshdServer, _free_port  # noqa: E402
@@ -153,7 +155,7 @@ def pid_meter(pid: int) -> CpuMeter:
     return CpuMeter(lambda: [pid])
 
 
-def start_logger(lab: Lab, rate: int) -> str:
+def start_logger(lab: Lab, rate: int, name: str = "logger") -> str:
     """A container in the lab's project printing `rate` lines a second; returns its id."""
     code = (
         "import sys, time\n"
@@ -170,7 +172,7 @@ def start_logger(lab: Lab, rate: int) -> str:
     )
     out = subprocess.run(
         [
-            "docker", "run", "-d", "--name", f"{lab.project}-logger",
+            "docker", "run", "-d", "--name", f"{lab.project}-{name}",
             "--label", f"com.docker.compose.project={lab.project}",
             "-v", "/usr:/usr:ro", "--memory", "64m",
             LAB_IMAGE, "/usr/bin/python3", "-u", "-c", code,
@@ -247,34 +249,6 @@ def measure_cli(argv: list[str], idle_rate: float, w: float, warm: float) -> dic
     return res
 
 
-def measure_oom(lab: Lab, sshd: SshdServer, timeout: float, kills_wanted: int) -> dict[str, Any]:
-    probe = Probe([sshd])
-    try:
-        probe.wait_first_data(1, 60)
-        time.sleep(3)
-        stop = threading.Event()
-        loader = threading.Thread(
-            target=lambda: lab.load(duration_s=timeout, rate=8.0, stop=stop), daemon=True
-        )
-        loader.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(probe.of("oom")) < kills_wanted:
-            time.sleep(0.5)
-        stop.set()
-        loader.join(30)
-        time.sleep(2)
-        kills = probe.of("oom")
-    finally:
-        probe.stop()
-    lat = sorted(k["recv"] - k["kernel_time"] for k in kills)
-    out: dict[str, Any] = {"kills": len(kills), "latencies_s": [round(x, 3) for x in lat]}
-    if lat:
-        out["oom_latency_p50_s"] = lat[len(lat) // 2]
-        out["oom_latency_max_s"] = lat[-1]
-        out["oom_latency_p95_s"] = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
-    return out
-
-
 def measure_fleet(
     servers: list[SshdServer], sizes: list[int], w: float, first_data_s: float
 ) -> dict[str, Any]:
@@ -320,11 +294,23 @@ def table(r: dict[str, Any]) -> str:
     add("processes started on server per min", "server_processes_per_min", "{:.2f}")
     add("console CPU % core (50 containers)", "console_cpu_pct_core", "{:.2f}")
     add("console RSS MB (max)", "console_rss_mb_max", "{:.1f}")
-    add("console CPU % core (1000 lines/s)", "console_logs_cpu_pct_core", "{:.2f}")
-    add("console RSS MB (1000 lines/s, max)", "console_logs_rss_mb_max", "{:.1f}")
-    add("first data over SSH, s", "first_data_over_ssh_s", "{:.2f}")
-    add("OOM line -> OomKill p50 s", "oom_latency_p50_s")
-    add("OOM line -> OomKill p95 s", "oom_latency_p95_s")
+    add("first data over SSH (monitor), s", "first_data_over_ssh_s", "{:.2f}")
+    add("UI: first frame, s", "first_frame_s", "{:.2f}")
+    add("UI: first row with data over SSH, s", "first_row_data_s", "{:.2f}")
+    add("UI: health event -> row p95 s", "health_to_screen_p95_s")
+    add("OOM line -> OomKill event p95 s", "oom_latency_p95_s")
+    add("OOM line -> row on screen p95 s", "oom_to_screen_p95_s")
+    add("UI: log pane max lines/s (keys < 100 ms)", "log_pane_max_lines_per_s", "{:.0f}")
+    for step in r.get("log_pane_steps") or []:
+        rows.append(
+            (f"  at {step['rate']} lines/s: pane lines/s, key p95 ms",
+             f"{step['lines_per_s']:.0f}, {step['key_p95_ms']:.0f}")
+        )  # fmt: skip
+    add("UI: console CPU % core (1000 lines/s soak)", "ui_logs_cpu_pct_core", "{:.1f}")
+    if r.get("ui_logs_rss_mb_first_last_max"):
+        rows.append(("UI: RSS MB first/last/max (soak)", str(r["ui_logs_rss_mb_first_last_max"])))
+    if r.get("ui_error"):
+        rows.append(("UI error", str(r["ui_error"])[:70]))
     for n, f in (r.get("fleet") or {}).items():
         if "error" in f:
             rows.append((f"fleet {n} hosts", f["error"][:70]))
@@ -442,21 +428,22 @@ def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
 
         r["idle_engine_windows_cpu_s_per_min"] = [round(x, 3) for x in idles]
 
-        if not args.no_logs:
-            log("console tailing a container logging 1,000 lines/s")
-            cid = start_logger(lab, 1000)
-            time.sleep(2)
-            logs, probe = measure_ours(sshd, leader, idle_rate, w, follow=[cid])
-            probe.stop()
-            r["console_logs_cpu_pct_core"] = logs["console_cpu_s_per_min"] / 60 * 100
-            r["console_logs_rss_mb_max"] = logs.get("rss_mb_max")
-            subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
-
-        if not args.no_oom:
-            log("OOM latency: loading the backend until the kernel kills a worker")
-            oom = measure_oom(lab, sshd, 150 if quick else 300, 2 if quick else 5)
-            r.update({k: v for k, v in oom.items() if k != "kills"})
-            r["oom_kills_seen"] = oom["kills"]
+        if not args.no_ui:
+            soak = 45.0 if quick else 600.0
+            log(
+                "the real console (make_app, headless run_test) over SSH: first frame, health "
+                f"and OOM to screen, log pane rates, {soak:.0f} s soak at 1,000 lines/s"
+            )
+            ui = measure_ui(
+                lab, sshd.target, sshd.client_key, sshd.known_hosts, start_logger,
+                quick=quick, soak_s=soak,
+                oom_timeout=0.0 if args.no_oom else (150.0 if quick else 300.0),
+                kills_wanted=2 if quick else 5,
+            )  # fmt: skip
+            r.update(ui)
+            r["soak_note"] = f"console CPU/RSS over {soak:.0f} s" + (
+                " (--quick; the full run: 600 s)" if quick else ""
+            )
 
         if not args.no_fleet:
             sizes = [1, 5, 10, 20]
@@ -488,7 +475,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--no-oom", action="store_true")
     parser.add_argument("--no-fleet", action="store_true")
-    parser.add_argument("--no-logs", action="store_true")
+    parser.add_argument("--no-ui", action="store_true", help="skip the real console's figures")
     args = parser.parse_args()
     t0 = time.monotonic()
     r: dict[str, Any] = {}
