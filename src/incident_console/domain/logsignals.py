@@ -8,6 +8,9 @@ The gunicorn texts are the ones its sources print (arbiter.py, workers/*.py):
 - ``Booting worker with pid: 7`` (arbiter.spawn_worker)
 - ``Autorestarting worker after current request.`` (max-requests, sync/gthread/async workers)
 - uvicorn workers: ``Maximum request limit of 1000 exceeded. Terminating process.``
+
+Access lines (one per request served) are no signal: :func:`is_access_line` only tells them
+apart, so the runbook can count requests per second without the journal keeping each one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 
 from incident_console.domain.events import LogSignal
 
-__all__ = ["classify"]
+__all__ = ["classify", "is_access_line"]
 
 _MAX_SCAN = 8192
 
@@ -62,12 +65,42 @@ def classify(text: str) -> LogSignal | None:
 
     Returns:
         The most specific `LogSignal` the line matches: gunicorn worker events before
-        tracebacks, tracebacks before plain ERROR/CRITICAL levels.
+        tracebacks, tracebacks before plain ERROR/CRITICAL levels. Access lines carry none.
     """
     if not isinstance(text, str):
         return None
     head = text[:_MAX_SCAN]
+    # The client writes the path and the user agent of an access line: a request for
+    # "/Perhaps out of memory?" is no dead worker, a user agent saying ERROR no error.
+    if _ACCESS.search(head):
+        return None
     for signal, pattern in _RULES:
         if pattern.search(head):
             return signal
     return None
+
+
+# One request served, as access logs write it: the quoted request line, then the status code.
+# gunicorn (--access-logfile -, and nginx's common/combined formats alike):
+#   172.18.0.3 - - [30/Nov/2026:16:15:05 +0000] "GET /api/v1/items HTTP/1.1" 200 44 "-" "curl"
+# uvicorn (its access logger):
+#   INFO:     172.18.0.1:43210 - "GET /api/v1/health HTTP/1.1" 200 OK
+# \S+ cannot cross the space before HTTP/: no backtracking blow-up on hostile text.
+_ACCESS = re.compile(
+    r'"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|CONNECT|TRACE|PROPFIND) \S+ HTTP/\d(?:\.\d)?"'
+    r" [1-5]\d\d\b"
+)
+
+
+def is_access_line(text: str) -> bool:
+    """True when the line is an access-log line: one request served. Never raises.
+
+    Args:
+        text: One log line (sanitized or not).
+
+    Returns:
+        True for gunicorn's/nginx's common log format and uvicorn's access lines.
+    """
+    if not isinstance(text, str):
+        return False
+    return _ACCESS.search(text[:_MAX_SCAN]) is not None
