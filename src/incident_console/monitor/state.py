@@ -34,6 +34,8 @@ OOM_HISTORY = 500
 EVENT_HISTORY = 500
 LOG_HISTORY = 5000
 PROBE_HISTORY = 600
+#: Process RSS frames kept per container (every 5 s: 10 minutes), for each worker's growth rate.
+PROCESS_HISTORY = 120
 #: Removed containers kept (with their samples) for the detail view and OOM attribution; the
 #: oldest go beyond this, or a watch that recreates containers for days would grow without end.
 GONE_KEPT = 50
@@ -46,6 +48,9 @@ class ContainerView:
     info: ContainerInfo
     samples: deque[ContainerSample] = field(default_factory=lambda: deque(maxlen=SAMPLE_HISTORY))
     processes: ContainerProcesses | None = None
+    process_history: deque[ContainerProcesses] = field(
+        default_factory=lambda: deque(maxlen=PROCESS_HISTORY)
+    )
     #: Peak RSS seen per pid (bounded: pids of dead workers are dropped past 64 entries).
     peak_rss: dict[int, int] = field(default_factory=dict)
     health_log: deque[HealthChange] = field(default_factory=lambda: deque(maxlen=100))
@@ -149,6 +154,7 @@ class HostState:
         if view is None:
             return
         view.processes = event
+        view.process_history.append(event)
         for proc in event.processes:
             view.peak_rss[proc.pid] = max(view.peak_rss.get(proc.pid, 0), proc.rss_bytes)
         if len(view.peak_rss) > 64:

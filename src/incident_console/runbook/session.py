@@ -13,9 +13,13 @@ from typing import Any
 
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import read_journal
+from incident_console.monitor.state import ContainerView
 from incident_console.runbook.actions import restore_backup
 from incident_console.runbook.schema import Runbook
 from incident_console.runbook.variables import Variables, discover
+
+#: Seconds of process frames wanted before proposing (frames come every 5 s).
+GROWTH_SPAN_S = 10.0
 
 
 def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
@@ -28,8 +32,17 @@ def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
     if not views:
         return True
     target = [v for v in views if v.info.service == service_hint] or views
-    # Process RSS arrives every few seconds: wait for it, the proposals come from it.
-    return all(v.samples for v in target) and any(v.processes for v in target)
+    # The service's access lines give its request rate (max_requests comes from it): the
+    # follower starts with the recent tail, timestamps included.
+    monitor.follow_logs([v.info.id for v in target])
+    # Process RSS arrives every few seconds: the proposals come from it, and a worker's growth
+    # rate needs frames spanning some seconds.
+    return all(v.samples for v in target) and any(_frames_span(v) for v in target)
+
+
+def _frames_span(view: ContainerView) -> bool:
+    frames = view.process_history
+    return len(frames) >= 3 and frames[-1].time - frames[0].time >= GROWTH_SPAN_S
 
 
 async def gather(
@@ -37,7 +50,7 @@ async def gather(
     runbook: Runbook,
     overrides: dict[str, str],
     *,
-    max_s: float = 20.0,
+    max_s: float = 30.0,
     min_s: float = 3.0,
 ) -> Variables:
     """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables."""

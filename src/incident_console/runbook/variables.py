@@ -1,9 +1,10 @@
 """Runbook variables: discovered from what the monitor saw, each value with the reason for it.
 
 The service is the compose service whose containers had OOM kills (else `backend`); the compose
-file and project directory come from its container's compose labels; the worker count, the
-max-requests and the memory limit are proposed from the measured per-worker peak RSS. Every
-value can be overridden with `--set key=value`.
+file and project directory come from its container's compose labels; the worker count and the
+memory limit are proposed from the measured per-worker peak RSS, max-requests from how much a
+worker keeps per request (its RSS growth over the access-log request rate). Every value can be
+overridden with `--set key=value`.
 """
 
 from __future__ import annotations
@@ -126,6 +127,37 @@ def _advice(limit: int, worker_peak: int, master: int, current: int) -> tuple[in
     return workers, new_limit, why
 
 
+def _int_or(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def _propose_recycling(
+    v: Variables, state: HostState, views: list[ContainerView], overrides: Mapping[str, str]
+) -> None:
+    """max_requests and its jitter from the measured growth per request, for the workers and
+    limit proposed (or `--set`): what each worker may keep before it is recycled."""
+    from incident_console.runbook.recycling import recycle_advice
+
+    workers = _int_or(overrides.get("workers", v.values["workers"]), 0)
+    try:
+        limit = parse_size(overrides.get("mem_limit", v.values["mem_limit"]))
+    except ValueError:
+        limit = 0
+    advice = recycle_advice(
+        state, views, limit_bytes=limit, workers=workers, fallback=(SEED_MAX_REQUESTS, SEED_JITTER)
+    )
+    why = advice.why if advice.growth_per_request else f"{advice.why} (the seed's value)"
+    v.set("max_requests", advice.max_requests, why)
+    v.set(
+        "max_requests_jitter",
+        advice.jitter,
+        "about a tenth more, at random, so workers do not all restart at once",
+    )
+
+
 def discover(
     state: HostState,
     runbook: Runbook,
@@ -202,8 +234,7 @@ def discover(
         format_size(int(limit_now * 0.9)),
         "90% of the limit: the service stays clear of it",
     )
-    v.set("max_requests", SEED_MAX_REQUESTS, "the seed's value: recycle before a worker grows")
-    v.set("max_requests_jitter", SEED_JITTER, "so workers do not all restart at once")
+    _propose_recycling(v, state, views, overrides)
 
     for name, decl in runbook.variables.items():
         # The runbook author's default wins over what was discovered; --set wins over both.

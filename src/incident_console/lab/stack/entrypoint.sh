@@ -1,6 +1,8 @@
 #!/bin/sh
 # The lab backend's entrypoint, shaped like the seed's backend/entrypoint.sh: gunicorn's settings
 # come from the environment (with defaults in docker-compose.yml), so a fix is an env change.
+# One access line per request on stdout, as production setups log them: the console counts
+# them for the request rate (GUNICORN_ACCESSLOG names a file instead).
 set -eu
 
 set -- \
@@ -9,7 +11,8 @@ set -- \
     --workers "${GUNICORN_WORKERS:-4}" \
     --timeout "${GUNICORN_TIMEOUT:-30}" \
     --log-level info \
-    --error-logfile -
+    --error-logfile - \
+    --access-logfile "${GUNICORN_ACCESSLOG:--}"
 
 # 0 or unset: workers are never recycled (the seed's state before the fix).
 if [ "${GUNICORN_MAX_REQUESTS:-0}" -gt 0 ]; then
