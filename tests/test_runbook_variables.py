@@ -7,6 +7,7 @@ import pytest
 from incident_console.domain.events import (
     ContainerInfo,
     ContainerProcesses,
+    LogLine,
     OomConstraint,
     OomKill,
     ProcessRss,
@@ -92,3 +93,34 @@ def test_nothing_measured_falls_back_to_the_seed() -> None:
     assert v.values["service"] == "backend"
     assert v.values["workers"] == "2" and v.values["mem_limit"] == "512M"
     assert v.values["compose_file"] == ""
+
+
+def _leaking(s: HostState, cid: str) -> None:
+    """4 workers growing 2 MiB/s (booted at 20 MiB) at 8 req/s: the lab's 1 MiB per request."""
+    for t in range(0, 31, 5):
+        procs = [ProcessRss(1, "gunicorn", 20 * MIB)] + [
+            ProcessRss(pid, "gunicorn", (20 + 2 * ((t + 7 * pid) % 30)) * MIB)
+            for pid in (11, 12, 13, 14)
+        ]
+        s.apply(ContainerProcesses(time=1000.0 + t, id=cid, processes=tuple(procs)))
+    for i in range(241):  # 8 req/s for 30 s, and gunicorn lines between them
+        when = 1000.0 + i / 8
+        text = '172.18.0.4 - - [x] "GET /api/v1/items HTTP/1.1" 200 44 "-" "lab-load"'
+        s.apply(LogLine(time=when, id=cid, container="shop_backend_1", text=text))
+        s.apply(LogLine(time=when, id=cid, container="shop_backend_1", text="[INFO] Booting"))
+
+
+def test_max_requests_comes_from_the_growth_per_request(state: HostState) -> None:
+    _leaking(state, "b" * 64)
+    runbook = load_runbook("oom-after-deploy")
+    v = discover(state, runbook, {"project": "shop"})
+    why = v.why["max_requests"]
+    assert "grow ~1.0 MiB per request at 8.0 req/s over 4 workers" in why, why
+    # (256 MiB / 1.2 - 20 master) / 2 workers - 20 baseline = 76.7 MiB; / 1.1 MiB = 69 -> 65.
+    assert v.values["max_requests"] == "65" and v.values["max_requests_jitter"] == "6"
+    # A --set worker count or limit is what the workers will run in: the proposal follows.
+    one = discover(state, runbook, {"project": "shop", "workers": "1"})
+    assert int(one.values["max_requests"]) > 65
+    # Another stack's backend (no frames, no access lines) keeps the seed's value and says why.
+    other = discover(state, runbook, {"project": "other"})
+    assert other.values["max_requests"] == "1000" and "seed" in other.why["max_requests"]
