@@ -116,7 +116,7 @@ def test_max_requests_comes_from_the_growth_per_request(state: HostState) -> Non
     v = discover(state, runbook, {"project": "shop"})
     why = v.why["max_requests"]
     assert "grow ~1.0 MiB per request at 8.0 req/s over 4 workers" in why, why
-    # (256 MiB / 1.2 - 20 master) / 2 workers - 20 baseline = 76.7 MiB; / 1.1 MiB = 69 -> 65.
+    # (256 MiB / 1.2 - 20 master) / 2 workers - 22 baseline = 74.7 MiB; / 1.1 MiB = 67 -> 65.
     assert v.values["max_requests"] == "65" and v.values["max_requests_jitter"] == "6"
     # A --set worker count or limit is what the workers will run in: the proposal follows.
     one = discover(state, runbook, {"project": "shop", "workers": "1"})
@@ -124,3 +124,24 @@ def test_max_requests_comes_from_the_growth_per_request(state: HostState) -> Non
     # Another stack's backend (no frames, no access lines) keeps the seed's value and says why.
     other = discover(state, runbook, {"project": "other"})
     assert other.values["max_requests"] == "1000" and "seed" in other.why["max_requests"]
+
+
+def test_measure_reads_overhead_workers_and_baseline(state: HostState) -> None:
+    from incident_console.domain.events import ContainerSample
+    from incident_console.runbook.recycling import measure
+    from incident_console.runbook.variables import service_views
+
+    cid = "b" * 64
+    _leaking(state, cid)
+    for t in range(0, 31):  # the container uses 12 MiB more than its processes' RSS
+        frame = next(
+            f for f in reversed(state.containers[cid].process_history) if f.time <= 1000 + t
+        )
+        used = sum(p.rss_bytes for p in frame.processes) + 12 * MIB
+        state.apply(ContainerSample(1000.0 + t, cid, used, 256 * MIB, 0.0))
+    m = measure(state, service_views(state, "backend", "shop"))
+    assert m.current_workers == 4 and m.master_bytes == 20 * MIB
+    # The smallest worker RSS seen: the 5 s frames caught one 1 s after its boot at 20 MiB.
+    assert m.baseline_bytes == 22 * MIB and m.overhead_bytes == 12 * MIB
+    assert m.requests_per_s == 8.0
+    assert m.growth_bytes_per_s is not None and abs(m.growth_bytes_per_s - 2 * MIB) < 0.1 * MIB

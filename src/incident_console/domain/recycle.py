@@ -177,9 +177,10 @@ def advise_max_requests(
     max_requests = min(max(_nice_floor(raw), low), high)
     jitter = max(round(max_requests * JITTER_SHARE), 1)
     noun = "worker" if workers == 1 else "workers"
+    other = f", other {format_bytes(overhead_bytes)}" if overhead_bytes > 0 else ""
     fits = (
         f"{workers} {noun} in {format_bytes(limit_bytes)} ({round(headroom * 100)}% headroom, "
-        f"master {format_bytes(master_bytes)}, other {format_bytes(overhead_bytes)}) leave "
+        f"master {format_bytes(master_bytes)}{other}) leave "
         f"{format_bytes(max(budget, 0.0))} each to grow above {format_bytes(baseline_bytes)}"
     )
     if raw < low:
