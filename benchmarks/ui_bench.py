@@ -25,6 +25,8 @@ UI_PROBE = HERE / "ui_probe.py"
 #: A rate is kept up with when the pane gets this share of the lines and keys answer in time.
 KEEP_UP_SHARE = 0.95
 KEY_LIMIT_MS = 100.0
+#: ... and the newest line in the pane is at most this old (it shows the latest, not a backlog).
+LAG_LIMIT_S = 1.0
 
 
 class UiProbe:
@@ -158,7 +160,11 @@ def measure_ui(
             rec = probe.ask(f"logs {4 if quick else 10}", "logs", 60)
             docker("rm", "-f", cid)
             loggers.remove(cid)
-            ok = rec["lines_per_s"] >= KEEP_UP_SHARE * rate and rec["key_p95_ms"] <= KEY_LIMIT_MS
+            ok = (
+                rec["lines_per_s"] >= KEEP_UP_SHARE * rate
+                and rec["key_p95_ms"] <= KEY_LIMIT_MS
+                and (rec.get("lag_p95_s") or 0.0) <= LAG_LIMIT_S
+            )
             steps.append({"rate": rate, **{k: v for k, v in rec.items() if k != "t"}, "ok": ok})
             if not ok:
                 break

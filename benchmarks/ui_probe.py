@@ -39,17 +39,6 @@ from incident_console.ui.widgets.logs import LogPane
 #: How often the widgets are looked at; well under the latencies measured (100s of ms).
 POLL_S = 0.01
 
-written = [0]
-_original_write = LogPane._write
-
-
-def _counting_write(self: LogPane, line: Any) -> None:
-    written[0] += 1
-    _original_write(self, line)
-
-
-LogPane._write = _counting_write  # type: ignore[method-assign]
-
 
 def say(**data: object) -> None:
     print(json.dumps(data), flush=True)
@@ -168,13 +157,16 @@ async def watch_oom(
 
 
 async def measure_logs(pilot: Any, table: ContainersTable, seconds: float) -> None:
-    """Lines written to the pane per second, and how long a key press takes to be handled.
+    """Lines taken into the pane per second, how current it is, and key press latency.
 
     The key is the table's `down`/`up`: latency is from posting the Key event to the cursor
-    having moved (polled every 2 ms on the app's own loop).
+    having moved (polled every 2 ms on the app's own loop). The lag is, at each press, the
+    age of the newest line in the pane (its docker timestamp; same clock, loopback).
     """
-    before = written[0]
+    pane = pilot.app.query_one(LogPane)
+    before = pane.received
     latencies: list[float] = []
+    lags: list[float] = []
     t0 = time.monotonic()
     direction = "down"
     while time.monotonic() - t0 < seconds:
@@ -186,12 +178,15 @@ async def measure_logs(pilot: Any, table: ContainersTable, seconds: float) -> No
         while table.cursor_row == row and time.perf_counter() - start < 5:  # noqa: ASYNC110 - polling is the measurement
             await asyncio.sleep(0.002)
         latencies.append(time.perf_counter() - start)
+        if (newest := pane.newest_shown) is not None:
+            lags.append(time.time() - newest.time)
         direction = "up" if direction == "down" else "down"
         await asyncio.sleep(0.1)
     elapsed = time.monotonic() - t0
     say(
         t="logs",
-        lines_per_s=(written[0] - before) / elapsed,
+        lines_per_s=(pane.received - before) / elapsed,
+        lag_p95_s=pct(lags, 0.95),
         key_p50_ms=1000 * (pct(latencies, 0.5) or 0),
         key_p95_ms=1000 * (pct(latencies, 0.95) or 0),
         key_max_ms=1000 * max(latencies, default=0),

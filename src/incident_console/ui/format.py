@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.content import Content
+from textual.widgets import Static
 
 from incident_console.domain.text import sanitize
 
@@ -81,3 +83,15 @@ def sparkline(values: Sequence[float], width: int, top: float, glyphs: str = BLO
     scale = top if top > 0 else max(recent) or 1
     last = len(glyphs) - 1
     return "".join(glyphs[min(last, max(0, int(v / scale * last + 0.5)))] for v in recent)
+
+
+def update_static(widget: Static, content: Content) -> None:
+    """`widget.update(content)` unless it already shows exactly that (text and styles).
+
+    Every update repaints the widget and lays the screen out again; the panes are redrawn up
+    to 10 times a second while log lines stream in, mostly with nothing new to show.
+    """
+    key = (content.plain, tuple(content.spans))
+    if getattr(widget, "_shown_key", None) != key:
+        widget._shown_key = key  # type: ignore[attr-defined]
+        widget.update(content)

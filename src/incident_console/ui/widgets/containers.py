@@ -143,7 +143,9 @@ class ContainersTable(DataTable[Content]):
                     if new != before:
                         self.update_cell(key, column, new)
         self._cells = rows
-        self.border_subtitle = "STALE: last known values" if not live else ""
+        subtitle = "STALE: last known values" if not live else ""
+        if subtitle != (self.border_subtitle or ""):
+            self.border_subtitle = subtitle  # a set repaints the whole table
         self.set_class(not live, "stale")
 
     def _to_limit(self, view: ContainerView, newest: float) -> str:

@@ -53,7 +53,7 @@ class HostHeader(Static):
             parts += ["  ", (text, "" if source.ok else "$warning")]
         if read_only:
             parts += ["  ", (" READ-ONLY ", "bold reverse $read-only")]
-        self.update(Content.assemble(*parts))
+        fmt.update_static(self, Content.assemble(*parts))
 
 
 def fleet_line(monitor: MonitorLike, now: float) -> Content:
@@ -91,4 +91,4 @@ class FleetRow(Static):
 
     def show(self, monitors: Sequence[MonitorLike], now: float) -> None:
         """Render one segment per host."""
-        self.update(Content(" │ ").join(fleet_line(m, now) for m in monitors))
+        fmt.update_static(self, Content(" │ ").join(fleet_line(m, now) for m in monitors))

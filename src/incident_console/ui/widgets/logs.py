@@ -4,11 +4,18 @@ Lines come from HostState.logs (already sanitized by the sources; cleaned again 
 kept in a bounded buffer (:data:`LINE_CAP`). Log text is data: it is written as plain
 ``rich.text.Text``, never parsed as markup. Highlights use attributes (bold, reverse) rather
 than colours so they read in every theme.
+
+Taking a line in costs an append: the pane is a line-API scroll view that renders only the
+rows on screen, when they are painted (at most 10 times a second, the app's refresh). So a
+container logging thousands of lines a second costs the rows that fit, not the lines that
+arrived; every kept line stays in the buffer for filter, search and scrolling back. When the
+rate is beyond reading, the border says so ("N lines/s, showing the latest").
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,14 +23,22 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import RichLog
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from incident_console.domain.events import LogLine
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
 
 LINE_CAP = 2000
+#: Above this many lines a second nobody reads along; the border says only the latest show.
+READABLE_RATE = 50.0
+#: Lines are at most this wide on screen (or the pane, if wider); as the RichLog before did.
+MIN_LINE_WIDTH = 78
+_PREFIX_WIDTH = len("hh:mm:ss ") + 20 + len(" | ")
 
 
 def new_lines(buffer: Iterable[LogLine], last: LogLine | None) -> list[LogLine]:
@@ -37,8 +52,19 @@ def new_lines(buffer: Iterable[LogLine], last: LogLine | None) -> list[LogLine]:
     return items
 
 
-class LogPane(RichLog):
+class LogPane(ScrollView, can_focus=True):
     """Log lines of the host, following the selected container or all of them."""
+
+    DEFAULT_CSS = """
+    LogPane {
+        background: $surface;
+        color: $foreground;
+        overflow-y: scroll;
+        &:focus {
+            background-tint: $foreground 5%;
+        }
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -86,19 +112,31 @@ class LogPane(RichLog):
         pane: LogPane
 
     def __init__(self, *, cap: int = LINE_CAP, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=cap, wrap=False, markup=False, highlight=False)
+        super().__init__(id=id)
         self.cap = cap
         self.follow_all = True
         self.follow_id: str | None = None
         self.paused = False
+        self.auto_scroll = True
         self.filter_text = ""
         self.search_text = ""
+        #: Lines taken from the host's state since the pane was made (shown or not).
+        self.received = 0
         self._lines: deque[LogLine] = deque(maxlen=cap)
         self._last: LogLine | None = None
-        self._shown: list[LogLine] = []
-        self._match_rows: list[int] = []
-        self._position = -1
+        #: The shown lines; row r of the pane is _shown[r].
+        self._shown: deque[LogLine] = deque(maxlen=cap)
+        #: Lines that ever left the front of _shown: absolute row = row + _base.
+        self._base = 0
+        self._match_rows: deque[int] = deque()  # absolute rows
+        self._position = -1  # absolute row of the last jump; -1 follows the end
         self._pending = 0
+        self._widest = 0
+        self._search_re: re.Pattern[str] | None = None
+        self._strips: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(512)
+        self._rate = 0.0
+        self._rate_count = 0
+        self._rate_since = time.monotonic()
 
     def on_mount(self) -> None:
         self.border_title = "Logs"
@@ -106,22 +144,21 @@ class LogPane(RichLog):
 
     # Feeding -----------------------------------------------------------------------------
 
-    def show(self, state: HostState, now: float) -> None:
-        """Take the lines logged since the last call."""
+    def show(self, state: HostState, now: float) -> int:
+        """Take the lines logged since the last call; returns how many there were."""
         fresh = new_lines(state.logs, self._last)
         if state.logs:
             self._last = state.logs[-1]
-        if not fresh:
-            self._status(state)
-            return
-        self._lines.extend(fresh)
-        if self.paused:
-            self._pending += len(fresh)
-        else:
-            for line in fresh:
-                if self._visible(line):
-                    self._write(line)
+        self._measure_rate(len(fresh))
+        if fresh:
+            self.received += len(fresh)
+            self._lines.extend(fresh)
+            if self.paused:
+                self._pending += len(fresh)
+            else:
+                self._append(line for line in fresh if self._visible(line))
         self._status(state)
+        return len(fresh)
 
     def follow(self, container_id: str | None) -> None:
         """Follow `container_id` when following the selection."""
@@ -130,41 +167,95 @@ class LogPane(RichLog):
             if not self.follow_all:
                 self.rebuild()
 
+    def _measure_rate(self, arrived: int) -> None:
+        self._rate_count += arrived
+        elapsed = time.monotonic() - self._rate_since
+        if elapsed >= 1.0:
+            self._rate = self._rate_count / elapsed
+            self._rate_count = 0
+            self._rate_since += elapsed
+
     def _visible(self, line: LogLine) -> bool:
         if not self.follow_all and self.follow_id is not None and line.id != self.follow_id:
             return False
         return not self.filter_text or self.filter_text.lower() in line.text.lower()
 
+    def _append(self, lines: Iterable[LogLine]) -> None:
+        """Add lines at the end: bookkeeping only, nothing is rendered here."""
+        shown, cap, needle = self._shown, self.cap, self.search_text.lower()
+        before = len(shown) + self._base
+        for line in lines:
+            if len(shown) == cap:
+                self._base += 1  # the deque drops its first line
+            shown.append(line)
+            if needle and needle in line.text.lower():
+                self._match_rows.append(self._base + len(shown) - 1)
+            self._widest = max(self._widest, _PREFIX_WIDTH + len(line.text))
+        if len(shown) + self._base == before:
+            return
+        while self._match_rows and self._match_rows[0] < self._base:
+            self._match_rows.popleft()
+        if self._position >= 0 and self._position < self._base:
+            self._position = -1
+        self._resize()
+        if not self.paused and self._position < 0:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    def _resize(self) -> None:
+        width = min(self._widest, max(self.scrollable_content_region.width, MIN_LINE_WIDTH))
+        self.virtual_size = Size(width, len(self._shown))
+        self.refresh()
+
     def _line_text(self, line: LogLine) -> Text:
-        text = Text(no_wrap=True)
+        text = Text(no_wrap=True, end="")
         text.append(fmt.clock(line.time) + " ", style="dim")
         text.append(fmt.clean(line.container)[:20] + " | ", style="dim")
         text.append(fmt.clean(line.text), style="bold" if line.signal else "")
-        if self.search_text:
-            text.highlight_regex(re.compile(re.escape(self.search_text), re.IGNORECASE), "reverse")
+        if self._search_re is not None:
+            text.highlight_regex(self._search_re, "reverse")
         return text
 
-    def _write(self, line: LogLine) -> None:
-        if len(self._shown) >= self.cap:
-            # RichLog drops its first line at max_lines; keep our row numbers in step.
-            self._shown.pop(0)
-            self._match_rows = [r - 1 for r in self._match_rows if r > 0]
-            self._position = max(-1, self._position - 1)
-        row = len(self._shown)
-        self._shown.append(line)
-        if self.search_text and self.search_text.lower() in line.text.lower():
-            self._match_rows.append(row)
-        self.write(self._line_text(line), scroll_end=not self.paused and self._position < 0)
+    def _strip(self, line: LogLine) -> Strip:
+        text = self._line_text(line)
+        return Strip(list(text.render(self.app.console)), text.cell_len)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        row = scroll_y + y
+        if row >= len(self._shown):
+            return Strip.blank(width, self.rich_style)
+        key = (row + self._base, scroll_x, width, self.virtual_size.width)
+        strip = self._strips.get(key)
+        if strip is None:
+            limit = self.virtual_size.width
+            full = self._strip(self._shown[row]).crop(0, limit)
+            strip = full.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+            self._strips[key] = strip
+        return strip.apply_style(self.rich_style)
+
+    @property
+    def lines(self) -> list[Strip]:
+        """Every shown line rendered (tests and screenshots; the screen renders only rows)."""
+        return [self._strip(line) for line in self._shown]
+
+    @property
+    def newest_shown(self) -> LogLine | None:
+        """The last line in the pane, if any."""
+        return self._shown[-1] if self._shown else None
 
     def rebuild(self) -> None:
         """Redraw every kept line (after a change of filter, search or follow target)."""
-        self.clear()
-        self._shown = []
-        self._match_rows = []
+        self._shown.clear()
+        self._base = 0
+        self._match_rows.clear()
         self._position = -1
-        for line in self._lines:
-            if self._visible(line):
-                self._write(line)
+        self._widest = 0
+        self._strips.clear()
+        needle = self.search_text
+        self._search_re = re.compile(re.escape(needle), re.IGNORECASE) if needle else None
+        self._append(line for line in self._lines if self._visible(line))
+        self._resize()
         self._status()
 
     def _status(self, state: HostState | None = None) -> None:
@@ -172,14 +263,18 @@ class LogPane(RichLog):
         parts = [f"following {target}", f"cap {self.cap}"]
         if self.paused:
             parts.insert(0, f"PAUSED (+{self._pending})")
+        elif self._rate > READABLE_RATE and self._position < 0:
+            parts.insert(0, f"{self._rate:,.0f} lines/s, showing the latest")
         if self.filter_text:
             parts.append(f"filter {self.filter_text!r}")
         if self.search_text:
-            at = self._position + 1 if self._position >= 0 else 0
+            at = sum(1 for r in self._match_rows if r <= self._position)
             parts.append(f"search {self.search_text!r} {at}/{len(self._match_rows)}")
         if state is not None and not state.is_live:
             parts.insert(0, "STALE")
-        self.border_subtitle = " | ".join(parts)
+        subtitle = " | ".join(parts)
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
 
     # Actions -----------------------------------------------------------------------------
 
@@ -203,12 +298,13 @@ class LogPane(RichLog):
     @property
     def current_row(self) -> int:
         """The row the last jump landed on (-1: following the end)."""
-        return self._position
+        return self._position - self._base if self._position >= 0 else -1
 
     def _jump(self, row: int) -> None:
+        """Jump to absolute row `row`."""
         self._position = row
         self.auto_scroll = False
-        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False)
+        self.scroll_to(y=max(0, row - self._base - self.size.height // 2), animate=False)
         self._status()
 
     def action_toggle_follow(self) -> None:
@@ -228,17 +324,19 @@ class LogPane(RichLog):
         self.post_message(self.SearchRequested(self))
 
     def action_next_match(self) -> None:
-        later = [r for r in self._match_rows if r > self._position]
-        if later or self._match_rows:
-            self._jump(later[0] if later else self._match_rows[0])
+        rows = self._match_rows
+        later = next((r for r in rows if r > self._position), None)
+        if rows:
+            self._jump(later if later is not None else rows[0])
 
     def action_previous_match(self) -> None:
-        earlier = [r for r in self._match_rows if r < self._position]
-        if earlier or self._match_rows:
-            self._jump(earlier[-1] if earlier else self._match_rows[-1])
+        rows = self._match_rows
+        earlier = next((r for r in reversed(rows) if r < self._position), None)
+        if rows:
+            self._jump(earlier if earlier is not None else rows[-1])
 
     def action_next_signal(self) -> None:
-        rows = [i for i, line in enumerate(self._shown) if line.signal is not None]
+        rows = [i + self._base for i, line in enumerate(self._shown) if line.signal is not None]
         later = [r for r in rows if r > self._position]
         if later or rows:
             self._jump(later[0] if later else rows[0])

@@ -37,7 +37,7 @@ class StatePane(Static, can_focus=True):
         if not state.is_live:
             lines = [_stale_line(state), *lines]
         self.set_class(not state.is_live, "stale")
-        self.update(Content("\n").join(lines) if lines else Content(""))
+        fmt.update_static(self, Content("\n").join(lines) if lines else Content(""))
 
     def lines(self, state: HostState, now: float) -> list[Content]:
         """The pane's lines (without the stale banner)."""
