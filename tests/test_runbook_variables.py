@@ -145,3 +145,23 @@ def test_measure_reads_overhead_workers_and_baseline(state: HostState) -> None:
     assert m.baseline_bytes == 22 * MIB and m.overhead_bytes == 12 * MIB
     assert m.requests_per_s == 8.0
     assert m.growth_bytes_per_s is not None and abs(m.growth_bytes_per_s - 2 * MIB) < 0.1 * MIB
+
+
+def test_a_healthcheck_python_is_no_worker(state: HostState) -> None:
+    from incident_console.runbook.recycling import measure
+    from incident_console.runbook.variables import service_views
+
+    cid = "b" * 64
+    _leaking(state, cid)
+    check = ContainerProcesses(
+        time=1031.0,
+        id=cid,
+        processes=(
+            ProcessRss(1, "gunicorn", 20 * MIB),
+            ProcessRss(11, "gunicorn", 40 * MIB),
+            ProcessRss(90, "python3", 8 * MIB),  # docker's healthcheck: python3 -c ...
+        ),
+    )
+    state.apply(check)
+    m = measure(state, service_views(state, "backend", "shop"))
+    assert m.baseline_bytes == 22 * MIB and m.current_workers == 4

@@ -21,7 +21,7 @@ from incident_console.domain.recycle import (
 )
 from incident_console.monitor.state import ContainerView, HostState
 
-__all__ = ["RecycleInputs", "measure", "recycle_advice"]
+__all__ = ["RecycleInputs", "measure", "recycle_advice", "split_gunicorn"]
 
 #: How far back from the newest process frame the growth and the request rate are measured.
 WINDOW_S = 300.0
@@ -41,9 +41,11 @@ class RecycleInputs:
     overhead_bytes: int
 
 
-def _split(procs: Sequence[ProcessRss]) -> tuple[ProcessRss | None, list[ProcessRss]]:
-    """(master, workers): the gunicorn/python processes, the lowest pid being the master."""
-    app = [p for p in procs if "gunicorn" in p.name or "python" in p.name]
+def split_gunicorn(procs: Sequence[ProcessRss]) -> tuple[ProcessRss | None, list[ProcessRss]]:
+    """(master, workers): the gunicorn processes (else python ones), the lowest pid being the
+    master. A healthcheck's `python3 -c ...` is no worker: a fresh 8 MiB interpreter would pass
+    for a just-booted one and make the baseline."""
+    app = [p for p in procs if "gunicorn" in p.name] or [p for p in procs if "python" in p.name]
     if not app:
         return None, []
     master = min(app, key=lambda p: p.pid)
@@ -75,7 +77,7 @@ def measure(state: HostState, views: Sequence[ContainerView]) -> RecycleInputs:
         frames = [f for f in view.process_history if f.time >= since]
         counts: list[int] = []
         for frame in frames:
-            master, workers = _split(frame.processes)
+            master, workers = split_gunicorn(frame.processes)
             if master is not None:
                 masters.append(master.rss_bytes)
             counts.append(len(workers))

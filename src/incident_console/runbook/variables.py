@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from incident_console.monitor.state import ContainerView, HostState
+from incident_console.runbook.recycling import recycle_advice, split_gunicorn
 from incident_console.runbook.schema import BUILTIN_VARIABLES, Runbook
 from incident_console.runbook.units import format_size, parse_duration, parse_size
 
@@ -94,11 +95,10 @@ def _worker_figures(
     """(current workers, per-worker peak RSS, master RSS) from what the monitor measured."""
     if view is None:
         return 0, 0, 0
-    procs = list(view.processes.processes) if view.processes else []
-    gunicorn = [p for p in procs if "gunicorn" in p.name or "python" in p.name]
-    master_pid = min((p.pid for p in gunicorn), default=None)
-    master_rss = next((p.rss_bytes for p in gunicorn if p.pid == master_pid), 0)
-    workers = max(0, len(gunicorn) - 1)
+    master, worker_procs = split_gunicorn(view.processes.processes if view.processes else ())
+    master_pid = master.pid if master else None
+    master_rss = master.rss_bytes if master else 0
+    workers = len(worker_procs)
     peaks = [rss for pid, rss in view.peak_rss.items() if pid != master_pid]
     # A worker the kernel killed was at its biggest when it died: the kill line says how big.
     # Only this project's kills: another stack's `backend` is not ours to size.
@@ -139,8 +139,6 @@ def _propose_recycling(
 ) -> None:
     """max_requests and its jitter from the measured growth per request, for the workers and
     limit proposed (or `--set`): what each worker may keep before it is recycled."""
-    from incident_console.runbook.recycling import recycle_advice
-
     workers = _int_or(overrides.get("workers", v.values["workers"]), 0)
     try:
         limit = parse_size(overrides.get("mem_limit", v.values["mem_limit"]))
