@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from incident_console.domain.events import LogLine, SourceStatus
 from incident_console.domain.logsignals import classify
-from incident_console.domain.text import sanitize
+from incident_console.domain.text import MAX_LINE, sanitize
 from incident_console.sources.base import Emit, Source, one_line
 from incident_console.sources.inventory import parse_docker_time
 from incident_console.transport.base import Host, TransportError
@@ -212,7 +212,10 @@ class LogFollower(Source):
             emit(LogLine(time=first, id=follower.cid, container=name,
                          text=f"[… {dropped} lines dropped]"))  # fmt: skip
         for when, raw in items:
-            text = sanitize(raw)
+            # Most lines are printable ASCII, which sanitize returns unchanged: skip its
+            # five regex passes for them (at 1,000 lines/s this is a tenth of our loop).
+            plain = raw.isascii() and raw.isprintable() and len(raw) <= MAX_LINE
+            text = raw if plain else sanitize(raw)
             emit(
                 LogLine(
                     time=when if when is not None else now,

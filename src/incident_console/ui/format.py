@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
-from incident_console.domain.text import sanitize
+from incident_console.domain.text import MAX_LINE, sanitize
 
 # CSI, OSC, and other ESC sequences, then any C0/C1 control left (tab kept).
 _ESCAPES = re.compile(
@@ -28,7 +28,9 @@ PLAIN = "_.-:=+*#"
 def clean(text: str) -> str:
     """`text` without terminal escape sequences or control characters."""
     # The domain sanitizer knows every escape sequence; the regex is a second net for the
-    # newline it keeps (a cell or a log row is one line).
+    # newline it keeps (a cell or a log row is one line). Printable ASCII has none of that.
+    if text.isascii() and text.isprintable() and len(text) <= MAX_LINE:
+        return text
     return _ESCAPES.sub("", sanitize(text)).replace("\n", " ")
 
 

@@ -21,10 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -36,6 +37,8 @@ from incident_console.ui import format as fmt
 LINE_CAP = 2000
 #: Above this many lines a second nobody reads along; the border says only the latest show.
 READABLE_RATE = 50.0
+#: ... and the view follows the stream this often rather than at every refresh (0.1 s).
+FAST_PAINT_S = 0.25
 #: Lines are at most this wide on screen (or the pane, if wider); as the RichLog before did.
 MIN_LINE_WIDTH = 78
 _PREFIX_WIDTH = len("hh:mm:ss ") + 20 + len(" | ")
@@ -133,7 +136,10 @@ class LogPane(ScrollView, can_focus=True):
         self._pending = 0
         self._widest = 0
         self._search_re: re.Pattern[str] | None = None
-        self._strips: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(512)
+        self._strips: LRUCache[tuple[int, int, int, int, Style], Strip] = LRUCache(512)
+        self._frame: tuple[Style, Offset, int, int] = (Style(), Offset(), 0, 0)
+        self._due = False  # lines taken that the view has not moved to yet
+        self._painted = 0.0
         self._rate = 0.0
         self._rate_count = 0
         self._rate_since = time.monotonic()
@@ -157,6 +163,7 @@ class LogPane(ScrollView, can_focus=True):
                 self._pending += len(fresh)
             else:
                 self._append(line for line in fresh if self._visible(line))
+        self._settle()
         self._status(state)
         return len(fresh)
 
@@ -197,6 +204,17 @@ class LogPane(ScrollView, can_focus=True):
             self._match_rows.popleft()
         if self._position >= 0 and self._position < self._base:
             self._position = -1
+        self._due = True
+        self._settle()
+
+    def _settle(self, force: bool = False) -> None:
+        """Move the view to the lines taken; beyond reading speed, at most every FAST_PAINT_S."""
+        if not self._due:
+            return
+        now = time.monotonic()
+        if not force and self._rate > READABLE_RATE and now - self._painted < FAST_PAINT_S:
+            return
+        self._due, self._painted = False, now
         self._resize()
         if not self.paused and self._position < 0:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
@@ -219,20 +237,29 @@ class LogPane(ScrollView, can_focus=True):
         text = self._line_text(line)
         return Strip(list(text.render(self.app.console)), text.cell_len)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # What every row needs, looked up once a paint: rich_style walks the ancestors'
+        # backgrounds (half the pane's paint time when it was asked per row).
+        self._frame = (
+            self.rich_style,
+            self.scroll_offset,
+            self.scrollable_content_region.width,
+            self.virtual_size.width,
+        )
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width
+        style, (scroll_x, scroll_y), width, limit = self._frame
         row = scroll_y + y
         if row >= len(self._shown):
-            return Strip.blank(width, self.rich_style)
-        key = (row + self._base, scroll_x, width, self.virtual_size.width)
+            return Strip.blank(width, style)
+        key = (row + self._base, scroll_x, width, limit, style)
         strip = self._strips.get(key)
         if strip is None:
-            limit = self.virtual_size.width
             full = self._strip(self._shown[row]).crop(0, limit)
-            strip = full.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+            strip = full.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
             self._strips[key] = strip
-        return strip.apply_style(self.rich_style)
+        return strip
 
     @property
     def lines(self) -> list[Strip]:
@@ -251,11 +278,12 @@ class LogPane(ScrollView, can_focus=True):
         self._match_rows.clear()
         self._position = -1
         self._widest = 0
-        self._strips.clear()
+        self._strips.clear()  # (the style of a cached row is the pane's at that paint)
         needle = self.search_text
         self._search_re = re.compile(re.escape(needle), re.IGNORECASE) if needle else None
         self._append(line for line in self._lines if self._visible(line))
-        self._resize()
+        self._due = True
+        self._settle(force=True)
         self._status()
 
     def _status(self, state: HostState | None = None) -> None:
