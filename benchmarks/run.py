@@ -325,6 +325,26 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)
 
 
+def run_ui(args: argparse.Namespace, r: dict[str, Any], lab: Lab, sshd: SshdServer) -> None:
+    """The real console's figures (first frame, to-screen latencies, log pane, soak)."""
+    quick = args.quick
+    soak = 45.0 if quick else 600.0
+    log(
+        "the real console (make_app, headless run_test) over SSH: first frame, health "
+        f"and OOM to screen, log pane rates, {soak:.0f} s soak at 1,000 lines/s"
+    )
+    ui = measure_ui(
+        lab, sshd.target, sshd.client_key, sshd.known_hosts, start_logger,
+        quick=quick, soak_s=soak,
+        oom_timeout=0.0 if args.no_oom else (150.0 if quick else 300.0),
+        kills_wanted=2 if quick else 5,
+    )  # fmt: skip
+    r.update(ui)
+    r["soak_note"] = f"console CPU/RSS over {soak:.0f} s" + (
+        " (--quick; the full run: 600 s)" if quick else ""
+    )
+
+
 def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
     """Run every measurement, filling `r` as figures come (a failure keeps what was measured)."""
     quick = args.quick
@@ -353,6 +373,9 @@ def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
         sshd.start()
         servers.append(sshd)
         leader = sshd.proc.pid  # type: ignore[union-attr]
+        if args.ui_only:
+            run_ui(args, r, lab, sshd)
+            return
 
         # The engine is shared with other work on this machine: an idle window before and
         # after each contender, and the contender's delta taken over their mean.
@@ -429,21 +452,7 @@ def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
         r["idle_engine_windows_cpu_s_per_min"] = [round(x, 3) for x in idles]
 
         if not args.no_ui:
-            soak = 45.0 if quick else 600.0
-            log(
-                "the real console (make_app, headless run_test) over SSH: first frame, health "
-                f"and OOM to screen, log pane rates, {soak:.0f} s soak at 1,000 lines/s"
-            )
-            ui = measure_ui(
-                lab, sshd.target, sshd.client_key, sshd.known_hosts, start_logger,
-                quick=quick, soak_s=soak,
-                oom_timeout=0.0 if args.no_oom else (150.0 if quick else 300.0),
-                kills_wanted=2 if quick else 5,
-            )  # fmt: skip
-            r.update(ui)
-            r["soak_note"] = f"console CPU/RSS over {soak:.0f} s" + (
-                " (--quick; the full run: 600 s)" if quick else ""
-            )
+            run_ui(args, r, lab, sshd)
 
         if not args.no_fleet:
             sizes = [1, 5, 10, 20]
@@ -476,6 +485,9 @@ def main() -> int:
     parser.add_argument("--no-oom", action="store_true")
     parser.add_argument("--no-fleet", action="store_true")
     parser.add_argument("--no-ui", action="store_true", help="skip the real console's figures")
+    parser.add_argument(
+        "--ui-only", action="store_true", help="only the real console's figures (no baselines)"
+    )
     args = parser.parse_args()
     t0 = time.monotonic()
     r: dict[str, Any] = {}

@@ -197,6 +197,8 @@ def measure_ui(
         loggers.remove(cid)
 
         # OOM: the lab's load until the kernel kills workers; kernel line -> event, -> row.
+        if oom_timeout <= 0:  # --no-oom
+            return out
         stop = threading.Event()
         loader = threading.Thread(
             target=lambda: lab.load(duration_s=oom_timeout, rate=8.0, stop=stop), daemon=True

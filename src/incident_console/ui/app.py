@@ -27,7 +27,6 @@ from incident_console.ui.commands import ConsoleCommands, PaletteCommand, build_
 from incident_console.ui.intents import IntentActions
 from incident_console.ui.messages import HostEventPosted
 from incident_console.ui.protocol import MonitorLike
-from incident_console.ui.screens.detail import ContainerDetailScreen
 from incident_console.ui.screens.help import HelpScreen
 from incident_console.ui.themes import DEFAULT_THEME, LoadedTheme, fallback_theme, load_themes
 from incident_console.ui.widgets.containers import ContainersTable
@@ -182,8 +181,10 @@ class IncidentApp(IntentActions):
                 dashboard.update_view(now, force=force)
             for fleet in self.query(FleetRow):
                 fleet.show(self.monitors, now)
-            if isinstance(self.screen, ContainerDetailScreen):
-                self.screen.update_view(now, force=force)
+            # A pushed screen that shows live state (the container detail) redraws with us.
+            update = getattr(self.screen, "update_view", None)
+            if callable(update):
+                update(now, force=force)
 
     @work(group="monitors", exit_on_error=False)
     async def _start_monitor(self, monitor: MonitorLike) -> None:
@@ -250,6 +251,9 @@ class IncidentApp(IntentActions):
 
     def open_detail(self, monitor: MonitorLike, container_id: str) -> None:
         """Show the detail screen of a container."""
+        # Imported here: it pulls in plotext, which the first frame does not need.
+        from incident_console.ui.screens.detail import ContainerDetailScreen
+
         screen = ContainerDetailScreen(monitor, container_id, read_only=self.is_read_only(monitor))
         self.push_screen(screen)
 
