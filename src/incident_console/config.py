@@ -6,7 +6,7 @@ Example (``~/.config/incident-console/config.toml``)::
     read_only = false
 
     [keymap]
-    restart = "R"          # binding id = key(s), comma separated
+    restart = "ctrl+r"     # binding id = key(s), comma separated
 
     [[hosts]]
     target = "prod"
