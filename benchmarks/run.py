@@ -37,7 +37,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent / "src")]
 
 from procstat import (  # noqa: E402
     CpuMeter,
-    descendants,
     engine_pids,
     ns_last_pid,
     rss_bytes,
@@ -45,7 +44,7 @@ from procstat import (  # noqa: E402
 from ui_bench import measure_ui  # noqa: E402
 
 import fixtures_sshd  # noqa: E402 - the tests' sshd, reused as is
-from fixtures_sshd import SshdServer, _free_port  # noqa: E402
+from fixtures_sshd import SshdServer, _free_port, descendants  # noqa: E402
 from incident_console.lab.image import LAB_IMAGE  # noqa: E402
 from incident_console.lab.lab import Lab  # noqa: E402
 

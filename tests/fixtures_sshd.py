@@ -45,7 +45,7 @@ def _keygen(path: Path, comment: str) -> None:
     )
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """All processes below `pid` (the per-connection sshd children and their commands)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -171,7 +171,7 @@ class SshdServer:
         """Kill the daemon AND its session processes, as a crashed or rebooted server would."""
         if self.proc is None:
             return
-        victims = [self.proc.pid, *_descendants(self.proc.pid)]
+        victims = [self.proc.pid, *descendants(self.proc.pid)]
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import IN_CI
 from fixtures_lab import OOM_MAX_S, OOM_RATE
-from fixtures_sshd import SshdServer, _descendants, ssh_target
+from fixtures_sshd import SshdServer, descendants, ssh_target
 from incident_console.lab.lab import Lab
 
 pytestmark = [pytest.mark.sshd, pytest.mark.docker, pytest.mark.lab, pytest.mark.slow]
@@ -129,10 +129,10 @@ def test_console_over_ssh_on_the_lab(sshd: SshdServer, lab: Lab, tmp_path: Path)
         assert exit_file.read_text().strip() == "0"
         assert sshd.proc is not None
         deadline = time.monotonic() + 10
-        left = _descendants(sshd.proc.pid)
+        left = descendants(sshd.proc.pid)
         while left and time.monotonic() < deadline:
             time.sleep(0.2)
-            left = _descendants(sshd.proc.pid)
+            left = descendants(sshd.proc.pid)
         assert left == [], f"processes left under sshd: {left}"
     finally:
         import subprocess

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IN_CI
-from fixtures_sshd import SSHD, SshdServer, _descendants, _free_port
+from fixtures_sshd import SSHD, SshdServer, _free_port, descendants
 from incident_console.transport.base import ConnectionState, LinkState
 from incident_console.transport.ssh import SshHost
 
@@ -126,7 +126,7 @@ async def test_silent_link_turns_stale_by_keepalive(own_sshd: SshdServer) -> Non
     states: list[ConnectionState] = []
     host.on_state(states.append)
     assert own_sshd.proc is not None
-    sessions = _descendants(own_sshd.proc.pid)
+    sessions = descendants(own_sshd.proc.pid)
     assert sessions, "the connection has its sshd session processes"
     # Freeze the server side of the link: no FIN, no RST, just silence (a dead network).
     for pid in sessions:
