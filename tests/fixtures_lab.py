@@ -95,15 +95,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         the_lab.down()
 
 
-@pytest.fixture(scope="session")
-def lab_oom(lab: Lab) -> LabOom:
-    """Load the lab until the kernel OOM-kills a backend worker (once per session)."""
+def require_kernel_log() -> None:
+    """The kernel log must be readable (OOM kills are read there): fail in CI, else skip."""
     try:
         read_kernel_log()
     except KernelLogUnavailable as exc:
         if IN_CI:
             pytest.fail(f"the kernel log is required in CI: {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def lab_oom(lab: Lab) -> LabOom:
+    """Load the lab until the kernel OOM-kills a backend worker (once per session)."""
+    require_kernel_log()
     container_id = lab.backend_container_id()
     stop = threading.Event()
     seen: list[tuple[float, float]] = []

@@ -7,9 +7,7 @@ symlinks; the host's read-only /usr brings python3 and sh.
 from __future__ import annotations
 
 import asyncio
-import io
 import subprocess
-import tarfile
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from conftest import IN_CI
+from incident_console.lab import image as lab_image
 
 IMAGE = "icts-base:latest"
 
@@ -34,29 +33,14 @@ def docker_or_skip() -> None:
 
 
 def ensure_image() -> str:
-    """Import the empty base image once (idempotent)."""
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode == 0:
-        return IMAGE
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for folder in ("usr", "proc", "sys", "dev", "etc", "tmp"):
-            info = tarfile.TarInfo(folder)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if folder == "tmp" else 0o755
-            tar.addfile(info)
-        for link, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"),
-                             ("sbin", "usr/sbin")):  # fmt: skip
-            info = tarfile.TarInfo(link)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            tar.addfile(info)
-    subprocess.run(["docker", "import", "-", IMAGE], input=buf.getvalue(), check=True,
-                   capture_output=True)  # fmt: skip
+    """Import the empty base image once (idempotent): the lab's rootfs, under our own tag."""
+    lab_image.ensure_image(IMAGE)
     return IMAGE
 
 
 def run_container(code: str, *docker_args: str, name: str | None = None) -> tuple[str, str]:
     """Start `python3 -c code` in a throwaway container; return (id, name)."""
+    ensure_image()  # never rely on an earlier test having imported it
     name = name or f"icts-{uuid.uuid4().hex[:8]}"
     cid = subprocess.run(
         ["docker", "run", "-d", "--name", name, "-v", "/usr:/usr:ro", *docker_args, IMAGE,

@@ -10,12 +10,10 @@ recover by themselves: the monitor stays up and samples resume.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import pytest
 
 from conftest import IN_CI
 from incident_console.domain.events import ContainerSample, Event, SourceStatus
+from incident_console.lab.image import rootfs_tar
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import Journal, read_journal
 from incident_console.transport.local import LocalHost
@@ -99,22 +98,6 @@ class PrivateDockerd:
         )  # fmt: skip
 
 
-def _empty_rootfs() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for folder in ("usr", "proc", "sys", "dev", "etc", "tmp"):
-            info = tarfile.TarInfo(folder)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if folder == "tmp" else 0o755
-            tar.addfile(info)
-        for link in ("bin", "lib", "lib64", "sbin"):
-            info = tarfile.TarInfo(link)
-            info.type = tarfile.SYMTYPE
-            info.linkname = f"usr/{link}"
-            tar.addfile(info)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def private_dockerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateDockerd]:
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
@@ -151,7 +134,7 @@ def private_dockerd(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateDockerd]
 
 
 async def test_dockerd_restarted(private_dockerd: PrivateDockerd, tmp_path: Path) -> None:
-    private_dockerd.docker("import", "-", "icf-base:latest", data=_empty_rootfs())
+    private_dockerd.docker("import", "-", "icf-base:latest", data=rootfs_tar())
     cid = private_dockerd.docker(
         "run", "-d", "--name", "icts-dockerd-fault", "--restart", "always", "--network", "none",
         "-v", "/usr:/usr:ro", "icf-base:latest", "/usr/bin/sleep", "infinity",

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI
-from fixtures_lab import require_docker
+from fixtures_lab import require_docker, require_kernel_log
 from fixtures_sshd import SshdServer
 from incident_console.lab.lab import Lab
-from incident_console.lab.oom import KernelLogUnavailable, read_kernel_log
 
 pytestmark = [pytest.mark.docker, pytest.mark.sshd, pytest.mark.slow]
 
@@ -36,12 +34,7 @@ CLI = str(Path(sys.executable).parent / "incident-console")
 @pytest.fixture
 def own_lab(tmp_path: Path) -> Iterator[Lab]:
     require_docker()
-    try:
-        read_kernel_log()
-    except KernelLogUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"the kernel log is required in CI: {exc}")
-        pytest.skip(str(exc))
+    require_kernel_log()
     lab = Lab(f"icrb{os.getpid()}", tmp_path / "lab")
     try:
         lab.up()
