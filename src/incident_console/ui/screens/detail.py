@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
@@ -119,10 +120,21 @@ class ContainerDetailScreen(Screen[None]):
     def view(self) -> ContainerView | None:
         return self.monitor.state.containers.get(self.container_id)
 
+    def on_unmount(self) -> None:
+        self._ready = False
+
     def update_view(self, now: float, *, force: bool = False) -> None:
         """Redraw from the monitor's state if it changed."""
         if not self._ready:
             return
+        try:
+            self._redraw(now, force)
+        except NoMatches:
+            # Closing (popped, or the app quitting): the widgets are already gone while the
+            # app's refresh timer still ticks. There is nothing left to draw.
+            self._ready = False
+
+    def _redraw(self, now: float, force: bool) -> None:
         self.query_one(HostHeader).show(self.monitor, now, self.read_only)
         state = self.monitor.state
         view = self.view
