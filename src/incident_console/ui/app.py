@@ -138,6 +138,9 @@ class IncidentApp(IntentActions):
         self.set_keymap(settings.keymap)
         self._unsubscribe: list[Callable[[], None]] = []
         self.opened_at = clock()
+        #: Found once at mount: a query walks the DOM, and the views refresh 10 times a second.
+        self._dashboards: list[HostDashboard] = []
+        self._fleet_rows: list[FleetRow] = []
 
     # Layout and the refresh loop -------------------------------------------------------------
 
@@ -158,6 +161,8 @@ class IncidentApp(IntentActions):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._dashboards = list(self.query(HostDashboard))
+        self._fleet_rows = list(self.query(FleetRow))
         for monitor in self.monitors:
             name = monitor.host.name
             self._unsubscribe.append(monitor.subscribe(functools.partial(self._on_event, name)))
@@ -174,12 +179,17 @@ class IncidentApp(IntentActions):
         self.query_one(ContainersTable).focus()
 
     def refresh_views(self, force: bool = False) -> None:
-        """Redraw what changed since the last call, in one batch."""
+        """Redraw what changed since the last call, in one batch.
+
+        Only the host in view is redrawn (its tab catches up when it is shown); the fleet row
+        summarises every host.
+        """
         now = self.clock()
         with self.batch_update():
-            for dashboard in self.query(HostDashboard):
+            shown = self._dashboards if len(self._dashboards) < 2 else [self.active_dashboard]
+            for dashboard in shown:
                 dashboard.update_view(now, force=force)
-            for fleet in self.query(FleetRow):
+            for fleet in self._fleet_rows:
                 fleet.show(self.monitors, now)
             # A pushed screen that shows live state (the container detail) redraws with us.
             update = getattr(self.screen, "update_view", None)
@@ -243,6 +253,8 @@ class IncidentApp(IntentActions):
     @on(TabbedContent.TabActivated)
     def _host_switched(self) -> None:
         self.refresh_bindings()
+        if self._dashboards:
+            self.active_dashboard.update_view(self.clock(), force=True)
 
     @on(ContainersTable.DetailRequested)
     def _open_detail(self, message: ContainersTable.DetailRequested) -> None:

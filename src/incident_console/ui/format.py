@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
@@ -90,10 +91,22 @@ def sparkline(values: Sequence[float], width: int, top: float, glyphs: str = BLO
 def update_static(widget: Static, content: Content) -> None:
     """`widget.update(content)` unless it already shows exactly that (text and styles).
 
-    Every update repaints the widget and lays the screen out again; the panes are redrawn up
-    to 10 times a second while log lines stream in, mostly with nothing new to show.
+    An update repaints the widget; the panes are redrawn up to 10 times a second while log
+    lines stream in, mostly with nothing new to show. It lays the whole screen out again only
+    when the widget's height can have changed: its height is ``auto`` and it has a different
+    number of lines, or a line that wraps (the host pane's numbers change every second, its
+    shape almost never).
     """
     key = (content.plain, tuple(content.spans))
-    if getattr(widget, "_shown_key", None) != key:
-        widget._shown_key = key  # type: ignore[attr-defined]
-        widget.update(content)
+    if getattr(widget, "_shown_key", None) == key:
+        return
+    widget._shown_key = key  # type: ignore[attr-defined]
+    lines = content.plain.split("\n")
+    width = widget.content_region.width
+    wraps = width <= 0 or any(cell_len(line) > width for line in lines)
+    shape = (len(lines), wraps)
+    layout = bool(widget.styles.height is None or widget.styles.height.is_auto) and (
+        wraps or getattr(widget, "_shown_shape", None) != shape
+    )
+    widget._shown_shape = shape  # type: ignore[attr-defined]
+    widget.update(content, layout=layout)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.content import Content
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.visual import Visual
 
 from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
@@ -38,6 +43,9 @@ COLUMNS = (
     ("cpu", "CPU", 4),
     ("restarts", "Restarts", 8),
 )
+COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
+#: A cell is its width plus one space each side.
+ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)
 
 
 def severity(view: ContainerView, now: float) -> tuple[int, float]:
@@ -56,8 +64,41 @@ def severity(view: ContainerView, now: float) -> tuple[int, float]:
     return (-rank, -pct)
 
 
-class ContainersTable(DataTable[Content]):
-    """One row per container of a host."""
+class ContainersTable(ScrollView, can_focus=True):
+    """One row per container of a host: a header line, then rows under a cursor.
+
+    A line-API view rather than a DataTable: a row is rendered into one strip when its cells
+    change and that strip is reused until they change again; a stats frame repaints only the
+    lines whose cells changed. (A DataTable re-rendered every visible cell once a second for
+    54 sampled containers: most of the console's idle CPU.)
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"containers--header", "containers--cursor"}
+
+    DEFAULT_CSS = """
+    ContainersTable {
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .containers--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .containers--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .containers--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -67,25 +108,51 @@ class ContainersTable(DataTable[Content]):
             id="detail",
             tooltip="Open the selected container: memory chart, processes, health, env",
         ),
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
     ]
 
     filter_text: reactive[str] = reactive("")
     """Only rows whose name or service contains this (case-insensitive) are shown."""
 
+    @dataclass
+    class Highlighted(Message):
+        """The cursor moved to another container (or the rows under it changed)."""
+
+        table: ContainersTable
+        container_id: str | None
+
+        @property
+        def control(self) -> ContainersTable:
+            return self.table
+
+    @dataclass
+    class DetailRequested(Message):
+        """The user asked for the detail of a container (enter, or a click on its row)."""
+
+        container_id: str
+
     def __init__(self, *, glyphs: str = fmt.BLOCKS, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id)
         self.glyphs = glyphs
+        self.cursor_row = 0
+        #: Row order: container ids, worst first.
         self._keys: list[str] = []
         self._cells: dict[str, tuple[Content, ...]] = {}
         #: container id -> (newest sample time when worked out, what the cell says).
         self._forecasts: dict[str, tuple[float, str]] = {}
+        self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(256)
+        self._header = tuple(Content(label) for _, label, _ in COLUMNS)
         self.state: HostState | None = None
         self.now = 0.0
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
         self.border_title = "Containers"
+        self.virtual_size = Size(ROW_WIDTH, 1)
 
     @property
     def selected_id(self) -> str | None:
@@ -94,27 +161,77 @@ class ContainersTable(DataTable[Content]):
             return None
         return self._keys[self.cursor_row]
 
-    @dataclass
-    class DetailRequested(Message):
-        """The user asked for the detail of a container (enter, or a click on its row)."""
+    @property
+    def row_count(self) -> int:
+        """How many rows are shown (after the filter)."""
+        return len(self._keys)
 
-        container_id: str
+    def get_cell(self, container_id: str, column: str) -> Content:
+        """What the row of `container_id` shows in `column` (KeyError if there is none)."""
+        return self._cells[container_id][COLUMN_INDEX[column]]
+
+    # Input -------------------------------------------------------------------------------------
 
     def action_open_detail(self) -> None:
         if self.selected_id is not None:
             self.post_message(self.DetailRequested(self.selected_id))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        # A click on the highlighted row: the mouse way to the detail view.
-        event.stop()
-        self.action_open_detail()
+    def action_cursor(self, delta: int) -> None:
+        self.move_cursor(row=self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(row=self.cursor_row + direction * max(1, self.size.height - 2))
+
+    def action_cursor_to(self, row: int) -> None:
+        self.move_cursor(row=row if row >= 0 else len(self._keys) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        # A click moves the cursor; a click on the row under it (or a double click) opens it.
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0:
+            return
+        row = self.scroll_offset.y + offset.y - 1
+        if not 0 <= row < len(self._keys):
+            return
+        if row == self.cursor_row or event.chain > 1:
+            self.move_cursor(row=row)
+            self.action_open_detail()
+        else:
+            self.move_cursor(row=row)
+
+    def on_focus(self) -> None:
+        self.refresh()  # the cursor's colours follow the focus
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        """Put the cursor on `row` (clamped), scroll it into view, say which container it is."""
+        row = max(0, min(row, len(self._keys) - 1))
+        if row == self.cursor_row:
+            return
+        self._refresh_row(self.cursor_row)
+        self.cursor_row = row
+        self._refresh_row(row)
+        self._scroll_to_cursor(animate)
+        self.post_message(self.Highlighted(self, self.selected_id))
+
+    def _scroll_to_cursor(self, animate: bool = False) -> None:
+        visible = max(1, self.scrollable_content_region.height - 1)  # under the header
+        top = self.scroll_offset.y
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=animate, immediate=True)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=animate, immediate=True)
+
+    # Rows --------------------------------------------------------------------------------------
 
     def watch_filter_text(self) -> None:
         if self.state is not None:
             self.show(self.state, self.now, force=True)
 
     def show(self, state: HostState, now: float, *, force: bool = False) -> None:
-        """Bring the rows up to date with `state` (cells that did not change are left alone)."""
+        """Bring the rows up to date with `state`; only lines whose cells changed repaint."""
         self.state, self.now = state, now
         needle = self.filter_text.lower()
         views = [
@@ -131,63 +248,67 @@ class ContainersTable(DataTable[Content]):
         keys = list(rows)
         selected = self.selected_id
         if keys != self._keys or force:
-            self.clear()
-            for key in keys:
-                self.add_row(*rows[key], key=key)
             self._keys = keys
-            if selected in keys:
-                self.move_cursor(row=keys.index(selected), animate=False)
+            self._cells = rows
+            self.virtual_size = Size(ROW_WIDTH, len(keys) + 1)
+            cursor = (
+                keys.index(selected) if selected in keys else min(self.cursor_row, len(keys) - 1)
+            )
+            self.cursor_row = max(0, cursor)
+            self._scroll_to_cursor()
+            self.refresh()
+            if self.selected_id != selected:
+                self.post_message(self.Highlighted(self, self.selected_id))
         else:
-            changes: dict[str, dict[str, Content]] = {}
-            for key in keys:
-                old = self._cells.get(key, ())
-                for (column, _, _), new, before in zip(COLUMNS, rows[key], old, strict=False):
-                    if new != before:
-                        changes.setdefault(key, {})[column] = new
-            if changes:
-                self._update_cells(changes)
-        self._cells = rows
+            old, self._cells = self._cells, rows
+            for row, key in enumerate(keys):
+                if old.get(key) != rows[key]:
+                    self._refresh_row(row)
         subtitle = "STALE: last known values" if not live else ""
         if subtitle != (self.border_subtitle or ""):
             self.border_subtitle = subtitle  # a set repaints the whole table
         self.set_class(not live, "stale")
 
-    def _update_cells(self, changes: dict[str, dict[str, Content]]) -> None:
-        """`update_cell` for many cells, re-rendering only the rows they are in.
+    def _refresh_row(self, row: int) -> None:
+        """Repaint the line of `row` if it is on screen (line 0 is the header)."""
+        line = row - self.scroll_offset.y + 1
+        if 1 <= line < self.scrollable_content_region.height:
+            self.refresh(Region(0, line, self.scrollable_content_region.width, 1))
 
-        DataTable.update_cell bumps a table-wide counter that is part of every cached cell,
-        row and line key, so one changed cell re-renders every visible cell: with 54
-        containers sampled each second that was a third of the console's CPU. Here the cells
-        are set and only their rows' cache entries dropped. It reaches into DataTable's
-        private caches (textual is pinned, ==8.2.8); without them it falls back to
-        update_cell.
-        """
-        caches = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache")
-        if not all(hasattr(self, name) for name in (*caches, "_data", "_line_cache")):
-            for key, cells in changes.items():
-                for column, value in cells.items():
-                    self.update_cell(key, column, value)
-            return
-        rows = {RowKey(key) for key in changes}
-        for key, cells in changes.items():
-            data = self._data[RowKey(key)]
-            for column, value in cells.items():
-                data[ColumnKey(column)] = value
-        indexes = {self._row_locations.get(row) for row in rows}
-        # (the caches are LRUCaches: they have keys() but are not iterable)
-        cell_cache, row_cache, renderables = (
-            self._cell_render_cache,
-            self._row_render_cache,
-            self._row_renderable_cache,
-        )
-        for cell_key in [k for k in list(cell_cache.keys()) if k[0] in rows]:
-            cell_cache.discard(cell_key)
-        for row_part in [k for k in list(row_cache.keys()) if k[0] in rows]:
-            row_cache.discard(row_part)
-        for index_key in [k for k in list(renderables.keys()) if k[1] in indexes]:
-            renderables.discard(index_key)
-        self._line_cache.clear()
-        self.refresh()
+    # Painting ----------------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if y == 0:
+            strip = self._row_strip(self._header, "containers--header")
+        else:
+            row = scroll_y + y - 1
+            if row >= len(self._keys):
+                return Strip.blank(width, self.rich_style)
+            part = "containers--cursor" if row == self.cursor_row else ""
+            strip = self._row_strip(self._cells[self._keys[row]], part)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _row_strip(self, cells: tuple[Content, ...], part: str) -> Strip:
+        """One row, every column padded to its width plus a space each side; cached."""
+        style = self.visual_style
+        # The header's and the cursor's colours go over the cells' own (an OOM mark or a red
+        # sparkline under the cursor reads in the cursor's colours, as a DataTable draws it).
+        over = self.get_visual_style(part) if part else None
+        key = (cells, part, style, over)
+        strip = self._strips.get(key)
+        if strip is None:
+            line = Content("").join(
+                Content(" ") + cell.truncate(width, ellipsis=True, pad=True) + Content(" ")
+                for cell, (_, _, width) in zip(cells, COLUMNS, strict=False)
+            )
+            if over is not None:
+                line = line.stylize(over)  # the last span: it wins over the cells' styles
+            strips = Visual.to_strips(self, line, ROW_WIDTH, 1, style, pad=True)
+            strip = strips[0] if strips else Strip.blank(ROW_WIDTH)
+            self._strips[key] = strip
+        return strip
 
     def _to_limit(self, view: ContainerView, newest: float) -> str:
         """The same forecast diagnose and watch use (robust, 'stable' when flat), cached."""
@@ -226,7 +347,9 @@ class ContainersTable(DataTable[Content]):
         else:
             limit = latest.memory_limit_bytes
             used = latest.memory_used_bytes
-            values = [float(s.memory_used_bytes) for s in view.samples]
+            # Only the newest SPARK_WIDTH samples are drawn (a view keeps many more).
+            recent = list(itertools.islice(reversed(view.samples), SPARK_WIDTH))
+            values = [float(s.memory_used_bytes) for s in reversed(recent)]
             top = float(limit) if fmt.has_limit(limit) else 0.0
             pct = used / limit * 100 if fmt.has_limit(limit) else None
             pct_style = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
 from incident_console.ui import format as fmt
 from incident_console.ui.protocol import MonitorLike
@@ -37,8 +37,20 @@ class HostDashboard(Vertical):
 
     def on_mount(self) -> None:
         # The app's refresh timer can fire before the panes exist; draw only from here on.
+        # The children are found once: a query walks the DOM, and this runs 10 times a second.
+        self._header = self.query_one(HostHeader)
+        self._table = self.query_one(ContainersTable)
+        self._logs = self.query_one(LogPane)
+        self._panes: list[HostMemoryPane | HealthPane | OomFeed] = [
+            self.query_one(HostMemoryPane),
+            self.query_one(HealthPane),
+            self.query_one(OomFeed),
+        ]
         self._ready = True
         self.update_view(self.app.clock(), force=True)  # type: ignore[attr-defined]
+
+    def on_unmount(self) -> None:
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         yield HostHeader(classes="host-header")
@@ -54,11 +66,11 @@ class HostDashboard(Vertical):
 
     @property
     def table(self) -> ContainersTable:
-        return self.query_one(ContainersTable)
+        return self._table if self._ready else self.query_one(ContainersTable)
 
     @property
     def logs(self) -> LogPane:
-        return self.query_one(LogPane)
+        return self._logs if self._ready else self.query_one(LogPane)
 
     @property
     def selected_id(self) -> str | None:
@@ -67,9 +79,9 @@ class HostDashboard(Vertical):
 
     def update_view(self, now: float, *, force: bool = False) -> None:
         """Redraw from the monitor's state if it changed (the header follows the clock)."""
-        if not self._ready or not self.query(HostHeader):
+        if not self._ready:
             return
-        self.query_one(HostHeader).show(self.monitor, now, self.read_only)
+        self._header.show(self.monitor, now, self.read_only)
         state = self.monitor.state
         if state.version == self._version and not force:
             return
@@ -82,8 +94,8 @@ class HostDashboard(Vertical):
         if self.logs.show(state, now) == changed and not force:
             return
         self.table.show(state, now)
-        for pane in self.query("HostMemoryPane, HealthPane, OomFeed"):
-            pane.show(state, now)  # type: ignore[attr-defined]
+        for pane in self._panes:
+            pane.show(state, now)
 
     def set_glyphs(self, glyphs: str) -> None:
         """Switch sparkline glyphs (plain ASCII for the projector theme)."""
@@ -91,7 +103,7 @@ class HostDashboard(Vertical):
         self.table.glyphs = glyphs
         self._version = -1
 
-    @on(DataTable.RowHighlighted, "#containers")
+    @on(ContainersTable.Highlighted, "#containers")
     def _selection_moved(self) -> None:
         selected = self.selected_id
         self.logs.follow(selected)
