@@ -70,3 +70,30 @@ def test_any_path_without_whitespace_is_a_request(text: str) -> None:
 def test_non_text_is_no_access_line() -> None:
     assert is_access_line(None) is False  # type: ignore[arg-type]
     assert is_access_line(b'"GET / HTTP/1.1" 200') is False  # type: ignore[arg-type]
+
+
+_FRAGMENTS = [
+    "Worker (pid:7) was sent SIGKILL!", " Perhaps out of memory?", "WORKER TIMEOUT (pid:9)",
+    "Booting worker with pid: 12", "Autorestarting worker after current request.",
+    "Maximum request limit of 1000 exceeded", "Traceback (most recent call last):",
+    "[ERROR]", "ERROR:", "-ERROR-", "level=error", '"level": "fatal"', "[crit]",
+    "Worker with pid 7 was terminated due to signal 9", "GET /api/v1/items 200 took=12ms",
+    '"GET /x HTTP/1.1" 200', "INFO", " ", "x", "é", "\t",
+]  # fmt: skip
+
+
+def _ordered_rules(text: str) -> object:
+    """classify() as the rules say it, without its one-pass shortcut."""
+    from incident_console.domain import logsignals
+
+    head = text[: logsignals._MAX_SCAN]
+    if logsignals._ACCESS.search(head):
+        return None
+    return next((signal for signal, rule in logsignals._RULES if rule.search(head)), None)
+
+
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=6).map("".join))
+def test_the_one_pass_shortcut_never_changes_the_answer(text: str) -> None:
+    # classify() first asks one regex whether any rule could match; the answer must be the
+    # one the rules give in their order (most specific first), on any mix of their texts.
+    assert classify(text) == _ordered_rules(text)

@@ -1,13 +1,15 @@
-"""The log pane under a stream (bounded, rows and matches in step, the rate said) and the table's
-row-level repaint."""
+"""The log pane under a stream (bounded, rows and matches in step, the rate said, rows drawn
+the same on the fast path) and the table's row-level repaint."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+from textual.strip import Strip
+
 from incident_console.config import Settings
-from incident_console.domain.events import LogLine
+from incident_console.domain.events import LogLine, LogSignal
 from incident_console.ui.app import IncidentApp, make_app
 from incident_console.ui.demo import DEMO_NOW, FakeMonitor, demo_monitor
 from incident_console.ui.widgets.containers import ContainersTable
@@ -70,7 +72,7 @@ async def test_an_unreadable_rate_is_said_in_the_border() -> None:
 
 
 async def test_a_changed_cell_is_painted_and_its_neighbours_kept() -> None:
-    # The table re-renders only the rows whose cells changed (containers._update_cells).
+    # The table repaints only the lines whose cells changed; the others keep their strips.
     monitor = demo_monitor()
     app = app_for(monitor)
     async with app.run_test(size=SIZE) as pilot:
@@ -86,3 +88,36 @@ async def test_a_changed_cell_is_painted_and_its_neighbours_kept() -> None:
         after = "\n".join(strip.text for strip in table.render_lines(table.region.reset_offset))
         assert "77%" in after
         assert str(table.get_cell(table._keys[1], "name")) in after
+
+
+async def test_a_row_drawn_on_the_fast_path_is_the_row_rich_draws() -> None:
+    # Rows on screen are built from segments directly (no Rich console); they must be the
+    # same cells and styles as rendering the row's Text would give.
+    monitor = demo_monitor()
+    backend = next(iter(monitor.state.containers))
+    app = app_for(monitor)
+    texts = ["plain GET /x 200", "wide 日本語 ok", "[bold]not markup[/]", "x" * 400]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        logs = app.query_one(LogPane)
+        for text in texts:
+            monitor.post(LogLine(time=DEMO_NOW, id=backend, container="app-backend-1", text=text))
+        monitor.post(
+            LogLine(
+                time=DEMO_NOW,
+                id=backend,
+                container="a-very-long-container-name-1",
+                text="[ERROR] Worker (pid:7) was sent SIGKILL!",
+                signal=LogSignal.WORKER_KILLED,
+            )
+        )
+        app.refresh_views()
+        await pilot.pause()
+        style = logs.rich_style
+        shown = list(logs._shown)[-5:]
+        assert [line.text for line in shown[:4]] == texts
+        for line in shown:
+            fast = Strip(*logs._row_segments(line, style)).simplify()
+            rich = logs._strip(line).apply_style(style).simplify()
+            assert fast.cell_length == rich.cell_length
+            assert [(s.text, s.style) for s in fast] == [(s.text, s.style) for s in rich]

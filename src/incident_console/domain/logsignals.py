@@ -57,6 +57,16 @@ _RULES: tuple[tuple[LogSignal, re.Pattern[str]], ...] = (
 )
 
 
+#: Every match of a rule contains one of these (the test over the rules' texts checks it): a
+#: line with none of them carries no signal, told by one search for the words, not seven regexes.
+_RULE_WORDS = (
+    "SIGKILL", "out of memory", "due to signal 9", "WORKER TIMEOUT", "Booting worker",
+    "Autorestarting worker", "Maximum request limit", "Traceback", "ERROR", "CRITICAL",
+    "FATAL", "PANIC", "[error]", "[crit]", "[alert]", "[emerg]", "level",
+)  # fmt: skip
+_ANY_WORD = re.compile("|".join(re.escape(word) for word in _RULE_WORDS))
+
+
 def classify(text: str) -> LogSignal | None:
     """The signal a log line carries, or None for an ordinary line. Never raises.
 
@@ -70,6 +80,10 @@ def classify(text: str) -> LogSignal | None:
     if not isinstance(text, str):
         return None
     head = text[:_MAX_SCAN]
+    # Almost every line carries no signal, and has none of the rules' words: the regexes
+    # (the most of classify's cost at 1,000 lines/s) run only on lines that have one.
+    if not _ANY_WORD.search(head):
+        return None
     # The client writes the path and the user agent of an access line: a request for
     # "/Perhaps out of memory?" is no dead worker, a user agent saying ERROR no error.
     if _ACCESS.search(head):
