@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -46,7 +48,27 @@ BACKOFF_MAX_S = 30.0
 KEEPALIVE_INTERVAL_S = 5.0
 KEEPALIVE_COUNT_MAX = 2
 _STDERR_TAIL = 4096
+#: asyncssh's own cipher list with AES-GCM moved first (both are in OpenSSH's defaults).
+#: A followed log arrives one SSH packet per line, and asyncssh decrypts an AES-GCM packet in
+#: about 7 us against 38 us for chacha20-poly1305 (measured here: at 1,000 lines/s that is
+#: 3 % of a core). A user whose ssh config names Ciphers (or includes files) keeps that.
+PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+_CIPHERS_SET = re.compile(r"^\s*(?:ciphers|include)\b", re.IGNORECASE | re.MULTILINE)
 _LINK_ERRORS = (asyncssh.Error, OSError, EOFError)
+
+
+def config_names_ciphers(config: Sequence[str] | None) -> bool:
+    """Whether the ssh config files asyncssh reads (`config`, else ~/.ssh/config) may choose
+    the ciphers: a ``Ciphers`` line, or an ``Include`` we do not follow."""
+    paths = [Path(p) for p in config] if config is not None else [Path("~/.ssh/config")]
+    for path in paths:
+        try:
+            text = path.expanduser().read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if _CIPHERS_SET.search(text):
+            return True
+    return False
 
 
 class _Client(asyncssh.SSHClient):
@@ -140,6 +162,8 @@ class SshHost(Host):
             options["client_keys"] = list(self.identity)
         if self.config is not None:
             options["config"] = list(self.config)
+        if not config_names_ciphers(self.config):
+            options["encryption_algs"] = PREFERRED_CIPHERS
         try:
             # asyncssh's own timeouts cover each phase; this bounds the whole attempt.
             conn = await asyncio.wait_for(
