@@ -17,6 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.visual import Visual
 
+from incident_console.domain.events import ContainerInfo
 from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
@@ -145,6 +146,8 @@ class ContainersTable(ScrollView, can_focus=True):
         self._cells: dict[str, tuple[Content, ...]] = {}
         #: container id -> (newest sample time when worked out, what the cell says).
         self._forecasts: dict[str, tuple[float, str]] = {}
+        #: container id -> (its info, what its cells depend on, the cells).
+        self._rows: dict[str, tuple[ContainerInfo, tuple[object, ...], tuple[Content, ...]]] = {}
         self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(256)
         self._header = tuple(Content(label) for _, label, _ in COLUMNS)
         self.state: HostState | None = None
@@ -245,6 +248,8 @@ class ContainersTable(ScrollView, can_focus=True):
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
         for gone in set(self._forecasts) - set(rows):
             del self._forecasts[gone]
+        for gone in set(self._rows) - set(rows):
+            del self._rows[gone]
         keys = list(rows)
         selected = self.selected_id
         if keys != self._keys or force:
@@ -326,9 +331,37 @@ class ContainersTable(ScrollView, can_focus=True):
         return text
 
     def _cells_for(self, view: ContainerView, now: float, live: bool) -> tuple[Content, ...]:
+        """The row's cells, built again only when what they show changed (most rows of a
+        stats frame have a new sample with the same figures)."""
         info = view.info
         latest = view.latest
         marked = view.last_oom is not None and now - view.last_oom < OOM_MARK_S
+        fresh = latest is not None and now - latest.time <= SAMPLE_STALE_S
+        current = live and latest is not None and fresh and info.state == "running"
+        key: tuple[object, ...] = (marked, live, current, view.oom_kills, self.glyphs)
+        if current and latest is not None:
+            # Only the newest SPARK_WIDTH samples are drawn (a view keeps many more).
+            recent = [
+                s.memory_used_bytes for s in itertools.islice(reversed(view.samples), SPARK_WIDTH)
+            ]
+            key += (
+                tuple(recent),
+                latest.memory_limit_bytes,
+                f"{latest.cpu_percent:.0f}",
+                self._to_limit(view, latest.time),
+            )
+        cached = self._rows.get(info.id)
+        if cached is not None and cached[0] is info and cached[1] == key:
+            return cached[2]
+        cells = self._build_cells(view, marked, current, live)
+        self._rows[info.id] = (info, key, cells)
+        return cells
+
+    def _build_cells(
+        self, view: ContainerView, marked: bool, current: bool, live: bool
+    ) -> tuple[Content, ...]:
+        info = view.info
+        latest = view.latest
         oom = Content.styled("OOM" if marked else "", "bold $oom")
         health_style = {"healthy": "$healthy", "unhealthy": "bold $unhealthy"}.get(info.health, "")
         cells: list[Content] = [
@@ -338,8 +371,7 @@ class ContainersTable(ScrollView, can_focus=True):
             Content(fmt.clean(info.state)),
             Content.styled(fmt.clean(info.health) or "-", health_style),
         ]
-        fresh = latest is not None and now - latest.time <= SAMPLE_STALE_S
-        if not live or latest is None or not fresh or info.state != "running":
+        if not current or latest is None:
             # The last sample of a stopped container, or one the sampler stopped reporting,
             # is not its memory now: say so rather than show it as current.
             word = "stale" if not live else "no data" if info.state == "running" else "-"
@@ -347,7 +379,6 @@ class ContainersTable(ScrollView, can_focus=True):
         else:
             limit = latest.memory_limit_bytes
             used = latest.memory_used_bytes
-            # Only the newest SPARK_WIDTH samples are drawn (a view keeps many more).
             recent = list(itertools.islice(reversed(view.samples), SPARK_WIDTH))
             values = [float(s.memory_used_bytes) for s in reversed(recent)]
             top = float(limit) if fmt.has_limit(limit) else 0.0
