@@ -31,6 +31,30 @@ if TYPE_CHECKING:
     from incident_console.monitor.state import HostState
 
 
+class DockerStamps:
+    """Docker log timestamps to epoch seconds; the date and time of day are parsed once a second.
+
+    ``2026-11-30T18:33:12.123456789Z`` (what ``timestamps=True`` gives) is the epoch of its
+    first 19 characters, kept from the line before when they are the same, plus the fraction.
+    Anything else goes to :func:`parse_docker_time`.
+    """
+
+    def __init__(self) -> None:
+        self._head = ""
+        self._epoch = 0.0
+
+    def parse(self, stamp: str) -> float | None:
+        if len(stamp) > 21 and stamp[19] == "." and stamp[-1] == "Z" and stamp[20:-1].isdigit():
+            head = stamp[:19]
+            if head != self._head:
+                whole = parse_docker_time(head + "Z")
+                if whole is None:
+                    return None
+                self._head, self._epoch = head, whole
+            return self._epoch + int(stamp[20:-1][:6].ljust(6, "0")) / 1e6
+        return parse_docker_time(stamp)
+
+
 class _Buffer:
     """Lines read by one follower thread, bounded, with a count of what did not fit."""
 
@@ -64,6 +88,7 @@ class _Follower:
         self.done = threading.Event()
         self._stream: Any = None
         self._stop = False
+        self._stamps = DockerStamps()
         self._thread = threading.Thread(
             target=self._read, args=(client, tail, since), name=f"logs-{cid[:12]}", daemon=True
         )
@@ -98,7 +123,7 @@ class _Follower:
     def _add(self, raw: bytes) -> None:
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
         stamp, _, rest = text.partition(" ")
-        when = parse_docker_time(stamp)
+        when = self._stamps.parse(stamp)
         if when is None:
             rest = text
         else:
