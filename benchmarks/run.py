@@ -305,6 +305,9 @@ def table(r: dict[str, Any]) -> str:
             (f"  at {step['rate']} lines/s: pane lines/s, key p95 ms",
              f"{step['lines_per_s']:.0f}, {step['key_p95_ms']:.0f}")
         )  # fmt: skip
+    add("UI: console CPU % core idle (54 containers)", "ui_idle_cpu_pct_core", "{:.1f}")
+    if r.get("ui_idle_rss_mb_first_last_max"):
+        rows.append(("UI: RSS MB first/last/max (idle)", str(r["ui_idle_rss_mb_first_last_max"])))
     add("UI: console CPU % core (1000 lines/s soak)", "ui_logs_cpu_pct_core", "{:.1f}")
     if r.get("ui_logs_rss_mb_first_last_max"):
         rows.append(("UI: RSS MB first/last/max (soak)", str(r["ui_logs_rss_mb_first_last_max"])))
@@ -334,7 +337,7 @@ def run_ui(args: argparse.Namespace, r: dict[str, Any], lab: Lab, sshd: SshdServ
     )
     ui = measure_ui(
         lab, sshd.target, sshd.client_key, sshd.known_hosts, start_logger,
-        quick=quick, soak_s=soak,
+        quick=quick, soak_s=soak, idle_s=20.0 if quick else 600.0,
         oom_timeout=0.0 if args.no_oom else (150.0 if quick else 300.0),
         kills_wanted=2 if quick else 5,
     )  # fmt: skip

@@ -3,7 +3,8 @@
 - time to the first frame and to the first row with data (process spawn -> screen)
 - docker health event -> the row's Health cell; kernel OOM line -> the row's OOM count
 - the highest log rate the log pane keeps up with while key presses are answered within 100 ms
-- the console's CPU and RSS over a window while following a container logging 1,000 lines/s
+- the console's CPU and RSS idle (54 containers sampled), and while following a container
+  logging 1,000 lines/s
 """
 
 from __future__ import annotations
@@ -107,6 +108,23 @@ def start_health_container(project: str, image: str) -> str:
     )  # fmt: skip
 
 
+def cpu_rss_window(pid: int, seconds: float) -> tuple[float, list[float]]:
+    """% of a core `pid` used over `seconds`, and its RSS in MB: first, last, max."""
+    meter = CpuMeter(lambda: [pid])
+    meter.poll()
+    rss: list[int] = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        time.sleep(1)
+        meter.poll()
+        if (r := rss_bytes(pid)) is not None:
+            rss.append(r)
+    cpu = meter.total() / (time.monotonic() - t0) * 100
+    if not rss:
+        return cpu, []
+    return cpu, [round(rss[0] / 2**20, 1), round(rss[-1] / 2**20, 1), round(max(rss) / 2**20, 1)]
+
+
 def measure_ui(
     lab: Any,
     target: str,
@@ -116,6 +134,7 @@ def measure_ui(
     *,
     quick: bool,
     soak_s: float,
+    idle_s: float,
     oom_timeout: float,
     kills_wanted: int,
 ) -> dict[str, Any]:
@@ -172,27 +191,23 @@ def measure_ui(
         out["log_pane_steps"] = steps
         out["log_pane_max_lines_per_s"] = best
 
+        # The console idle: 54 containers sampled every second, nothing followed.
+        cpu, rss = cpu_rss_window(probe.proc.pid, idle_s)
+        out["idle_window_s"] = round(idle_s, 1)
+        out["ui_idle_cpu_pct_core"] = cpu
+        if rss:
+            out["ui_idle_rss_mb_first_last_max"] = rss
+
         # Soak: the console following a container logging 1,000 lines/s.
         cid = start_logger(lab, 1000, "logger-soak")
         loggers.append(cid)
         probe.ask(f"follow {cid}", "following", 10)
         time.sleep(3)
-        meter = CpuMeter(lambda: [probe.proc.pid])
-        meter.poll()
-        rss: list[int] = []
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < soak_s:
-            time.sleep(1)
-            meter.poll()
-            if (r := rss_bytes(probe.proc.pid)) is not None:
-                rss.append(r)
-        elapsed = time.monotonic() - t0
-        out["soak_window_s"] = round(elapsed, 1)
-        out["ui_logs_cpu_pct_core"] = meter.total() / elapsed * 100
+        cpu, rss = cpu_rss_window(probe.proc.pid, soak_s)
+        out["soak_window_s"] = round(soak_s, 1)
+        out["ui_logs_cpu_pct_core"] = cpu
         if rss:
-            out["ui_logs_rss_mb_first_last_max"] = [
-                round(rss[0] / 2**20, 1), round(rss[-1] / 2**20, 1), round(max(rss) / 2**20, 1)
-            ]  # fmt: skip
+            out["ui_logs_rss_mb_first_last_max"] = rss
         docker("rm", "-f", cid)
         loggers.remove(cid)
 
