@@ -213,6 +213,54 @@ async def test_logs_are_sanitized_and_capped() -> None:
             remove(name)
 
 
+async def test_a_dying_containers_last_lines_arrive_and_a_gone_one_is_not_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its last lines are what the on-call engineer needs; they come just before the stream
+    # ends. A container followed but not (or no longer) running must not be asked for its
+    # logs at every batch: each ask is an API request (and an SSH channel) on the server.
+    from incident_console.sources import logs as logs_module
+
+    streams: list[str] = []
+
+    class Counted(logs_module._Follower):
+        def __init__(self, client: object, cid: str, *args: object) -> None:
+            streams.append(cid)
+            super().__init__(client, cid, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logs_module, "_Follower", Counted)
+    code = (
+        "import sys, time\n"
+        "print('starting', flush=True)\n"
+        "time.sleep(2)\n"
+        "print('Traceback (most recent call last):')\n"
+        "print('last words', flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    logs = LogFollower(tail=100)
+    name = ""
+    try:
+        cid, name = run_container(code)
+        async with running(DockerEventsSource(), logs) as r:
+            await wait_for(lambda: cid in r.state.containers, 30, "inventory")
+            logs.follow([cid, "0123456789ab"])  # the second is no container at all
+            await wait_for(
+                lambda: any(isinstance(e, ContainerEvent) and e.action == "die" for e in r.events),
+                30,
+                "the container to die",
+            )
+            await asyncio.sleep(1.0)
+            texts = [e.text for e in r.of(LogLine) if isinstance(e, LogLine) and e.id == cid]
+            assert texts[-2:] == ["Traceback (most recent call last):", "last words"]
+            before = len(streams)
+            await asyncio.sleep(3.0)  # 40 batches
+            assert len(streams) == before, f"asked again for {streams[before:]}"
+            assert "0123456789ab" not in streams
+    finally:
+        if name:
+            remove(name)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         self.send_response(200 if self.path == "/ok" else 503)

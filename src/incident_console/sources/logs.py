@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from incident_console.monitor.state import HostState
 
 
+#: A followed container's stream that ended (it restarted, or the API said no) is asked for
+#: again after this long, not at the next batch.
+RESTART_AFTER_S = 2.0
+
+
 class DockerStamps:
     """Docker log timestamps to epoch seconds; the date and time of day are parsed once a second.
 
@@ -161,6 +166,8 @@ class LogFollower(Source):
         self._wanted: set[str] = set()
         self._followers: dict[str, _Follower] = {}
         self._resume: dict[str, float | None] = {}
+        #: A container whose stream ended is followed again no sooner than this (monotonic).
+        self._not_before: dict[str, float] = {}
 
     def follow(self, ids: Iterable[str]) -> None:
         """Follow exactly these container ids from now on (others stop)."""
@@ -177,7 +184,7 @@ class LogFollower(Source):
             client = await self._client(host, emit)
             emit(SourceStatus(time=time.time(), source=self.name, method="docker-logs"))
             while True:
-                self._reconcile(client, state)
+                self._reconcile(client, state, emit)
                 self._deliver(state, emit)
                 await asyncio.sleep(self.batch_interval)
         finally:
@@ -203,21 +210,27 @@ class LogFollower(Source):
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
 
-    def _reconcile(self, client: docker.DockerClient, state: HostState) -> None:
+    def _reconcile(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
         for cid in list(self._followers):
             follower = self._followers[cid]
             if cid not in self._wanted:
                 follower.stop()
             if cid not in self._wanted or follower.done.is_set():
                 # Keep where it got to: a restarted container resumes, not replays its tail.
+                # What it read before its stream ended is delivered (a dying container's
+                # last lines are the ones that matter).
                 self._resume[cid] = follower.last_time
+                self._flush_one(follower, state, emit)
                 if follower.done.is_set():
-                    self._flush_one(follower, state, None)
+                    self._not_before[cid] = time.monotonic() + RESTART_AFTER_S
                 del self._followers[cid]
+        now = time.monotonic()
         for cid in self._wanted - set(self._followers):
             view = state.containers.get(cid)
-            if view is not None and (view.gone or view.info.state != "running"):
-                continue  # gone or stopped: follow again once it runs
+            if view is None or view.gone or view.info.state != "running":
+                continue  # unknown, gone or stopped: follow once the inventory says it runs
+            if now < self._not_before.get(cid, 0.0):
+                continue  # its stream just ended: a request a tick would load the server
             since = self._resume.get(cid)
             self._followers[cid] = _Follower(
                 client, cid, self.tail, since + 0.001 if since else None, self.max_lines_per_batch
@@ -227,9 +240,9 @@ class LogFollower(Source):
         for follower in self._followers.values():
             self._flush_one(follower, state, emit)
 
-    def _flush_one(self, follower: _Follower, state: HostState, emit: Emit | None) -> None:
+    def _flush_one(self, follower: _Follower, state: HostState, emit: Emit) -> None:
         items, dropped = follower.buffer.take()
-        if emit is None or (not items and not dropped):
+        if not items and not dropped:
             return
         view = state.containers.get(follower.cid)
         name = view.info.name if view else follower.cid[:12]
