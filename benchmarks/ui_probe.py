@@ -3,8 +3,8 @@
 Runs the Textual app with `App.run_test()` (the same app, compositor and widgets; no terminal)
 in its own process so its CPU and RSS can be read from /proc. Prints one JSON line per figure.
 
-At start: `first_frame` (seconds from --t0, the wall time the parent spawned us, to the first
-composed screen) and `first_row_data` (to the first row showing a memory figure). Then it obeys
+At start: `first_frame` (seconds from --t0, the wall time the parent spawned us, to the app's
+first refresh having been drawn: `IncidentApp.first_frame_at`) and `first_row_data` (to the first row showing a memory figure). Then it obeys
 commands on stdin, one a line:
 
   follow CID                  follow that container's logs (as the log pane's follow key does)
@@ -82,8 +82,9 @@ async def main(args: argparse.Namespace) -> None:
 
     threading.Thread(target=read_stdin, daemon=True).start()
     async with app.run_test(size=(180, 50)) as pilot:
-        await pilot.pause()
-        say(t="first_frame", s=time.time() - args.t0)
+        while app.first_frame_at is None:  # noqa: ASYNC110 - set by the app once drawn
+            await asyncio.sleep(POLL_S)
+        say(t="first_frame", s=app.first_frame_at - args.t0)
         table = app.query_one(ContainersTable)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
