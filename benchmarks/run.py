@@ -475,8 +475,10 @@ def run(args: argparse.Namespace, r: dict[str, Any]) -> None:
             with contextlib.suppress(Exception):
                 s.stop()
         log(f"lab {project}: down")
-        with contextlib.suppress(Exception):
+        try:
             lab.down()
+        except Exception as exc:  # noqa: BLE001 - said, and the figures are still written
+            log(f"lab {project}: down failed: {exc}")
         shutil.rmtree(root, ignore_errors=True)
 
 
