@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncssh
-
 from incident_console.transport.base import (
     AuthError,
     CommandFailed,
@@ -33,6 +31,7 @@ from incident_console.transport.base import (
     TransportError,
     command_line,
 )
+from incident_console.transport.lazy import lazy_import
 from incident_console.transport.ssh_docker import DockerForward, build_client, remote_socket_problem
 from incident_console.transport.ssh_errors import describe_connect_error
 from incident_console.transport.ssh_files import sftp_read_text, sftp_write_text
@@ -40,7 +39,12 @@ from incident_console.transport.ssh_keys import HostKeyPolicy
 from incident_console.transport.ssh_process import RemoteCommand, SshProcess
 
 if TYPE_CHECKING:
+    import asyncssh
     import docker
+
+    from incident_console.transport.ssh_client import _Client
+else:
+    asyncssh = lazy_import("asyncssh")
 
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -54,7 +58,12 @@ _STDERR_TAIL = 4096
 #: 3 % of a core). A user whose ssh config names Ciphers (or includes files) keeps that.
 PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 _CIPHERS_SET = re.compile(r"^\s*(?:ciphers|include)\b", re.IGNORECASE | re.MULTILINE)
-_LINK_ERRORS = (asyncssh.Error, OSError, EOFError)
+
+
+def _link_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """What a lost or refused link raises, and `more` (read when one is raised: asyncssh
+    is loaded at the first connection)."""
+    return (asyncssh.Error, OSError, EOFError, *more)
 
 
 def config_names_ciphers(config: Sequence[str] | None) -> bool:
@@ -69,22 +78,6 @@ def config_names_ciphers(config: Sequence[str] | None) -> bool:
         if _CIPHERS_SET.search(text):
             return True
     return False
-
-
-class _Client(asyncssh.SSHClient):
-    """Routes host key decisions to our policy and remembers why the link was lost."""
-
-    def __init__(self, policy: HostKeyPolicy) -> None:
-        self._policy = policy
-        self.lost_reason: str | None = None
-        #: Set once this connection is no longer the host's live one (lost, failed, closed).
-        self.retired = asyncio.Event()
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
-        return self._policy.validate(host, addr, port, key)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost_reason = str(exc) if exc else "connection closed"
 
 
 class SshHost(Host):
@@ -145,6 +138,8 @@ class SshHost(Host):
     # -- the link --------------------------------------------------------------------------
 
     async def _open(self) -> tuple[asyncssh.SSHClientConnection, _Client]:
+        from incident_console.transport.ssh_client import _Client
+
         client = _Client(self.policy)
         options: dict[str, Any] = {
             "known_hosts": self.policy.known_hosts,
@@ -175,7 +170,7 @@ class SshHost(Host):
             ) from None
         except asyncssh.PermissionDenied as exc:
             raise AuthError(describe_connect_error(exc, self.where)) from None
-        except (*_LINK_ERRORS, TimeoutError) as exc:
+        except _link_errors(TimeoutError) as exc:
             raise TransportError(describe_connect_error(exc, self.where)) from None
         self.policy.record_pending()
         return conn, client
@@ -186,7 +181,7 @@ class SshHost(Host):
         self._sftp = None
         if self._forward is not None:
             # If this fails, docker calls fail with their own error; the link itself is fine.
-            with contextlib.suppress(*_LINK_ERRORS):
+            with contextlib.suppress(*_link_errors()):
                 await self._forward.attach(conn)
         self._connected.set()
         self._set_state(ConnectionState(LinkState.CONNECTED))
@@ -298,7 +293,7 @@ class SshHost(Host):
             self._forward = None
         if self._conn is not None:
             self._conn.close()
-            with contextlib.suppress(*_LINK_ERRORS):
+            with contextlib.suppress(*_link_errors()):
                 await self._conn.wait_closed()
             self._conn = None
         self._set_state(ConnectionState(LinkState.CLOSED))
@@ -321,7 +316,7 @@ class SshHost(Host):
             cmd = await RemoteCommand.spawn(
                 conn, argv, stdin=asyncssh.PIPE if input is not None else asyncssh.DEVNULL
             )
-        except _LINK_ERRORS as exc:
+        except _link_errors() as exc:
             raise TransportError(f"{self.name}: cannot start {argv[0]}: {exc}") from None
         proc = cmd.proc
         self._procs.add(cmd)
@@ -334,7 +329,7 @@ class SshHost(Host):
             raise CommandTimeout(
                 f"{argv[0]} did not finish within {timeout:g} s on {self.name} (ended)"
             ) from None
-        except _LINK_ERRORS as exc:
+        except _link_errors() as exc:
             await cmd.end()
             raise TransportError(f"{self.name}: link lost while running {argv[0]}: {exc}") from None
         except BaseException:
@@ -364,7 +359,7 @@ class SshHost(Host):
             conn, client = await self._link()
             try:
                 cmd = await RemoteCommand.spawn(conn, argv, stdin=asyncssh.DEVNULL)
-            except _LINK_ERRORS:
+            except _link_errors():
                 await client.retired.wait()  # the link died: start again on the next one
                 continue
             proc = cmd.proc
@@ -374,12 +369,12 @@ class SshHost(Host):
                 while True:
                     try:
                         line = await proc.stdout.readline()
-                    except _LINK_ERRORS:
+                    except _link_errors():
                         line = ""
                     if not line:
                         break
                     yield str(line).rstrip("\n")
-                with contextlib.suppress(*_LINK_ERRORS, TimeoutError):
+                with contextlib.suppress(*_link_errors(), TimeoutError):
                     async with asyncio.timeout(5):  # not wait_for: see _link
                         await proc.wait_closed()
                 status = proc.returncode
@@ -400,7 +395,7 @@ class SshHost(Host):
         conn = await self._connection(self.connect_timeout)
         try:
             cmd = await RemoteCommand.spawn(conn, argv)
-        except _LINK_ERRORS as exc:
+        except _link_errors() as exc:
             raise TransportError(f"{self.name}: cannot start {argv[0]}: {exc}") from None
         cmd.drain_stderr()
         self._procs.add(cmd)
@@ -413,7 +408,7 @@ class SshHost(Host):
         if self._sftp is None:
             try:
                 self._sftp = await conn.start_sftp_client()
-            except _LINK_ERRORS as exc:
+            except _link_errors() as exc:
                 raise TransportError(f"{self.name}: SFTP unavailable: {exc}") from None
         return self._sftp
 
@@ -437,7 +432,7 @@ class SshHost(Host):
                 self._forward = DockerForward()
                 try:
                     await self._forward.attach(conn)
-                except _LINK_ERRORS as exc:
+                except _link_errors() as exc:
                     self._forward.close()
                     self._forward = None
                     raise TransportError(

@@ -14,9 +14,13 @@ import shutil
 import tempfile
 from typing import TYPE_CHECKING
 
-import asyncssh
-
 from incident_console.transport.base import DockerUnavailable, command_line
+from incident_console.transport.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = lazy_import("asyncssh")
 
 if TYPE_CHECKING:
     import docker

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import errno
 import socket
-
-import asyncssh
+from typing import TYPE_CHECKING
 
 from incident_console.transport.base import TransportError
+from incident_console.transport.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = lazy_import("asyncssh")
 
 
 def describe_connect_error(exc: BaseException, where: str) -> str:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import uuid
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import asyncssh
+from incident_console.transport.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = lazy_import("asyncssh")
 
 
 async def sftp_read_text(sftp: asyncssh.SFTPClient, path: str, host: str) -> str:

@@ -14,11 +14,15 @@ import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import asyncssh
+from typing import TYPE_CHECKING, Any
 
 from incident_console.transport.base import HostKeyError
+from incident_console.transport.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = lazy_import("asyncssh")
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"

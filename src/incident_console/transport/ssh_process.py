@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any
-
-import asyncssh
+from typing import TYPE_CHECKING, Any
 
 from incident_console.transport.base import Process, command_line
+from incident_console.transport.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = lazy_import("asyncssh")
 
 #: How long a remote command gets to exit after TERM before KILL.
 TERM_GRACE_S = 2.0
@@ -62,12 +66,12 @@ class RemoteCommand:
         conn: asyncssh.SSHClientConnection,
         argv: Sequence[str],
         *,
-        stdin: Any = asyncssh.PIPE,
+        stdin: Any = None,
     ) -> RemoteCommand:
-        """Start `argv` under the wrapper and read its process group id."""
+        """Start `argv` under the wrapper and read its process group id (stdin: a pipe)."""
         proc = await conn.create_process(
             command_line(["sh", "-c", WRAPPER, "incident-console", *argv]),
-            stdin=stdin,
+            stdin=asyncssh.PIPE if stdin is None else stdin,
             encoding="utf-8",
             errors="replace",
         )

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from incident_console.transport.base import Host
-from incident_console.transport.ssh_errors import describe_connect_error
 
 # A host name, an IPv4 address, or a bracketed IPv6 address. Aliases from ~/.ssh/config are
 # host-name shaped too.
@@ -112,4 +111,6 @@ def open_host(
 
 def describe_error(exc: BaseException, host: str = "") -> str:
     """One line for the user about a failure to reach `host` (never a traceback)."""
+    from incident_console.transport.ssh_errors import describe_connect_error
+
     return describe_connect_error(exc, host or "host")
