@@ -65,8 +65,8 @@ def test_cli_reports_bad_config_in_one_line_and_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"incident-console: {config}:3: hosts.0.read_only: Input should be a valid boolean, "
-        "unable to interpret input"
+        f"incident-console: {config}:3: hosts.0.read_only: Input should be a valid boolean "
+        "(true or false)"
     ]
 
 

@@ -21,42 +21,38 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+_URL = re.compile(r"^https?://\S+$")
 
 
-class HostConfig(BaseModel):
+@dataclass
+class HostConfig:
     """One host the console watches."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    target: str = Field(min_length=1)
-    probes: list[str] = []
+    target: str
+    probes: list[str] = field(default_factory=list)
     read_only: bool = False
 
-    @field_validator("probes")
-    @classmethod
-    def _urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not re.match(r"^https?://\S+$", url):
-                raise ValueError(f"not an http(s) URL: {url!r}")
-        return value
 
+@dataclass
+class Settings:
+    """Everything the console reads from its config file (and the command line overrides).
 
-class Settings(BaseModel):
-    """Everything the console reads from its config file (and the command line overrides)."""
+    Validated by hand rather than by a pydantic model: the console reads it before its first
+    frame, and importing pydantic and building the models cost 0.3 s of that.
+    """
 
-    model_config = ConfigDict(extra="forbid")
-
-    hosts: list[HostConfig] = []
+    hosts: list[HostConfig] = field(default_factory=list)
     theme: str = "incident-dark"
     read_only: bool = False
     #: Binding id -> key(s), e.g. {"restart": "R", "help": "question_mark,f1"}.
-    keymap: dict[str, str] = {}
+    keymap: dict[str, str] = field(default_factory=dict)
     #: Extra folders of theme files (besides the shipped ones and the user theme folder).
-    theme_dirs: list[Path] = []
+    theme_dirs: list[Path] = field(default_factory=list)
 
     def host(self, target: str) -> HostConfig:
         """The config of `target`, or a default one when the file does not name it."""
@@ -65,9 +61,98 @@ class Settings(BaseModel):
                 return host
         return HostConfig(target=target)
 
+    def updated(self, **changes: Any) -> Settings:
+        """A copy with `changes` (command-line flags over the file)."""
+        return replace(self, **changes)
+
 
 class ConfigError(ValueError):
     """An unusable config file; the message is one line: ``file:line: key: problem``."""
+
+
+class Invalid(ValueError):
+    """A value that does not fit: where it is (keys and indexes) and what is wrong."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def expect_table(value: object, loc: tuple[str | int, ...], known: set[str]) -> dict[str, Any]:
+    """`value` as a TOML table with only `known` keys."""
+    if not isinstance(value, Mapping):
+        raise Invalid(loc, "Input should be a table")
+    for key in value:
+        if key not in known:
+            raise Invalid((*loc, key), "Extra inputs are not permitted")
+    return dict(value)
+
+
+def expect_str(value: object, loc: tuple[str | int, ...], *, min_length: int = 0) -> str:
+    if not isinstance(value, str):
+        raise Invalid(loc, "Input should be a valid string")
+    if len(value) < min_length:
+        raise Invalid(loc, f"String should have at least {min_length} character")
+    return value
+
+
+def expect_bool(value: object, loc: tuple[str | int, ...]) -> bool:
+    # TOML has booleans: "yes" is a string, and a typo must not switch read-only off.
+    if not isinstance(value, bool):
+        raise Invalid(loc, "Input should be a valid boolean (true or false)")
+    return value
+
+
+def expect_list(
+    value: object, loc: tuple[str | int, ...], item: Callable[[object, tuple[str | int, ...]], Any]
+) -> list[Any]:
+    if not isinstance(value, list):
+        raise Invalid(loc, "Input should be a valid list")
+    return [item(v, (*loc, i)) for i, v in enumerate(value)]
+
+
+def expect_str_map(value: object, loc: tuple[str | int, ...]) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise Invalid(loc, "Input should be a table")
+    return {str(k): expect_str(v, (*loc, str(k))) for k, v in value.items()}
+
+
+def _url(value: object, loc: tuple[str | int, ...]) -> str:
+    text = expect_str(value, loc)
+    if not _URL.match(text):
+        raise Invalid(loc[:-1], f"Value error, not an http(s) URL: {text!r}")
+    return text
+
+
+def _host(value: object, loc: tuple[str | int, ...]) -> HostConfig:
+    table = expect_table(value, loc, {"target", "probes", "read_only"})
+    if "target" not in table:
+        raise Invalid((*loc, "target"), "Field required")
+    return HostConfig(
+        target=expect_str(table["target"], (*loc, "target"), min_length=1),
+        probes=expect_list(table.get("probes", []), (*loc, "probes"), _url),
+        read_only=expect_bool(table.get("read_only", False), (*loc, "read_only")),
+    )
+
+
+def settings_from(data: object) -> Settings:
+    """Settings from a parsed TOML document.
+
+    Raises:
+        Invalid: the first value that does not fit, with where it is.
+    """
+    table = expect_table(data, (), {"hosts", "theme", "read_only", "keymap", "theme_dirs"})
+    defaults = Settings()
+    return Settings(
+        hosts=expect_list(table.get("hosts", []), ("hosts",), _host),
+        theme=expect_str(table.get("theme", defaults.theme), ("theme",)),
+        read_only=expect_bool(table.get("read_only", False), ("read_only",)),
+        keymap=expect_str_map(table.get("keymap", {}), ("keymap",)),
+        theme_dirs=[
+            Path(p) for p in expect_list(table.get("theme_dirs", []), ("theme_dirs",), expect_str)
+        ],
+    )
 
 
 def load_settings(path: Path, *, required: bool) -> Settings:
@@ -99,13 +184,11 @@ def parse_settings(text: str, path: Path) -> Settings:
         # tomllib's message already ends with "(at line N, column M)".
         raise ConfigError(f"{path}: {error}") from error
     try:
-        return Settings.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        loc = first["loc"]
-        key = ".".join(str(part) for part in loc) or "(top level)"
-        line = find_key_line(text, loc)
-        raise ConfigError(f"{path}:{line}: {key}: {first['msg']}") from error
+        return settings_from(data)
+    except Invalid as error:
+        key = ".".join(str(part) for part in error.loc) or "(top level)"
+        line = find_key_line(text, error.loc)
+        raise ConfigError(f"{path}:{line}: {key}: {error.message}") from error
 
 
 def find_key_line(text: str, loc: tuple[Any, ...]) -> int:

@@ -58,7 +58,7 @@ def console(
     updates: dict[str, object] = {"read_only": settings.read_only or read_only}
     if theme:
         updates["theme"] = theme
-    settings = settings.model_copy(update=updates)
+    settings = settings.updated(**updates)
     if targets:
         hosts = [settings.host(t) for t in targets]
     else:

@@ -1,4 +1,4 @@
-"""Themes are TOML files: validated by a pydantic model, turned into ``textual.theme.Theme``.
+"""Themes are TOML files: validated (the config's checks), turned into ``textual.theme.Theme``.
 
 The console ships ``incident-dark``, ``incident-light`` and ``projector`` in the top-level
 ``themes/`` folder; users add their own in :func:`locations.user_theme_dir`. A bad file is
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
+
+from incident_console.config import Invalid, expect_bool, expect_str, expect_str_map, expect_table
 
 DEFAULT_THEME = "incident-dark"
 
@@ -26,72 +27,74 @@ CUSTOM_VARIABLES = ("oom", "stale", "healthy", "unhealthy", "read-only", "signal
 Glyphs = Literal["blocks", "plain"]
 
 
-def _check_colour(value: str) -> str:
+#: The base colours Textual derives its palette from; `primary` is required.
+COLOUR_KEYS = (
+    "primary", "secondary", "accent", "warning", "error", "success",
+    "foreground", "background", "surface", "panel",
+)  # fmt: skip
+
+
+def _colour(value: object, loc: tuple[str | int, ...]) -> str:
+    text = expect_str(value, loc)
     try:
-        Color.parse(value)
-    except ColorParseError as error:
-        raise ValueError(f"not a colour: {value!r}") from error
-    return value
+        Color.parse(text)
+    except ColorParseError:
+        raise Invalid(loc, f"Value error, not a colour: {text!r}") from None
+    return text
 
 
-class ThemeColors(BaseModel):
-    """The base colours Textual derives its palette from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    primary: str
-    secondary: str | None = None
-    accent: str | None = None
-    warning: str | None = None
-    error: str | None = None
-    success: str | None = None
-    foreground: str | None = None
-    background: str | None = None
-    surface: str | None = None
-    panel: str | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _colour(cls, value: str | None) -> str | None:
-        return None if value is None else _check_colour(value)
-
-
-class ThemeFile(BaseModel):
-    """One theme file."""
-
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True, slots=True)
+class ThemeFile:
+    """One theme file, validated (by hand: the console reads its themes before its first
+    frame, and pydantic cost 0.3 s of that)."""
 
     name: str
+    colors: dict[str, str]
     dark: bool = True
     #: "plain" draws sparklines and markers in ASCII (for projectors and screen sharing).
     glyphs: Glyphs = "blocks"
-    colors: ThemeColors
-    variables: dict[str, str] = {}
+    variables: dict[str, str] = field(default_factory=dict)
 
-    @field_validator("variables")
     @classmethod
-    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
-        for colour in value.values():
-            _check_colour(colour)
-        return value
+    def from_data(cls, data: object) -> ThemeFile:
+        """Raises: Invalid: the first value that does not fit, with where it is."""
+        table = expect_table(data, (), {"name", "dark", "glyphs", "colors", "variables"})
+        for required in ("name", "colors"):
+            if required not in table:
+                raise Invalid((required,), "Field required")
+        colours = expect_table(table["colors"], ("colors",), set(COLOUR_KEYS))
+        if "primary" not in colours:
+            raise Invalid(("colors", "primary"), "Field required")
+        glyphs = table.get("glyphs", "blocks")
+        if glyphs not in ("blocks", "plain"):
+            raise Invalid(("glyphs",), "Input should be 'blocks' or 'plain'")
+        variables = expect_str_map(table.get("variables", {}), ("variables",))
+        return cls(
+            name=expect_str(table["name"], ("name",)),
+            dark=expect_bool(table.get("dark", True), ("dark",)),
+            glyphs=glyphs,
+            colors={k: _colour(v, ("colors", k)) for k, v in colours.items()},
+            variables={k: _colour(v, ("variables", k)) for k, v in variables.items()},
+        )
 
     def to_theme(self) -> Theme:
         """The Textual theme, with every variable our stylesheet needs filled in."""
-        c = self.colors
+        c = {key: self.colors.get(key) for key in COLOUR_KEYS}
+        primary = self.colors["primary"]
         defaults = {
-            "oom": c.error or c.primary,
-            "stale": c.secondary or c.primary,
-            "healthy": c.success or c.primary,
-            "unhealthy": c.error or c.primary,
-            "read-only": c.warning or c.accent or c.primary,
-            "signal": c.warning or c.primary,
-            "search-match": c.accent or c.primary,
+            "oom": c["error"] or primary,
+            "stale": c["secondary"] or primary,
+            "healthy": c["success"] or primary,
+            "unhealthy": c["error"] or primary,
+            "read-only": c["warning"] or c["accent"] or primary,
+            "signal": c["warning"] or primary,
+            "search-match": c["accent"] or primary,
         }
         return Theme(
             name=self.name,
             dark=self.dark,
             variables={**defaults, **self.variables},
-            **c.model_dump(),
+            **c,  # type: ignore[arg-type]
         )
 
 
@@ -121,11 +124,10 @@ def load_theme_file(path: Path) -> LoadedTheme:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ThemeError(f"{path}: {error}") from error
     try:
-        model = ThemeFile.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ThemeError(f"{path}: {key}: {first['msg']}") from error
+        model = ThemeFile.from_data(data)
+    except Invalid as error:
+        key = ".".join(str(part) for part in error.loc) or "(top level)"
+        raise ThemeError(f"{path}: {key}: {error.message}") from error
     return LoadedTheme(theme=model.to_theme(), glyphs=model.glyphs, path=path)
 
 
@@ -153,7 +155,6 @@ def load_themes(folders: Iterable[Path]) -> tuple[list[LoadedTheme], list[str]]:
 def fallback_theme() -> LoadedTheme:
     """A built-in dark theme, used only when no theme file could be read at all."""
     model = ThemeFile(
-        name=DEFAULT_THEME,
-        colors=ThemeColors(primary="#4f9dde", error="#ef5f5f", success="#6ccf8e"),
+        name=DEFAULT_THEME, colors={"primary": "#4f9dde", "error": "#ef5f5f", "success": "#6ccf8e"}
     )
     return LoadedTheme(theme=model.to_theme(), glyphs="blocks", path=None)
