@@ -108,6 +108,10 @@ def start_health_container(project: str, image: str) -> str:
     )  # fmt: skip
 
 
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def cpu_rss_window(pid: int, seconds: float) -> tuple[float, list[float]]:
     """% of a core `pid` used over `seconds`, and its RSS in MB: first, last, max."""
     meter = CpuMeter(lambda: [pid])
@@ -192,6 +196,7 @@ def measure_ui(
         out["log_pane_max_lines_per_s"] = best
 
         # The console idle: 54 containers sampled every second, nothing followed.
+        log(f"console idle window {idle_s:.0f} s (pid {probe.proc.pid})")
         cpu, rss = cpu_rss_window(probe.proc.pid, idle_s)
         out["idle_window_s"] = round(idle_s, 1)
         out["ui_idle_cpu_pct_core"] = cpu
@@ -203,6 +208,7 @@ def measure_ui(
         loggers.append(cid)
         probe.ask(f"follow {cid}", "following", 10)
         time.sleep(3)
+        log(f"console following 1,000 lines/s for {soak_s:.0f} s (pid {probe.proc.pid})")
         cpu, rss = cpu_rss_window(probe.proc.pid, soak_s)
         out["soak_window_s"] = round(soak_s, 1)
         out["ui_logs_cpu_pct_core"] = cpu

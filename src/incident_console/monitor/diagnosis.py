@@ -7,6 +7,7 @@ makes the verdict `problems`; `warning` and `info` do not.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from incident_console.monitor.state import ContainerView, HostState
 
 #: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
 NO_LIMIT = 1 << 60
+#: How far back a container's memory trend is read (time_to_limit's default window).
+FORECAST_WINDOW_S = 300.0
 #: Host memory (available + free swap) under this share of the total is "nearly exhausted".
 HOST_MEMORY_CRITICAL = 0.05
 #: sshd at or below this oom_score_adj is protected from the OOM killer.
@@ -60,8 +63,16 @@ def container_forecast(view: ContainerView, now: float | None = None) -> Forecas
     limit = memory_limit(view)
     if not limit:
         return None
-    points = [(s.time, float(s.memory_used_bytes)) for s in view.samples]
-    return time_to_limit(points, float(limit))
+    # Only the forecast's window (a view keeps up to 30 minutes of samples).
+    newest = view.latest.time if view.latest else 0.0
+    points = [
+        (s.time, float(s.memory_used_bytes))
+        for s in itertools.takewhile(
+            lambda s: s.time >= newest - FORECAST_WINDOW_S, reversed(view.samples)
+        )
+    ]
+    points.reverse()
+    return time_to_limit(points, float(limit), window_s=FORECAST_WINDOW_S)
 
 
 def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[Finding]:
