@@ -31,6 +31,7 @@ class HostDashboard(Vertical):
         self.read_only = read_only
         self.glyphs = glyphs
         self._version = -1
+        self._header_second = -1
         self._prompt_mode = "filter"
         self._prompt_target: str = "containers"
         self._ready = False
@@ -81,8 +82,12 @@ class HostDashboard(Vertical):
         """Redraw from the monitor's state if it changed (the header follows the clock)."""
         if not self._ready:
             return
-        self._header.show(self.monitor, now, self.read_only)
         state = self.monitor.state
+        # The header says the link state and counts down a reconnect in seconds: it is drawn
+        # again when something happened or a second passed, not at every refresh.
+        if force or state.version != self._version or int(now) != self._header_second:
+            self._header_second = int(now)
+            self._header.show(self.monitor, now, self.read_only)
         if state.version == self._version and not force:
             return
         # Every event bumps the version by one: when the log lines taken account for all of
