@@ -76,6 +76,29 @@ async def test_enter_opens_detail_and_escape_goes_back() -> None:
         assert not isinstance(app.screen, ContainerDetailScreen)
 
 
+async def test_table_keys_and_mouse_move_the_cursor_and_a_second_click_opens() -> None:
+    app = app_for(demo_monitor())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainersTable)
+        logs = app.query_one(LogPane)
+        last = table.row_count - 1
+        await pilot.press("end")
+        assert table.cursor_row == last
+        await pilot.press("home", "down")
+        assert table.cursor_row == 1
+        assert logs.follow_id == table.selected_id  # the log pane follows the cursor
+        # Row r is drawn at y = 1 (border) + 1 (header) + r, below the table's scroll.
+        await pilot.click(ContainersTable, offset=(10, 2 + 2))
+        await pilot.pause()
+        assert table.cursor_row == 2 and not isinstance(app.screen, ContainerDetailScreen)
+        chosen = table.selected_id
+        await pilot.click(ContainersTable, offset=(10, 2 + 2))
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ContainerDetailScreen) and screen.container_id == chosen
+
+
 async def test_tab_moves_between_panes() -> None:
     app = app_for(demo_monitor())
     async with app.run_test(size=SIZE) as pilot:
