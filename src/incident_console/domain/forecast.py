@@ -105,6 +105,8 @@ def _after_last_drop(points: list[tuple[float, float]], scale: float) -> list[tu
     # Medians of five samples on each side: a spike of one or two samples is not a restart.
     threshold = DROP_SHARE * scale
     values = [v for _, v in points]
+    if not values or max(values) - min(values) <= threshold:
+        return points  # medians lie between the extremes: no drop can be this deep
     for i in range(len(values) - 2, 0, -1):
         before = _median_small(values[max(i - 5, 0) : i])
         after = _median_small(values[i : i + 5])
@@ -122,9 +124,7 @@ def _resample(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     for b in range(MAX_POINTS):
         chunk = points[b * n // MAX_POINTS : (b + 1) * n // MAX_POINTS]
         if chunk:
-            out.append(
-                (statistics.median(p[0] for p in chunk), statistics.median(p[1] for p in chunk))
-            )
+            out.append((_median_small([p[0] for p in chunk]), _median_small([p[1] for p in chunk])))
     return out
 
 
