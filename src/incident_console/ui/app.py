@@ -193,6 +193,8 @@ class IncidentApp(IntentActions):
         Only the host in view is redrawn (its tab catches up when it is shown); the fleet row
         summarises every host.
         """
+        if not self.screen_stack:
+            return  # the app is closing: its screens are gone before its timers
         now = self.clock()
         with self.batch_update():
             shown = self._dashboards if len(self._dashboards) < 2 else [self.active_dashboard]
