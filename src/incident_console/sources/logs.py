@@ -120,10 +120,31 @@ class _Follower:
                     pending = b""
             if pending:
                 self._add(pending)
+            if not self._stop:
+                self._catch_up(client)
         except Exception:  # noqa: BLE001 - removed container, closed socket: end quietly
             pass
         finally:
             self.done.set()
+
+    def _catch_up(self, client: docker.DockerClient) -> None:
+        """Read what the container wrote after the last line the stream gave.
+
+        dockerd can end a follow stream when the container stops before sending the lines it
+        wrote just before (seen in CI under load: a dying container's traceback missing). One
+        plain read from the last timestamp gets them; lines at or before it are the stream's.
+        """
+        if self.last_time is None:
+            return
+        after = self.last_time
+        data = client.api.logs(self.cid, stream=False, follow=False, timestamps=True, since=after)
+        for raw in bytes(data).split(b"\n"):
+            if not raw:
+                continue
+            stamp = raw.split(b" ", 1)[0].decode("ascii", errors="replace")
+            when = self._stamps.parse(stamp)
+            if when is not None and when > after:
+                self._add(raw)
 
     def _add(self, raw: bytes) -> None:
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
