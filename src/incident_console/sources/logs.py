@@ -86,14 +86,17 @@ class _Follower:
     """One container's log stream, read in its own daemon thread."""
 
     def __init__(self, client: docker.DockerClient, cid: str, tail: int, since: float | None,
-                 cap: int) -> None:  # fmt: skip
+                 cap: int, *, follow: bool = True) -> None:  # fmt: skip
+        """`follow=False` reads once what was written after `since` (or the tail) and ends."""
         self.cid = cid
+        self.follows = follow
         self.buffer = _Buffer(cap)
         self.last_time: float | None = since
         self.done = threading.Event()
         self._stream: Any = None
         self._stop = False
         self._stamps = DockerStamps()
+        self._skip_until: float | None = None
         self._thread = threading.Thread(
             target=self._read, args=(client, tail, since), name=f"logs-{cid[:12]}", daemon=True
         )
@@ -101,9 +104,15 @@ class _Follower:
 
     def _read(self, client: docker.DockerClient, tail: int, since: float | None) -> None:
         try:
+            if not self.follows:
+                self._catch_up(client, tail)
+                return
             kwargs: dict[str, Any] = {"stream": True, "follow": True, "timestamps": True}
             if since is not None:
-                kwargs["since"] = int(since)
+                # dockerd's `since` takes fractions; it is inclusive, so the line read last
+                # comes again: _add skips lines up to it.
+                kwargs["since"] = since
+                self._skip_until = since
             else:
                 kwargs["tail"] = tail
             self._stream = client.api.logs(self.cid, **kwargs)
@@ -121,29 +130,30 @@ class _Follower:
             if pending:
                 self._add(pending)
             if not self._stop:
-                self._catch_up(client)
+                self._catch_up(client, tail)
         except Exception:  # noqa: BLE001 - removed container, closed socket: end quietly
             pass
         finally:
             self.done.set()
 
-    def _catch_up(self, client: docker.DockerClient) -> None:
-        """Read what the container wrote after the last line the stream gave.
+    def _catch_up(self, client: docker.DockerClient, tail: int) -> None:
+        """Read what the container wrote after the last line read (or its tail if none was).
 
         dockerd can end a follow stream when the container stops before sending the lines it
         wrote just before (seen in CI under load: a dying container's traceback missing). One
         plain read from the last timestamp gets them; lines at or before it are the stream's.
         """
-        if self.last_time is None:
-            return
         after = self.last_time
-        data = client.api.logs(self.cid, stream=False, follow=False, timestamps=True, since=after)
+        if after is None:
+            data = client.api.logs(self.cid, stream=False, timestamps=True, tail=tail)
+        else:
+            data = client.api.logs(self.cid, stream=False, timestamps=True, since=after)
         for raw in bytes(data).split(b"\n"):
             if not raw:
                 continue
             stamp = raw.split(b" ", 1)[0].decode("ascii", errors="replace")
             when = self._stamps.parse(stamp)
-            if when is not None and when > after:
+            if after is None or (when is not None and when > after):
                 self._add(raw)
 
     def _add(self, raw: bytes) -> None:
@@ -153,6 +163,10 @@ class _Follower:
         if when is None:
             rest = text
         else:
+            if self._skip_until is not None:
+                if when <= self._skip_until:
+                    return
+                self._skip_until = None
             self.last_time = when
         self.buffer.add(when, rest)
 
@@ -189,6 +203,10 @@ class LogFollower(Source):
         self._resume: dict[str, float | None] = {}
         #: A container whose stream ended is followed again no sooner than this (monotonic).
         self._not_before: dict[str, float] = {}
+        #: Containers whose stream ended while they ran (as far as we knew): once the inventory
+        #: says they stopped, their log is read once more. dockerd reports `die` after the log
+        #: driver is closed, so that read has every line; the stream may have ended before.
+        self._final_read: set[str] = set()
 
     def follow(self, ids: Iterable[str]) -> None:
         """Follow exactly these container ids from now on (others stop)."""
@@ -244,17 +262,29 @@ class LogFollower(Source):
                 self._flush_one(follower, state, emit)
                 if follower.done.is_set():
                     self._not_before[cid] = time.monotonic() + RESTART_AFTER_S
+                    if follower.follows and cid in self._wanted:
+                        self._final_read.add(cid)
                 del self._followers[cid]
+        self._final_read &= self._wanted
         now = time.monotonic()
         for cid in self._wanted - set(self._followers):
             view = state.containers.get(cid)
             if view is None or view.gone or view.info.state != "running":
-                continue  # unknown, gone or stopped: follow once the inventory says it runs
+                # Unknown, gone or stopped: follow once the inventory says it runs. A stopped
+                # one whose stream ended gets its one last read now.
+                if view is not None and cid in self._final_read:
+                    self._final_read.discard(cid)
+                    self._followers[cid] = _Follower(
+                        client, cid, self.tail, self._resume.get(cid),
+                        self.max_lines_per_batch, follow=False,
+                    )  # fmt: skip
+                continue
             if now < self._not_before.get(cid, 0.0):
                 continue  # its stream just ended: a request a tick would load the server
+            self._final_read.discard(cid)  # the new stream starts where the last one ended
             since = self._resume.get(cid)
             self._followers[cid] = _Follower(
-                client, cid, self.tail, since + 0.001 if since else None, self.max_lines_per_batch
+                client, cid, self.tail, since, self.max_lines_per_batch
             )
 
     def _deliver(self, state: HostState, emit: Emit) -> None:
