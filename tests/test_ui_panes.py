@@ -67,15 +67,23 @@ async def test_a_changed_line_is_repainted_alone_and_the_pane_matches_a_fresh_on
         assert shown == screen_lines(fresh)
         assert "for 42s" in shown[1] and "for 41s" not in "\n".join(shown)
 
-        # One more line, then one that wraps: the whole pane is repainted, and still matches.
+        # One more line (the whole pane repainted), a line that wraps, and a change in it.
         for rows in (
             [*updated.rows, "probe 503 http://x"],
             ["unhealthy backend  for 1s", "  " + "x" * 60, "probe 503 http://x"],
-            ["unhealthy backend  for 2s", "  " + "y" * 60, "probe 503 http://x"],
+            ["unhealthy backend  for 2s", "  " + "z" * 60, "probe 503 http://x"],
         ):
             updated.rows = fresh.rows = rows
             updated.show(state, 2.0)
             fresh.show(state, 2.0)
             await pilot.pause()
             assert screen_lines(updated) == screen_lines(fresh)
-        assert refreshed[-1] == ()  # the wrapping pane was repainted whole
+        # A long line is wrapped into rows by the pane itself: still a repaint of the rows
+        # that changed (the "z" rows, the duration), and every "z" is on screen.
+        width = updated.content_region.width
+        assert refreshed[-1] == (
+            Region(0, 0, width, 1),
+            Region(0, 1, width, 1),
+            Region(0, 2, width, 1),
+        )
+        assert "".join(screen_lines(updated)).count("z") == 60

@@ -24,6 +24,11 @@ def _stale_line(state: HostState) -> Content:
     )
 
 
+def _fit(line: Content, width: int) -> list[Content]:
+    """`line` as rows of at most `width` cells, wrapped as Textual wraps a widget's content."""
+    return line.wrap(width) if line.cell_length > width else [line]
+
+
 class StatePane(Static, can_focus=True):
     """A focusable pane drawn from a HostState.
 
@@ -42,10 +47,11 @@ class StatePane(Static, can_focus=True):
         super().__init__(id=id)
         self._pane: Content = Content("")
         self._line_keys: list[tuple[str, tuple[Span, ...]]] | None = None
+        self._row_keys: list[tuple[str, tuple[Span, ...]]] | None = None
         self._wrapped = True
 
     def on_resize(self) -> None:
-        # What wrapped at the old width may not at the new one: the next change repaints all.
+        # Rows wrapped for the old width no longer match the screen: the next change repaints all.
         self._wrapped = True
 
     def render(self) -> Content:
@@ -59,21 +65,26 @@ class StatePane(Static, can_focus=True):
             lines = [_stale_line(state), *lines]
         self.set_class(not state.is_live, "stale")
         keys = [(line.plain, tuple(line.spans)) for line in lines]
-        old = self._line_keys
-        if keys == old:
+        if keys == self._line_keys:
             return
         self._line_keys = keys
-        self._pane = Content("\n").join(lines) if lines else Content("")
+        # Long lines are wrapped here as Textual would wrap them, so that one row of ours is
+        # one line on screen and a changed row can be repainted alone.
         width = self.content_region.width
-        wraps = width <= 0 or any(cell_len(plain) > width for plain, _ in keys)
+        if width > 0:
+            lines = [row for line in lines for row in _fit(line, width)]
+        self._pane = Content("\n").join(lines) if lines else Content("")
+        rows = [(line.plain, tuple(line.spans)) for line in lines]
+        old, self._row_keys = self._row_keys, rows
+        wraps = width <= 0 or any(cell_len(plain) > width for plain, _ in rows)
         wrapped, self._wrapped = self._wrapped, wraps
-        if old is not None and len(old) == len(keys) and not wraps and not wrapped:
+        if old is not None and len(old) == len(rows) and not wraps and not wrapped:
             changed = [
-                y for y, (was, now_) in enumerate(zip(old, keys, strict=True)) if was != now_
+                y for y, (was, now_) in enumerate(zip(old, rows, strict=True)) if was != now_
             ]
             self.refresh(*(Region(0, y, width, 1) for y in changed))
             return
-        # A different number of lines, or lines that wrap: everything moves.
+        # A different number of rows, or rows wider than the pane: everything moves.
         auto = self.styles.height is None or self.styles.height.is_auto
         self.refresh(layout=bool(auto))
 
