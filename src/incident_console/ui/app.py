@@ -8,6 +8,7 @@ back to the monitor, which journals them and refuses them in read-only mode.
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -40,6 +41,11 @@ DEFAULT_RUNBOOK = "oom-after-deploy"
 #: An OOM kill at most this much older than the console raises a notification.
 NOTIFY_GRACE_S = 30.0
 MUTATING_ACTIONS = frozenset({"restart"})
+
+
+#: Allocations between two collections of the youngest generation (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 5_000
+_gc_tuned = False
 
 
 class IncidentApp(IntentActions):
@@ -183,6 +189,18 @@ class IncidentApp(IntentActions):
 
     def _first_frame_shown(self) -> None:
         self.first_frame_at = time.time()
+        # What exists now (modules, classes, the screen) lives as long as the app: out of the
+        # collector's sight, a full collection walks only what came since (145,000 -> 80,000
+        # objects). A log stream makes thousands of short-lived objects a second: collecting
+        # the youngest every 5,000 allocations instead of 700 lets most die first, and full
+        # collections (98-143 ms pauses of the loop, i.e. of key presses) stop coming every
+        # 10-15 s. Measured over 40 s following 1,000 lines/s: GC 541 -> 191 ms, no full one.
+        # Once a process: a test run starts many apps, and what each left behind would stay.
+        global _gc_tuned  # noqa: PLW0603 - a process-wide setting, like the collector's own
+        if not _gc_tuned:
+            _gc_tuned = True
+            gc.freeze()
+            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         if self.start_monitors:
             for monitor in self.monitors:
                 self._start_monitor(monitor)
