@@ -48,6 +48,12 @@ class Running:
     def of(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
 
+    def lines_of(self, cid: str) -> list[LogLine]:
+        return [e for e in self.events if isinstance(e, LogLine) and e.id == cid]
+
+    def texts_of(self, cid: str) -> list[str]:
+        return [e.text for e in self.lines_of(cid)]
+
 
 @contextlib.asynccontextmanager
 async def running(*sources: Source, docker: bool = True) -> AsyncIterator[Running]:
@@ -66,6 +72,23 @@ async def running(*sources: Source, docker: bool = True) -> AsyncIterator[Runnin
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await r.host.close()
+
+
+@contextlib.asynccontextmanager
+async def following(
+    code: str, logs: LogFollower, *also: str
+) -> AsyncIterator[tuple[Running, str, str]]:
+    """A container running `code`, the inventory and `logs` following it (and `also`)."""
+    name = ""
+    try:
+        cid, name = run_container(code)
+        async with running(DockerEventsSource(), logs) as r:
+            await wait_for(lambda: cid in r.state.containers, 30, "inventory")
+            logs.follow([cid, *also])
+            yield r, cid, name
+    finally:
+        if name:
+            remove(name)
 
 
 @pytest.mark.slow
@@ -173,7 +196,6 @@ async def test_docker_events_health_and_exit_code() -> None:
 
 
 async def test_logs_are_sanitized_and_capped() -> None:
-    name = ""
     code = (
         "import sys, time\n"
         "sys.stdout.write(''.join(f'flood {i}\\n' for i in range(3000))); sys.stdout.flush()\n"
@@ -183,34 +205,23 @@ async def test_logs_are_sanitized_and_capped() -> None:
         "time.sleep(600)\n"
     )
     logs = LogFollower(tail=10000, max_lines_per_batch=100)
-    try:
-        cid, name = run_container(code)
-        async with running(DockerEventsSource(), logs) as r:
-            await wait_for(lambda: cid in r.state.containers, 30, "inventory")
-            logs.follow([cid])
-
-            def lines() -> list[LogLine]:
-                return [e for e in r.of(LogLine) if isinstance(e, LogLine) and e.id == cid]
-
-            await wait_for(lambda: any("WORKER TIMEOUT" in e.text for e in lines()), 30, "the end")
-            texts = [e.text for e in lines()]
-            assert "cleared [bold red]x[/]" in texts  # escape gone, markup kept as text
-            assert not any("\x1b" in t for t in texts)
-            timeout_line = next(e for e in lines() if "WORKER TIMEOUT" in e.text)
-            assert timeout_line.signal is LogSignal.WORKER_TIMEOUT
-            dropped = [t for t in texts if t.startswith("[… ") and t.endswith(" lines dropped]")]
-            assert dropped, "a 3000-line burst with a cap of 100 per batch must drop lines"
-            shown = len([t for t in texts if t.startswith("flood ")])
-            counted = sum(int(t.split()[1]) for t in dropped)
-            assert shown + counted == 3000
-            assert all(e.container == name for e in lines())
-            # A removed container ends its follower quietly.
-            remove(name)
-            await wait_for(lambda: cid not in logs.following, 30, "the follower to end")
-            assert r.state.sources["logs"].ok
-    finally:
-        if name:
-            remove(name)
+    async with following(code, logs) as (r, cid, name):
+        await wait_for(lambda: any("WORKER TIMEOUT" in t for t in r.texts_of(cid)), 30, "the end")
+        texts = r.texts_of(cid)
+        assert "cleared [bold red]x[/]" in texts  # escape gone, markup kept as text
+        assert not any("\x1b" in t for t in texts)
+        timeout_line = next(e for e in r.lines_of(cid) if "WORKER TIMEOUT" in e.text)
+        assert timeout_line.signal is LogSignal.WORKER_TIMEOUT
+        dropped = [t for t in texts if t.startswith("[… ") and t.endswith(" lines dropped]")]
+        assert dropped, "a 3000-line burst with a cap of 100 per batch must drop lines"
+        shown = len([t for t in texts if t.startswith("flood ")])
+        counted = sum(int(t.split()[1]) for t in dropped)
+        assert shown + counted == 3000
+        assert all(e.container == name for e in r.lines_of(cid))
+        # A removed container ends its follower quietly.
+        remove(name)
+        await wait_for(lambda: cid not in logs.following, 30, "the follower to end")
+        assert r.state.sources["logs"].ok
 
 
 async def test_a_dying_containers_last_lines_arrive_and_a_gone_one_is_not_asked_again(
@@ -239,34 +250,23 @@ async def test_a_dying_containers_last_lines_arrive_and_a_gone_one_is_not_asked_
         "sys.exit(3)\n"
     )
     logs = LogFollower(tail=100)
-    name = ""
-    try:
-        cid, name = run_container(code)
-        async with running(DockerEventsSource(), logs) as r:
-            await wait_for(lambda: cid in r.state.containers, 30, "inventory")
-            logs.follow([cid, "0123456789ab"])  # the second is no container at all
-            await wait_for(
-                lambda: any(isinstance(e, ContainerEvent) and e.action == "die" for e in r.events),
-                30,
-                "the container to die",
-            )
-
-            def texts() -> list[str]:
-                return [e.text for e in r.of(LogLine) if isinstance(e, LogLine) and e.id == cid]
-
-            # No fixed delay: a loaded dockerd answers late; what matters is that they come.
-            await wait_for(lambda: "last words" in texts(), 20, "the last lines")
-            await asyncio.sleep(0.5)  # nothing more (no repeat) after them
-            assert texts() == ["starting", "Traceback (most recent call last):", "last words"]
-            before = len(streams)
-            await asyncio.sleep(3.0)  # 40 batches
-            assert len(streams) == before, f"asked again for {streams[before:]}"
-            assert "0123456789ab" not in streams + final_reads
-            # Once stopped, its log is read once more (dockerd may end a stream early).
-            assert final_reads == [cid]
-    finally:
-        if name:
-            remove(name)
+    # The second id is no container at all.
+    async with following(code, logs, "0123456789ab") as (r, cid, _):
+        await wait_for(
+            lambda: any(isinstance(e, ContainerEvent) and e.action == "die" for e in r.events),
+            30,
+            "the container to die",
+        )
+        # No fixed delay: a loaded dockerd answers late; what matters is that they come.
+        await wait_for(lambda: "last words" in r.texts_of(cid), 20, "the last lines")
+        await asyncio.sleep(0.5)  # nothing more (no repeat) after them
+        assert r.texts_of(cid) == ["starting", "Traceback (most recent call last):", "last words"]
+        before = len(streams)
+        await asyncio.sleep(3.0)  # 40 batches
+        assert len(streams) == before, f"asked again for {streams[before:]}"
+        assert "0123456789ab" not in streams + final_reads
+        # Once stopped, its log is read once more (dockerd may end a stream early).
+        assert final_reads == [cid]
 
 
 async def test_a_restarted_container_resumes_where_its_stream_ended_without_repeats() -> None:
@@ -282,34 +282,22 @@ async def test_a_restarted_container_resumes_where_its_stream_ended_without_repe
         "time.sleep(600)\n"
     )
     logs = LogFollower(tail=100)
-    name = ""
-    try:
-        cid, name = run_container(code)
-        async with running(DockerEventsSource(), logs) as r:
-            await wait_for(lambda: cid in r.state.containers, 30, "inventory")
-            logs.follow([cid])
-
-            def texts() -> list[str]:
-                return [e.text for e in r.of(LogLine) if isinstance(e, LogLine) and e.id == cid]
-
-            await wait_for(lambda: len(texts()) >= 20, 30, "the first run's lines")
-            proc = await asyncio.create_subprocess_exec(
-                "docker", "restart", "-t", "0", name, stdout=asyncio.subprocess.DEVNULL
-            )
-            assert await proc.wait() == 0
-            await wait_for(lambda: len(texts()) >= 40, 30, "the second run's lines")
-            await asyncio.sleep(1.0)  # a repeat would come with them
-            lines = texts()
-            assert len(lines) == len(set(lines)) == 40, lines
-            runs = {line.split()[0] for line in lines}
-            assert len(runs) == 2
-            for run in runs:
-                assert [line for line in lines if line.startswith(run)] == [
-                    f"{run} {i}" for i in range(20)
-                ]
-    finally:
-        if name:
-            remove(name)
+    async with following(code, logs) as (r, cid, name):
+        await wait_for(lambda: len(r.texts_of(cid)) >= 20, 30, "the first run's lines")
+        proc = await asyncio.create_subprocess_exec(
+            "docker", "restart", "-t", "0", name, stdout=asyncio.subprocess.DEVNULL
+        )
+        assert await proc.wait() == 0
+        await wait_for(lambda: len(r.texts_of(cid)) >= 40, 30, "the second run's lines")
+        await asyncio.sleep(1.0)  # a repeat would come with them
+        lines = r.texts_of(cid)
+        assert len(lines) == len(set(lines)) == 40, lines
+        runs = {line.split()[0] for line in lines}
+        assert len(runs) == 2
+        for run in runs:
+            assert [line for line in lines if line.startswith(run)] == [
+                f"{run} {i}" for i in range(20)
+            ]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
