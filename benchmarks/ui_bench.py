@@ -129,6 +129,15 @@ def cpu_rss_window(pid: int, seconds: float) -> tuple[float, list[float]]:
     return cpu, [round(rss[0] / 2**20, 1), round(rss[-1] / 2**20, 1), round(max(rss) / 2**20, 1)]
 
 
+def window(out: dict[str, Any], pid: int, seconds: float, window_key: str, prefix: str) -> None:
+    """The console's CPU and RSS over `seconds` into `out` (`<prefix>_cpu_pct_core`, ...)."""
+    cpu, rss = cpu_rss_window(pid, seconds)
+    out[window_key] = round(seconds, 1)
+    out[f"{prefix}_cpu_pct_core"] = cpu
+    if rss:
+        out[f"{prefix}_rss_mb_first_last_max"] = rss
+
+
 def measure_ui(
     lab: Any,
     target: str,
@@ -197,11 +206,7 @@ def measure_ui(
 
         # The console idle: 54 containers sampled every second, nothing followed.
         log(f"console idle window {idle_s:.0f} s (pid {probe.proc.pid})")
-        cpu, rss = cpu_rss_window(probe.proc.pid, idle_s)
-        out["idle_window_s"] = round(idle_s, 1)
-        out["ui_idle_cpu_pct_core"] = cpu
-        if rss:
-            out["ui_idle_rss_mb_first_last_max"] = rss
+        window(out, probe.proc.pid, idle_s, "idle_window_s", "ui_idle")
 
         # Soak: the console following a container logging 1,000 lines/s.
         cid = start_logger(lab, 1000, "logger-soak")
@@ -209,11 +214,7 @@ def measure_ui(
         probe.ask(f"follow {cid}", "following", 10)
         time.sleep(3)
         log(f"console following 1,000 lines/s for {soak_s:.0f} s (pid {probe.proc.pid})")
-        cpu, rss = cpu_rss_window(probe.proc.pid, soak_s)
-        out["soak_window_s"] = round(soak_s, 1)
-        out["ui_logs_cpu_pct_core"] = cpu
-        if rss:
-            out["ui_logs_rss_mb_first_last_max"] = rss
+        window(out, probe.proc.pid, soak_s, "soak_window_s", "ui_logs")
         docker("rm", "-f", cid)
         loggers.remove(cid)
 
