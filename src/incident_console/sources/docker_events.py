@@ -229,9 +229,8 @@ def _list_and_inspect(client: docker.DockerClient) -> list[dict[str, Any]]:
     loopback, and would take seconds over a VPN.
     """
     ids = [str(summary.get("Id") or "") for summary in client.api.containers(all=True, trunc=False)]
-    if len(ids) < 2:
-        docs = [_inspect(client, cid) for cid in ids]
-    else:
-        with ThreadPoolExecutor(min(INSPECT_WORKERS, len(ids)), "inspect") as pool:
-            docs = list(pool.map(functools.partial(_inspect, client), ids))
-    return [doc for doc in docs if doc is not None]
+    if not ids:
+        return []
+    with ThreadPoolExecutor(min(INSPECT_WORKERS, len(ids)), "inspect") as pool:
+        docs = pool.map(functools.partial(_inspect, client), ids)
+        return [doc for doc in docs if doc is not None]

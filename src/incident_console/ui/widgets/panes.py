@@ -33,8 +33,9 @@ class StatePane(Static, can_focus=True):
     """A focusable pane drawn from a HostState.
 
     It is redrawn up to 10 times a second and its numbers change every second (durations,
-    memory): when only some lines changed and none wraps, only those lines are repainted. A
-    whole repaint of the 22-line health pane was the largest part of the idle console's paint.
+    memory): when only some lines changed and their number did not, only those lines are
+    repainted (long lines are wrapped by the pane itself, so a row is a screen line). A whole
+    repaint of the 22-line health pane was the largest part of the idle console's paint.
     """
 
     DEFAULT_CSS = """
@@ -71,10 +72,11 @@ class StatePane(Static, can_focus=True):
         # Long lines are wrapped here as Textual would wrap them, so that one row of ours is
         # one line on screen and a changed row can be repainted alone.
         width = self.content_region.width
-        if width > 0:
+        rows = keys
+        if width > 0 and any(line.cell_length > width for line in lines):
             lines = [row for line in lines for row in _fit(line, width)]
+            rows = [(line.plain, tuple(line.spans)) for line in lines]
         self._pane = Content("\n").join(lines) if lines else Content("")
-        rows = [(line.plain, tuple(line.spans)) for line in lines]
         old, self._row_keys = self._row_keys, rows
         wraps = width <= 0 or any(cell_len(plain) > width for plain, _ in rows)
         wrapped, self._wrapped = self._wrapped, wraps
