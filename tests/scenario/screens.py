@@ -1,0 +1,147 @@
+"""What a person reads off the console's screens, as plain text from `capture-pane`.
+
+Only the words and layout a user sees are used (pane titles, a row's name, the walkthrough's
+step header), so these stay valid while the code behind them changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TIME = re.compile(r"\d\d:\d\d:\d\d")
+#: The walkthrough's step header: "remediate · compose_set · Fewer workers ...  [pending]".
+_STEP_HEADER = re.compile(
+    r"(diagnose|remediate|verify) · (\S+) · (.+?)\s{2}\[(pending|running|passed|failed|skipped|rolled back|rolled_back)\]"
+)
+_STEP_ROW = re.compile(r"^([·▶✔✘↷↶]) (diagnose|remediate|verify)\s+(.*)$")
+#: A pane's edge, or the bar of a notification drawn over it.
+_EDGE = re.compile(r"[│▌╮╯]")
+
+
+def header_line(screen: str) -> str:
+    """The first non-blank line: the host header (target, link state, sources)."""
+    return next((ln for ln in screen.splitlines() if ln.strip()), "")
+
+
+def log_texts(screen: str, container: str) -> list[str]:
+    """The text of every Logs-pane line of `container` on screen ("hh:mm:ss name | text")."""
+    shown = []
+    marker = f"{container[:20]} | "
+    for line in screen.splitlines():
+        at = line.find(marker)
+        if at < 0 or not _TIME.search(line[max(0, at - 10) : at]):
+            continue
+        text = _EDGE.split(line[at + len(marker) :], maxsplit=1)[0].rstrip()
+        shown.append(text)
+    return shown
+
+
+def lines_logged_before(shown: list[str], before: list[str]) -> list[str]:
+    """The shown texts that are lines logged before the console started.
+
+    A shown text may be cut by the pane's width; it counts only if it holds a time (every
+    backend line is stamped, so a stamped prefix names one line) and starts a line of `before`.
+    """
+    return [
+        text
+        for text in shown
+        if len(text) >= 20 and _TIME.search(text) and any(b.startswith(text) for b in before)
+    ]
+
+
+def oom_feed_names(screen: str, pid: int) -> list[str]:
+    """The container names the OOM feed (or a notification) gives for a kill of `pid`."""
+    found = re.findall(rf"(\S+) \((?:[\w.-]*|-)\) \S+ pid {pid}\b", screen)
+    return found
+
+
+def table_row(screen: str, container: str) -> str | None:
+    """The containers-table row of `container` (the first line that starts with its cells)."""
+    for line in screen.splitlines():
+        if re.match(rf"^│\s*(OOM|!|\s)*\s*{re.escape(container)}\s", line):
+            return line
+    return None
+
+
+def right_pane(screen: str) -> list[str]:
+    """The walkthrough's right column (a step's header, why, command or change, checks, output)."""
+    out = []
+    for line in screen.splitlines()[1:]:
+        _, sep, rest = line.partition("│")
+        if sep:
+            out.append(rest[1:] if rest.startswith(" ") else rest)
+    return out
+
+
+@dataclass(frozen=True)
+class StepHeader:
+    """The walkthrough's current step as its header shows it."""
+
+    kind: str
+    action: str
+    title: str
+    state: str
+    refusal: str
+
+
+def step_header(screen: str) -> StepHeader | None:
+    """The current step of the walkthrough, or None when its screen is not shown."""
+    lines = right_pane(screen)
+    for i, line in enumerate(lines):
+        match = _STEP_HEADER.search(line)
+        if match:
+            nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            refusal = nxt if re.match(r"^(needs|read-only|refused|blocked|not )", nxt) else ""
+            return StepHeader(match[1], match[2], match[3].strip(), match[4], refusal)
+    return None
+
+
+def block(screen: str, label: str, until: tuple[str, ...]) -> str:
+    """The right-column text under `label` ('command or change') up to the next label."""
+    lines = right_pane(screen)
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped == label:
+            inside = True
+            continue
+        if inside and stripped in until:
+            break
+        if inside:
+            out.append(line.rstrip())
+    return "\n".join(out).strip()
+
+
+def verdict(screen: str) -> str:
+    """The current step's verdict line ('=> all checks passed'), '' when none yet."""
+    for line in right_pane(screen):
+        if line.strip().startswith("=> "):
+            return line.strip()[3:]
+    return ""
+
+
+def step_list(screen: str) -> list[tuple[str, str, str]]:
+    """The walkthrough's left column: (mark, kind, title start) per step, in order."""
+    rows = []
+    for line in screen.splitlines():
+        left = line.partition("│")[0].rstrip()
+        match = _STEP_ROW.match(left)
+        if match:
+            rows.append((match[1], match[2], match[3].strip()))
+    return rows
+
+
+def help_keys(screen: str) -> dict[str, str]:
+    """The help screen's lines: key -> "description  tooltip".
+
+    The help is a box drawn over the screen it came from: only the text inside the box counts.
+    """
+    keys = {}
+    for line in screen.splitlines():
+        inside = line.split("█")[1] if line.count("█") >= 2 else line
+        match = re.match(r"^\s*(\S+)\s{2,}(\S.*)$", inside)
+        if match and len(match[1]) <= 14:
+            keys[match[1]] = match[2].strip()
+    return keys
