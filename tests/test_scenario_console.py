@@ -151,23 +151,37 @@ class FirstHour:
     # 2 ------------------------------------------------------------------------------------------
 
     def logs(self) -> None:
-        """The Logs pane shows the backend's lines, those from before the console too."""
-        before = self.engine.backend_lines_before
-
-        def backend_lines_shown(screen: str) -> list[str]:
-            return screens.log_texts(screen, self.backend)
-
+        """The Logs pane shows the backend's lines, and (following it) its lines from before."""
         screen, shown = self.sc.wait_for(
-            backend_lines_shown, 20, what=f"lines of {self.backend} in the Logs pane"
+            lambda s: screens.log_texts(s, self.backend),
+            20,
+            what=f"lines of {self.backend} in the Logs pane (following all)",
         )
-        self.sc.note(f"{len(shown)} backend lines shown")  # type: ignore[arg-type]
-        old = screens.lines_logged_before(shown, before)  # type: ignore[arg-type]
-        if not old:
-            raise StepFailed(
-                f"none of the {len(before)} lines {self.backend} logged before the console "
-                "started is in the Logs pane",
-                screen,
+        self.sc.note(f"{len(shown)} backend lines shown while following all")  # type: ignore[arg-type]
+        # Every container logs into "following all": follow the backend alone, as a person
+        # would to read it (cursor on its row, then `f` in the Logs pane).
+        self.open_detail_of(self.backend)
+        self.back_to_dashboard()
+        tabs = 0
+        while True:
+            tabs += 1
+            self.keys("Tab", "f")
+            try:
+                self.sc.wait_for("following selected", 1.5)
+                break
+            except StepFailed:
+                if tabs == 6:
+                    raise
+        before = self.engine.backend_lines_before
+        try:
+            self.sc.wait_for(
+                lambda s: screens.lines_logged_before(screens.log_texts(s, self.backend), before),
+                15,
+                what=f"a line {self.backend} logged before the console started",
             )
+        finally:
+            # Back to the table, where the next steps' keys go.
+            self.keys(*["BTab"] * tabs)
 
     # 3 ------------------------------------------------------------------------------------------
 
@@ -213,23 +227,30 @@ class FirstHour:
 
     # 4 ------------------------------------------------------------------------------------------
 
-    def detail(self) -> None:
-        """enter on the backend's row: its memory chart and limit."""
-        # The cursor is where the table put it: move down until enter opens the backend.
+    def open_detail_of(self, container: str) -> str:
+        """Put the table's cursor on `container` and open its detail; returns the screen.
+
+        The cursor's row is not visible as text: enter tells whose detail opens, and a person
+        who sees the wrong one goes back and down a row.
+        """
         tries = 0
         while True:
             tries += 1
             self.keys("Enter")
             screen, _ = self.sc.wait_for("Limits and compose", 10, what="the detail screen")
             title = next((ln for ln in screen.splitlines() if "  service " in ln), "")
-            if title.strip().startswith(self.backend):
-                break
+            if title.strip().startswith(container):
+                self.sc.note(f"detail of {container} opened after {tries} enter(s)")
+                return screen
             if tries == 5:
-                raise StepFailed(f"could not open the detail of {self.backend}", screen)
+                raise StepFailed(f"could not open the detail of {container}", screen)
             self.sc.note(f"detail of the wrong container ({title.strip()[:40]}): back, down")
             self.back_to_dashboard()
             self.keys("Down")
-        self.sc.note(f"detail opened after {tries} enter(s)")
+
+    def detail(self) -> None:
+        """enter on the backend's row: its memory chart and limit."""
+        self.open_detail_of(self.backend)
         screen, _ = self.sc.wait_for("memory (MiB), minutes before now", 10)
         if not re.search(r"memory limit\s+256M", screen):
             raise StepFailed("the detail does not show the 256M limit", screen)
@@ -254,13 +275,32 @@ class FirstHour:
     # 5 ------------------------------------------------------------------------------------------
 
     def open_walkthrough(self) -> None:
-        """b opens the walkthrough, and it is about the loaded project."""
+        """b opens the walkthrough (on the backend's row), about the loaded project."""
         self.keys("b")
         screen, _ = self.sc.wait_for("runbook oom-after-deploy", 10)
+        # Where the service runs in several projects the walkthrough may ask which one.
+        time.sleep(1)
+        self.answer_project_question()
+        screen = self.sc.screen()
         self.steps = screens.step_list(screen)
         self.sc.note(f"walkthrough with {len(self.steps)} steps")
         if len(self.steps) < 5:
             raise StepFailed(f"the walkthrough lists {len(self.steps)} steps", screen)
+
+    def answer_project_question(self) -> None:
+        """If the screen asks which compose project, choose the loaded one (arrows, enter)."""
+        screen = self.sc.screen()
+        options = screens.project_question(screen)
+        if options is None:
+            return
+        self.sc.capture("project-question", text=screen)
+        mine = [i for i, line in enumerate(options) if self.project in line]
+        if not mine:
+            self.keys("Escape")
+            raise StepFailed(f"asked which project, {self.project} not offered: {options}", screen)
+        self.sc.note(f"asked which project: option {mine[0] + 1} of {len(options)} is ours")
+        self.keys(*["Down"] * mine[0], "Enter")
+        self.sc.wait_for(lambda s: screens.project_question(s) is None, 5, what="question closed")
 
     def form_key(self) -> str | None:
         """The key the walkthrough's help gives for setting variables, if any."""
@@ -292,6 +332,7 @@ class FirstHour:
 
     def run_walkthrough_step(self, index: int) -> None:
         """Run step `index` with the keys the footer shows; its verdict must be 'passed'."""
+        self.answer_project_question()
         # The list wraps long titles: its first line starts the header's title.
         start = self.steps[index][2]
         screen, head = self.sc.wait_for(
@@ -317,6 +358,9 @@ class FirstHour:
             self.set_in_form(key, "watch", SHORT_WATCH)
             screen, _ = self.sc.wait_for(f"Watch for {SHORT_WATCH}", 10)
             head = screens.step_header(screen) or head
+        if head.kind == "remediate" and head.project and head.project != self.project:
+            self.keys("s")
+            raise StepFailed(f"{head.title}: not run: it is about project {head.project}", screen)
         if head.kind == "remediate":
             preview_screen, preview = self.sc.wait_for(
                 lambda s: (
@@ -359,15 +403,22 @@ class FirstHour:
             raise StepFailed(f"'{head.title}': {state}: {said}", screen)
 
     def set_in_form(self, key: str, name: str, value: str) -> None:
-        """Open the walkthrough's variables form with `key` and set `name` to `value`."""
+        """Open the walkthrough's variables form with `key` and set `name` to `value`.
+
+        The form's last field takes any variable as name=value; shift+tab from the first
+        field reaches it. Enter applies.
+        """
         self.keys(key)
-        screen, _ = self.sc.wait_for(name, 10, what=f"the variables form with {name}")
+        screen, _ = self.sc.wait_for("name=value", 10, what="the variables form's name=value field")
         self.sc.capture("variables-form", text=screen)
-        raise StepFailed(
-            f"the variables form opened with {key!r}; this scenario does not know how to fill "
-            "it yet",
-            screen,
-        )
+        self.keys("BTab")
+        self.tmux.type(CONSOLE, f"{name}={value}")
+        self.keys("Enter")
+        try:
+            self.sc.wait_for(lambda s: "name=value" not in s, 5, what="the form applied")
+        except StepFailed as exc:
+            self.keys("Escape")
+            raise StepFailed(f"the form did not take {name}={value}", exc.screen) from None
 
     def fix_holds(self) -> None:
         """The backend was recreated, the kernel killed nothing in it, the load still runs."""
@@ -390,12 +441,17 @@ class FirstHour:
         """R writes the postmortem; its summary agrees with its tables and the kernel."""
         self.back_to_dashboard()
         self.keys("R")
+        # It is written beside the journal, in the new user's data folder.
+        folder = self.home / ".local/share/incident-console/incidents"
         screen, _ = self.sc.wait_for(
-            re.compile(r"postmortem written|report failed"), 30, what="the report's notification"
+            lambda s: "report failed" in s or list(folder.glob("*.md")),
+            30,
+            what=f"a postmortem in {folder}",
         )
         if "report failed" in screen:
             raise StepFailed("the report failed", screen)
-        folder = self.home / ".local/share/incident-console/incidents"
+        time.sleep(1)  # the notification, for the capture
+        self.sc.capture("written")
         reports = sorted(folder.glob("*.md"))
         if len(reports) != 1:
             raise StepFailed(f"expected one postmortem in {folder}, found {reports}", screen)
@@ -512,3 +568,77 @@ def test_a_new_users_first_hour(
             f"first failing screen:\n{sc.first_failure_screen()}",
             pytrace=False,
         )
+
+
+# The scenario's reading of a postmortem, checked on small reports (no engine needed): it
+# must find each contradiction the issue saw, and none in a report that agrees with itself.
+
+_AGREEING = """# Incident postmortem: ssh://root@127.0.0.1:2222
+
+## Summary
+
+- **What happened:** 2 OOM kills of project `icsc1` on ssh://root@127.0.0.1:2222 (icsc1_backend_1).
+- **Not this incident:** project `icsn1` on the same host had 1 OOM kill (icsn1_backend_1 at 17:01:00Z).
+- **Remediation:** gunicorn-settings (passed), 17:07:05Z to 17:08:00Z.
+- **Outcome:** no OOM kill since 2026-12-01 17:08:00Z (to 2026-12-01 17:20:00Z).
+- **Runbook:** oom-after-deploy: 2 steps run (1 passed, 1 failed), 1 skipped.
+
+## Timeline (UTC)
+
+| time (UTC) | what |
+|---|---|
+| 2026-12-01 17:05:00 | **OOM kill** in icsc1_backend_1 (backend): gunicorn pid 10 ×3 |
+| 2026-12-01 17:06:00 | **OOM kill** in icsc1_backend_1 (backend): gunicorn pid 11 |
+
+## OOM kills
+
+| time (UTC) | container | service | process | pid | remediation |
+|---|---|---|---|---|---|
+| 2026-12-01 17:05:00Z | icsc1_backend_1 | backend | gunicorn | 10 | before remediation |
+| 2026-12-01 17:06:00Z | icsc1_backend_1 | backend | gunicorn | 11 | before remediation |
+
+## Runbook steps
+
+| # | step | kind | result | verdict |
+|---|---|---|---|---|
+| 1 | host-memory | diagnose | passed | all checks passed |
+| 2 | app-answers | diagnose | skipped | skipped by the operator |
+| 3 | watch | verify | failed | no_new_oom |
+"""
+
+_EXPECTED = Expected("icsc1", "icsc1_backend_1", ["icsn1"], {10, 11})
+
+
+def test_a_postmortem_that_agrees_with_itself_passes_the_scenarios_reading() -> None:
+    assert contradictions(_AGREEING, _EXPECTED) == []
+
+
+def test_the_scenarios_reading_finds_each_contradiction_issue_13_saw() -> None:
+    edits = {
+        # "no OOM kill since" before a kill of the table
+        "no OOM kill since 2026-12-01 17:08:00Z": "no OOM kill since 17:05:30Z",
+        # skipped steps counted as run
+        "2 steps run (1 passed, 1 failed)": "3 steps run (1 passed, 1 failed)",
+        # the neighbour named in the summary's account
+        "(icsc1_backend_1).": "(icsc1_backend_1); impact icsn1_backend_1.",
+        # one kill on two timeline rows (a second source)
+        "| 2026-12-01 17:06:00 | **OOM kill**": "| 2026-12-01 17:06:00 | icsc1_backend_1: oom |\n"
+        "| 2026-12-01 17:06:00 | **OOM kill**",
+        # the neighbour's kill in this incident's table
+        "| 11 | before remediation |": "| 11 | before remediation |\n"
+        "| 2026-12-01 17:01:00Z | icsn1_backend_1 | backend | gunicorn | 9 | - |",
+    }
+    text = _AGREEING
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    # ... and a kill the kernel logged (pid 12) that the report left out.
+    expected = Expected("icsc1", "icsc1_backend_1", ["icsn1"], {10, 11, 12})
+    found = "\n".join(contradictions(text, expected))
+    assert "no OOM kill since 17:05:30" in found
+    assert "3 step(s) run" in found
+    assert "names the neighbour project 'icsn1'" in found
+    assert "the timeline has 3 OOM rows" in found
+    assert "kill(s) of other projects: ['icsn1_backend_1']" in found
+    assert "the summary says 2 OOM kill(s), the table has 3 rows" in found
+    assert "not in the table: [12]" in found

@@ -128,8 +128,9 @@ def contradictions(markdown: str, expected: Expected) -> list[str]:
             f"kills the kernel logged in {expected.container} are not in the table: {missing}"
         )
 
-    # The summary's count of kills is the table's.
-    count = re.search(r"(\d+) (?:kernel )?OOM kills?", summary)
+    # The summary's count of kills is the table's ("What happened" holds it, when it exists).
+    what = next((ln for ln in summary.splitlines() if "what happened" in ln.lower()), summary)
+    count = re.search(r"(\d+) (?:kernel )?OOM kills?", what)
     if count is None:
         found.append("the summary gives no number of OOM kills")
     elif int(count[1]) != len(kills.rows):
@@ -152,10 +153,26 @@ def contradictions(markdown: str, expected: Expected) -> list[str]:
                 f"the summary says no OOM kill since {since}; the table has kills at {later}"
             )
 
-    # Only the affected project in the summary (the impact window named a neighbour's container).
-    for other in expected.other_projects:
-        if other in summary:
-            found.append(f"the summary names the neighbour project {other!r}")
+    # "N OOM kills after remediation": the table's rows after it.
+    after = re.search(r"(\d+) OOM kills? after remediation", summary)
+    phase_col = kills.column("remediation", "phase")
+    if after and phase_col:
+        rows_after = [r for r in kills.rows if "after" in r.get(phase_col, "")]
+        if int(after[1]) != len(rows_after):
+            found.append(
+                f"the summary says {after[1]} OOM kill(s) after remediation, the table has "
+                f"{len(rows_after)}"
+            )
+
+    # Only the affected project in the summary's account (the impact window named a
+    # neighbour's container); a line that sets another project apart as "not this incident"
+    # may name it.
+    for line in summary.splitlines():
+        if "not this incident" in line.lower():
+            continue
+        for other in expected.other_projects:
+            if other in line:
+                found.append(f"the summary names the neighbour project {other!r}: {line.strip()}")
 
     # The timeline has one row per kill of our backend, not one per source that reported it.
     timeline_text = section(markdown, "timeline")
@@ -167,7 +184,8 @@ def contradictions(markdown: str, expected: Expected) -> list[str]:
         oom_rows = [
             r
             for r in timeline.rows
-            if expected.container in r.get(what, "") and re.search(r"(?i)\boom\b", r.get(what, ""))
+            if expected.container in r.get(what, "")
+            and re.search(r"(?i)\bOOM kill\b|: oom\b", r.get(what, ""))
         ]
         if len(oom_rows) != len(ours):
             found.append(
@@ -176,7 +194,7 @@ def contradictions(markdown: str, expected: Expected) -> list[str]:
             )
 
     # The runbook's count of steps is its table's (skipped steps are not run).
-    steps_claim = re.search(r"(\d+) step\(s\) run, (\d+) passed, (\d+) failed", summary)
+    steps_claim = re.search(r"(\d+) steps?(?:\(s\))? run,? \(?(\d+) passed, (\d+) failed", summary)
     runbook_text = section(markdown, "runbook")
     steps = first_table(runbook_text) if runbook_text else None
     if steps_claim and steps:

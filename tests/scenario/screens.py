@@ -76,13 +76,19 @@ def right_pane(screen: str) -> list[str]:
 
 @dataclass(frozen=True)
 class StepHeader:
-    """The walkthrough's current step as its header shows it."""
+    """The walkthrough's current step as its header shows it.
+
+    Attributes:
+        refusal: why the step cannot run ('needs health_url: ...'), '' when it can.
+        project: the compose project a changing step names ('' when it names none).
+    """
 
     kind: str
     action: str
     title: str
     state: str
     refusal: str
+    project: str = ""
 
 
 def step_header(screen: str) -> StepHeader | None:
@@ -91,10 +97,42 @@ def step_header(screen: str) -> StepHeader | None:
     for i, line in enumerate(lines):
         match = _STEP_HEADER.search(line)
         if match:
-            nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
-            refusal = nxt if re.match(r"^(needs|read-only|refused|blocked|not )", nxt) else ""
-            return StepHeader(match[1], match[2], match[3].strip(), match[4], refusal)
+            refusal = project = ""
+            # Under the header: the project a change lands in, then what the step lacks.
+            for nxt in (ln.strip() for ln in lines[i + 1 : i + 4]):
+                if not project and (p := re.match(r"^project (\S+) on ", nxt)):
+                    project = p[1]
+                elif not refusal and re.match(r"^(needs|read-only|refused|blocked)\b", nxt):
+                    refusal = nxt
+            return StepHeader(match[1], match[2], match[3].strip(), match[4], refusal, project)
     return None
+
+
+def project_question(screen: str) -> list[str] | None:
+    """The options of a "which compose project?" question on screen, or None when none is.
+
+    The options are the lines of the question's box between the question and its key hint.
+    """
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"runs in \d+ compose projects|which (compose )?project", line):
+            options = []
+            for nxt in lines[i + 1 :]:
+                if re.search(r"enter: choose|escape", nxt):
+                    return options
+                text = _box_text(nxt)
+                if text:
+                    options.append(text)
+            return options
+    return None
+
+
+def _box_text(line: str) -> str:
+    """The text inside a modal box's borders on `line` (the screen beneath stripped)."""
+    for edge in ("█", "┃", "▌"):
+        if line.count(edge) >= 2:
+            return line.split(edge)[1].strip()
+    return line.strip()
 
 
 def block(screen: str, label: str, until: tuple[str, ...]) -> str:
