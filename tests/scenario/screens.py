@@ -121,18 +121,51 @@ def project_question(screen: str) -> list[str] | None:
                 if re.search(r"enter: choose|escape", nxt):
                     return options
                 text = _box_text(nxt)
-                if text:
+                if re.search(r"\w", text):  # not the list's own top or bottom edge
                     options.append(text)
             return options
     return None
 
 
-def _box_text(line: str) -> str:
-    """The text inside a modal box's borders on `line` (the screen beneath stripped)."""
-    for edge in ("█", "┃", "▌"):
+def form_fields(screen: str) -> list[tuple[str, str]]:
+    """The variables form on screen: (label, value or placeholder) per input, in order.
+
+    A label is a variable's name on its own line ("watch", "health_url  needed, unknown") or
+    "any other variable"; its input is the next boxed line ("▊  30m  ▎").
+    """
+    fields: list[tuple[str, str]] = []
+    label = ""
+    inside = False
+    for line in screen.splitlines():
+        if line.count("█") < 2:
+            continue
+        text = _box_inner(line)
+        if re.match(r"^variables of ", text):
+            inside = True
+            continue
+        if not inside:
+            continue
+        if m := re.match(r"^([a-z_][a-z0-9_]*)(\s{2}.*)?$", text):
+            label = m[1]
+        elif text == "any other variable":
+            label = text
+        elif (m := re.match(r"^▊\s+(.*?)\s*▎$", text)) and label:
+            fields.append((label, m[1]))
+            label = ""
+    return fields
+
+
+def _box_inner(line: str) -> str:
+    """The text inside a modal box's borders on `line` (the screen beneath left out)."""
+    for edge in ("█", "┃"):
         if line.count(edge) >= 2:
             return line.split(edge)[1].strip()
     return line.strip()
+
+
+def _box_text(line: str) -> str:
+    """What `_box_inner` holds, without the edges of an input or list drawn in the box."""
+    return _box_inner(line).strip("▊▎").strip()
 
 
 def block(screen: str, label: str, until: tuple[str, ...]) -> str:
