@@ -99,31 +99,35 @@ class FirstHour(Walkthrough):
         # would to read it (cursor on its row, then `f` in the Logs pane), and back after.
         self.open_detail_of(self.backend)
         self.back_to_dashboard()
-        tabs = 0
+        tabs = self.focus_logs()
         try:
-            while not self.follow_toggled():
-                tabs += 1
-                if tabs > 6:
-                    raise StepFailed("no pane took `f` (follow the selected container)")
-                self.keys("Tab")
+            self.keys("f")
+            self.sc.note("f in the Logs pane: following the selected container")
             self.sc.wait_for(old_lines, 15, what=f"a line {self.backend} logged before the console")
         finally:
-            if tabs <= 6:
-                self.keys("f")  # following all again, as the user found it
+            self.keys("f")  # following all again, as the user found it
             self.keys(*["BTab"] * tabs)  # back to the table, where the next steps' keys go
 
-    def follow_toggled(self) -> bool:
-        """Press `f`: True if the Logs pane now follows the selected container.
+    def focus_logs(self) -> int:
+        """Tab from the table until the Logs pane has the focus; returns the tabs pressed.
 
-        Its border says "following all|selected"; an OOM notification may cover it for a while.
+        Focus is not drawn as text, but `/` says what it filters: "filter logs" when the Logs
+        pane has it (a notification may cover the pane's border, never the prompt's start).
+        Closing a containers prompt puts the focus back on the table, so each try starts there.
         """
-        self.keys("f")
-        _, state = self.sc.wait_for(
-            lambda s: (m := re.search(r"following (all|selected)", s)) and m[1],
-            20,
-            what="the Logs pane's 'following ...' (under notifications?)",
-        )
-        return state == "selected"
+        screen = ""
+        for tabs in range(1, 8):
+            self.keys(*["Tab"] * tabs, "/")
+            try:
+                screen, _ = self.sc.wait_for("filter logs", 2)
+            except StepFailed as exc:
+                screen = exc.screen
+                self.keys("Escape")  # the containers prompt: back to the table
+                continue
+            self.keys("Escape")  # the logs prompt closed, the Logs pane keeps the focus
+            self.sc.note(f"the Logs pane has the focus after {tabs} tab(s)")
+            return tabs
+        raise StepFailed("tab never reached the Logs pane ('/' never said 'filter logs')", screen)
 
     # 3 ------------------------------------------------------------------------------------------
 
