@@ -191,11 +191,25 @@ class Walkthrough(ConsoleUser):
             timeout,
             what=f"the verdict of '{head.title}'",
         )
+        self.sc.capture("verdict", text=screen)
         said = screens.verdict(screen)
+        checks = screens.block(screen, "checks", ("output",))
         self.sc.note(f"'{head.title}': {state}: {said}")
         self.keys("n")
         if state != "passed":
             raise StepFailed(f"'{head.title}': {state}: {said}", screen)
+        # The verdict is on screen twice: under the checks and as the step's mark in the list.
+        rows = screens.step_list(screen)
+        if index < len(rows) and rows[index][0] != "✔":
+            raise StepFailed(
+                f"'{head.title}' passed but its row is marked {rows[index][0]!r}", screen
+            )
+        # A pass that checked another project's container says nothing about ours.
+        others = sorted(
+            {c for c in re.findall(r"\b[\w-]+_backend_\d+\b", checks) if c != self.backend}
+        )
+        if others:
+            raise StepFailed(f"'{head.title}' passed on {others}, not {self.backend}", screen)
 
     def set_in_form(self, key: str, name: str, value: str) -> None:
         """Open the walkthrough's variables form with `key` and set `name` to `value`.
