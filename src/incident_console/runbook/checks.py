@@ -237,16 +237,14 @@ class Checker:
 
     async def _limits_in_effect(self, project: str, service: str) -> dict[str, int]:
         """HostConfig.Memory of each running container of the service (docker API, in a thread)."""
-        client = await self.monitor.host.docker()
         labels = [f"com.docker.compose.service={service}"]
         if project:
             labels.append(f"com.docker.compose.project={project}")
-
-        def inspect() -> dict[str, int]:
-            found = client.containers.list(filters={"label": labels})
-            return {c.name: int(c.attrs["HostConfig"].get("Memory") or 0) for c in found}
-
-        return await asyncio.to_thread(inspect)
+        found = await self.monitor.inspect_containers(labels)
+        return {
+            str(c.get("Name", "")).lstrip("/"): int(c["HostConfig"].get("Memory") or 0)
+            for c in found
+        }
 
     def _follow(self, ids: set[str]) -> None:
         """Make sure the service's logs are followed (the monitor follows only what is asked),

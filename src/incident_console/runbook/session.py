@@ -72,23 +72,8 @@ async def gather(
 
 
 async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:
-    """Stop the monitor; True when it stopped within `limit_s`.
-
-    A source can miss its cancellation (Python 3.11's wait_for may swallow a cancel that lands
-    as its inner read completes) and keep the stop waiting forever: every few seconds the other
-    tasks are cancelled again, and the caller is told when it still did not stop.
-    """
-    stopper = asyncio.ensure_future(monitor.stop())
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        done, _ = await asyncio.wait({stopper}, timeout=5.0)
-        if done:
-            return True
-        me = asyncio.current_task()
-        for task in asyncio.all_tasks():
-            if task is not me and task is not stopper:
-                task.cancel()
-    return stopper.done()
+    """Stop the monitor; True when it stopped within `limit_s` (HostMonitor.stop's deadline)."""
+    return await monitor.stop(deadline_s=limit_s)
 
 
 def file_changes(journal: Path) -> list[dict[str, Any]]:
@@ -111,7 +96,11 @@ def file_changes(journal: Path) -> list[dict[str, Any]]:
 
 
 async def undo_changes(monitor: HostMonitor, changes: list[dict[str, Any]]) -> list[str]:
-    """Restore each changed file from its backup, newest change first. Returns what was done."""
+    """Restore each changed file from its backup, newest change first. Returns what was done.
+
+    Each restore is a change through the monitor's door: a read-only monitor refuses the
+    first one (ReadOnlyError) and nothing is copied.
+    """
     done: list[str] = []
     for change in changes:
         await restore_backup(

@@ -2,10 +2,11 @@
 
 One HostMonitor and one RuleEngine per host. Events reach the engine as they happen (a probe
 result, an OOM kill: a notification leaves within the second), and a one-second tick covers
-what depends on time (unhealthy for N s, time to the memory limit). Restarts go through
-`HostMonitor.restart_container`, so they are journaled and refused on read-only hosts; in
-dry-run and on read-only hosts the intent is journaled (``acted: false`` and why) and nothing
-changes on the server. Every decision is a journal record of kind ``watch``.
+what depends on time (unhealthy for N s, time to the memory limit). Restarts go through the
+monitor's door (`HostMonitor.change`), so they are journaled and refused on read-only hosts;
+in dry-run the monitors themselves are read-only, and on read-only hosts the intent is
+journaled (``acted: false`` and why) and nothing changes on the server. Every decision is a
+journal record of kind ``watch``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from incident_console.domain.durations import format_bytes
 from incident_console.domain.events import Event
+from incident_console.monitor.changes import Change
 from incident_console.monitor.diagnosis import container_forecast, memory_limit
 from incident_console.monitor.host_monitor import HostMonitor, default_sources
 from incident_console.monitor.journal import Journal
@@ -35,8 +37,8 @@ TICK_S = 1.0
 STOP_GRACE_S = 15.0
 #: How long a restart waits for the container inventory at start.
 INVENTORY_WAIT_S = 15.0
-#: How long the sources get to end before the host is closed under them.
-STOP_SOURCES_S = 5.0
+#: How long a monitor gets to stop (its sources, then the host closed under them).
+STOP_MONITOR_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,22 +220,15 @@ class Watch:
                            "escalations": sum(h.escalations for h in self.hosts)})  # fmt: skip
 
     async def _stop_monitor(self, watched: WatchedHost) -> None:
-        """Stop a monitor; if a source will not end, close the host under it, then move on.
+        """Stop a monitor within STOP_MONITOR_S, whatever its sources do, then move on.
 
         A watch must stop on SIGTERM whatever a source does: systemd would otherwise kill it
-        after its own timeout, leaving the processes it started on the server.
+        after its own timeout, leaving the processes it started on the server. The monitor
+        closes the host under a source that will not end (and journals a note saying so).
         """
-        stopping = asyncio.create_task(watched.monitor.stop())
-        done, _ = await asyncio.wait({stopping}, timeout=STOP_SOURCES_S)
-        if not done:
+        if not await watched.monitor.stop(deadline_s=STOP_MONITOR_S):
             self._journal({"kind": "watch_note", "host": watched.name,
-                           "what": "sources did not stop in time; closing the host under them"})  # fmt: skip
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(watched.target.host.close(), STOP_SOURCES_S)
-            done, _ = await asyncio.wait({stopping}, timeout=STOP_SOURCES_S)
-        if done:
-            with contextlib.suppress(Exception):
-                stopping.result()
+                           "what": f"the monitor did not stop in {STOP_MONITOR_S:g} s"})  # fmt: skip
 
     async def _loop(self, stop: asyncio.Event) -> None:
         next_status = time.monotonic() + min(self.policy.tick_s, 5.0)
@@ -323,8 +318,12 @@ class Watch:
             errors: list[str] = []
             for cid in ids:
                 try:
-                    await watched.monitor.restart_container(
-                        cid, grace_s=max(0, round(self.policy.stop_timeout))
+                    await watched.monitor.change(
+                        Change.restart(
+                            cid,
+                            grace_s=max(0, round(self.policy.stop_timeout)),
+                            why=f"watch rule {decision.rule}: {decision.summary}",
+                        )
                     )
                 except Exception as exc:  # journaled by the monitor; reported here
                     errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
