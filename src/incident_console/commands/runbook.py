@@ -109,7 +109,10 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     probes = list(opts["probes"])
     if sets.get("health_url") and sets["health_url"] not in probes:
         probes.append(sets["health_url"])
-    monitor = HostMonitor(host, journal=journal, probes=probes, read_only=opts["dry_run"])
+    # Read-only (and dry-run) lock the monitor's door: no step, whatever its kind, can change
+    # the server through it.
+    read_only = bool(opts["dry_run"] or opts.get("read_only"))
+    monitor = HostMonitor(host, journal=journal, probes=probes, read_only=read_only)
     try:
         await monitor.start()
     except Exception as exc:
@@ -124,7 +127,7 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
             if variables.values[name]:
                 why = variables.why.get(name, "")
                 click.echo(f"  {name} = {variables.values[name]}    ({why})")
-        engine = Engine(runbook, variables.values, read_only=opts["dry_run"])
+        engine = Engine(runbook, variables.values, read_only=read_only)
         executor = HostExecutor(monitor)
         if opts["dry_run"]:
             for i, record in enumerate(engine.records, 1):
@@ -196,6 +199,9 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
 @target_options
 @click.option("--yes", is_flag=True, help="Apply remediate steps without asking.")
 @click.option("--dry-run", is_flag=True, help="Show every step's command or diff; change nothing.")
+@click.option(
+    "--read-only", is_flag=True, help="Run only the steps that change nothing; refuse the rest."
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a variable.")
 @click.option("--journal", type=click.Path(dir_okay=False), help="Journal file (JSON lines).")
 @click.option("--probe", "probes", multiple=True, help="URL to probe (the first is health_url).")
@@ -207,6 +213,7 @@ def run_cmd(
     accept_new_host_key: bool,
     yes: bool,
     dry_run: bool,
+    read_only: bool,
     sets: tuple[str, ...],
     journal: str | None,
     probes: tuple[str, ...],
@@ -226,6 +233,7 @@ def run_cmd(
         "accept_new_host_key": accept_new_host_key,
         "yes": yes,
         "dry_run": dry_run,
+        "read_only": read_only,
         "journal": journal,
         "probes": probes,
     }
