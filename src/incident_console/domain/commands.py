@@ -45,7 +45,9 @@ class CommandClass:
 
 
 #: Plain commands that only read (any flags), the minimum the monitor itself needs.
-_READ_ONLY_PLAIN = frozenset({"cat", "sha256sum", "test", "true", "ls", "stat", "head", "free"})
+_READ_ONLY_PLAIN = frozenset(
+    {"cat", "sha256sum", "test", "true", "ls", "stat", "head", "free", "pgrep"}
+)
 
 
 def classify_argv(argv: Sequence[str]) -> CommandClass:
