@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from incident_console.monitor.host_monitor import HostMonitor
-from incident_console.monitor.journal import read_journal
+from incident_console.monitor.journal import operator, read_journal
 from incident_console.monitor.state import ContainerView
 from incident_console.runbook.actions import restore_backup
 from incident_console.runbook.schema import Runbook
@@ -109,5 +109,12 @@ async def undo_changes(monitor: HostMonitor, changes: list[dict[str, Any]]) -> l
             str(change["backup"]),
             str(change["sha256_before"]),
         )
+        if monitor.journal is not None:
+            # The same record the console's undo writes: the report's timeline shows it.
+            monitor.journal.write(
+                {"kind": "file_restore", "host": monitor.host.name, "who": operator(),
+                 "path": str(change["path"]), "backup": str(change["backup"]),
+                 "time": time.time()}
+            )  # fmt: skip
         done.append(f"restored {change['path']} from {change['backup']}")
     return done
