@@ -29,7 +29,7 @@ from incident_console.monitor.changes import Change, ChangeResult, Confirm
 from incident_console.monitor.changes import ReadOnlyError as ReadOnlyError
 from incident_console.monitor.changes import output_digest as output_digest
 from incident_console.monitor.door import Door, HostView, with_deadline
-from incident_console.monitor.journal import Journal, operator
+from incident_console.monitor.journal import Journal
 from incident_console.monitor.state import HostState
 from incident_console.sources.base import Source
 from incident_console.transport.base import CommandResult, ConnectionState, Host
@@ -234,13 +234,6 @@ class HostMonitor:
         if isinstance(event, LogLine):
             return event.signal is not None
         return True
-
-    def record_action(self, what: str, **data: Any) -> None:
-        """Journal a user or runbook action (a record of kind 'action')."""
-        if self.journal is not None:
-            self.journal.write(
-                {"kind": "action", "host": self.host.name, "what": what, "who": operator(), **data}
-            )
 
     def note(self, what: str) -> None:
         """Journal a note about this host (a record of kind 'note')."""
