@@ -63,7 +63,7 @@ class _Classifier:
     # One simple command ------------------------------------------------------------------
 
     def _simple_words(self, words: list[Word]) -> CommandClass:
-        while words and "=" in words[0].value and _is_assignment(words[0].value):
+        while words and words[0].assignment:
             words = words[1:]
         if not words:
             return read_only("sets a shell variable")
@@ -138,11 +138,6 @@ def _writes_file(op: str, target: Word | None) -> bool:
     return target is None or target.dynamic or target.value not in _HARMLESS_TARGETS
 
 
-def _is_assignment(word: str) -> bool:
-    name = word.partition("=")[0]
-    return bool(name) and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum()
-
-
 #: Programs whose arguments may come from a variable: none of their flags writes or runs.
 _DYNAMIC_OK = PLAIN | {"tail", "uniq", "tee", "kubectl"}
 #: Wrappers check the dynamic words of their inner command themselves.
@@ -171,7 +166,8 @@ def classify_argv(argv: Sequence[str]) -> CommandClass:
     try:
         if not argv:
             return changes("empty command")
-        return _Classifier().words([Word(str(part)) for part in argv])
+        # No shell reads an argv: every word is literal, none is an assignment.
+        return _Classifier().words([Word(str(part), quote_at=0) for part in argv])
     except Exception as exc:  # deny by default, even on a bug here
         return changes(f"could not analyse the command ({type(exc).__name__})")
 

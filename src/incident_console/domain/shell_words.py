@@ -28,6 +28,19 @@ class Word:
     value: str
     dynamic: bool = False
     quoted: bool = False
+    #: Where in `value` the first quoted character is (-1: none): `X=1` is an assignment only
+    #: when its `=` comes before any quote.
+    quote_at: int = -1
+
+    @property
+    def assignment(self) -> bool:
+        """`NAME=value` as the shell reads it (the name and `=` unquoted)."""
+        name, eq, _ = self.value.partition("=")
+        if not eq or not name or not (name[0].isalpha() or name[0] == "_"):
+            return False
+        if not name.replace("_", "a").isalnum() or not name.isascii():
+            return False
+        return self.quote_at == -1 or self.quote_at > len(name)
 
 
 @dataclass(slots=True)
@@ -94,6 +107,7 @@ class _Lexer:
         self.in_word = False
         self.dynamic = False
         self.quoted = False
+        self.quote_at = -1
         self.pending: Redirect | None = None
         self.heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, quoted, strip tabs)
 
@@ -102,8 +116,9 @@ class _Lexer:
     def finish_word(self) -> None:
         if not self.in_word:
             return
-        word = Word("".join(self.value), self.dynamic, self.quoted)
+        word = Word("".join(self.value), self.dynamic, self.quoted, self.quote_at)
         self.value, self.in_word, self.dynamic, self.quoted = [], False, False, False
+        self.quote_at = -1
         if self.pending is not None:
             self.pending.target = word
             if self.pending.op in ("<<", "<<-"):
@@ -124,7 +139,9 @@ class _Lexer:
             self.out.problems.append(f"{end!r} with no command before it")
         self.cmd = Simple()
 
-    def add(self, text: str) -> None:
+    def add(self, text: str, *, quoted: bool = False) -> None:
+        if quoted and self.quote_at == -1:
+            self.quote_at = sum(len(part) for part in self.value)
         self.value.append(text)
         self.in_word = True
 
@@ -216,7 +233,7 @@ class _Lexer:
                 if text.startswith("\\\n", i):
                     i += 2
                     continue
-                self.add(text[i + 1 : i + 2])
+                self.add(text[i + 1 : i + 2], quoted=True)
                 self.quoted = True
                 i += 2
                 continue
@@ -225,7 +242,7 @@ class _Lexer:
                 if end == -1:
                     self.out.problems.append("unclosed single quote")
                     break
-                self.add(text[i + 1 : end])
+                self.add(text[i + 1 : end], quoted=True)
                 self.quoted = True
                 i = end + 1
                 continue
@@ -285,6 +302,8 @@ class _Lexer:
         text = self.text
         self.quoted = True
         self.in_word = True
+        if self.quote_at == -1:
+            self.quote_at = sum(len(part) for part in self.value)
         while i < len(text):
             ch = text[i]
             if ch == '"':

@@ -199,7 +199,10 @@ class _Importer:
 
     def command_step(self, unit: Unit, section_kind: str) -> None:
         text = self.fill(unit.text)
-        title = unit.hint or f"{self.section.title}: {text.splitlines()[0]}"
+        first_line = text.splitlines()[0]
+        title = unit.hint or (
+            f"{self.section.title}: {first_line}" if self.section.title else first_line
+        )
         why = unit.why or self.section_why()
         first = text.split(maxsplit=1)[0] if text.split() else ""
         value: object

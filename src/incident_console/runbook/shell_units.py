@@ -126,7 +126,7 @@ def _state_setter(text: str) -> bool:
         words: list[Word] = list(command.words)
         if words and words[0].value in _OPENERS | _CLOSERS | _MIDDLE:
             return False  # a compound command keeps its state to itself
-        while words and _ASSIGN.match(words[0].value):
+        while words and words[0].assignment:
             words.pop(0)
             if not words:
                 return True

@@ -1,0 +1,126 @@
+"""Malformed Markdown given to `runbook import`: a line-numbered message and exit 1, or a
+runbook that says what it skipped (README: 0 written, 1 cannot be imported, 2 unreadable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from incident_console.cli import main
+from incident_console.runbook.loader import load_runbook
+
+
+def _import(tmp_path: Path, data: bytes, name: str = "rb.md") -> tuple[int, str, Path]:
+    source = tmp_path / name
+    source.write_bytes(data)
+    out = tmp_path / "out.yaml"
+    result = CliRunner().invoke(main, ["runbook", "import", str(source), "-o", str(out)])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output, out
+
+
+def test_empty_file_is_an_error_with_line_1(tmp_path: Path) -> None:
+    code, output, out = _import(tmp_path, b"  \n\n")
+    assert code == 1
+    assert f"{tmp_path / 'rb.md'}:1: empty" in output
+    assert not out.exists()
+
+
+def test_binary_file_is_an_error_with_its_line(tmp_path: Path) -> None:
+    code, output, _ = _import(tmp_path, b"# Title\n\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff")
+    assert code == 1
+    assert f"{tmp_path / 'rb.md'}:3: binary data" in output  # the first byte that is no text
+
+
+def test_not_utf8_is_an_error_with_its_line(tmp_path: Path) -> None:
+    code, output, _ = _import(tmp_path, "# Tïtle\n\n```bash\nfree -m\n```\n".encode("latin-1"))
+    assert code == 1
+    assert f"{tmp_path / 'rb.md'}:1: not UTF-8 text (byte 0xef)" in output
+
+
+def test_unclosed_fence_names_the_line_it_was_opened_on(tmp_path: Path) -> None:
+    md = b"# T\n\n## Diagnose\n\n```bash\nfree -m\n```\n\n## Fix\n\n~~~sh\ndocker restart web\n"
+    code, output, out = _import(tmp_path, md)
+    assert code == 1
+    first = output.strip().splitlines()[0]
+    assert first == f"{tmp_path / 'rb.md'}:11: code block opened here (~~~) is never closed"
+    assert not out.exists()
+
+
+def test_a_fence_inside_a_list_item_is_read(tmp_path: Path) -> None:
+    md = (
+        b"# Memory\n\n## Initial Assessment\n\n1. **Check current memory usage**\n"
+        b"   ```bash\n   free -h\n   top -b -n 1\n   ```\n\n"
+        b"2. **Clear caches**\n   ```bash\n   echo 3 > /proc/sys/vm/drop_caches\n   ```\n"
+    )
+    code, output, out = _import(tmp_path, md)
+    assert code == 0, output
+    runbook = load_runbook(out)
+    runs = [s.run for s in runbook.steps]
+    assert runs == [["free", "-h"], ["top", "-b", "-n", "1"], "echo 3 > /proc/sys/vm/drop_caches"]
+    assert runbook.steps[0].why == "Check current memory usage"
+    assert runbook.steps[2].kind == "remediate"
+
+
+def test_an_unclosed_fence_inside_a_list_item_is_an_error(tmp_path: Path) -> None:
+    md = b"# T\n\n- step one\n  ```bash\n  free -m\n- step two\n"
+    code, output, _ = _import(tmp_path, md)
+    assert code == 1
+    assert f"{tmp_path / 'rb.md'}:4: code block opened here" in output
+
+
+def test_crlf_reads_as_lf_and_says_so(tmp_path: Path) -> None:
+    md = "# T\n\n## Diagnose\n\nMemory first.\n\n```bash\nfree -m\ndocker ps\n```\n"
+    code, output, out = _import(tmp_path, md.replace("\n", "\r\n").encode())
+    assert code == 0, output
+    crlf = out.read_text(encoding="utf-8")
+    assert "# Note: CRLF line endings were read as LF." in crlf
+    code, _, out_lf = _import(tmp_path, md.encode(), "lf.md")
+    lf = out_lf.read_text(encoding="utf-8")
+    assert crlf.replace("# Note: CRLF line endings were read as LF.\n", "").replace(
+        "rb.md", "x"
+    ) == lf.replace("lf.md", "x").replace("name: lf", "name: rb")
+    assert [s.run for s in load_runbook(out).steps] == [["free", "-m"], ["docker", "ps"]]
+
+
+def test_what_is_not_imported_is_listed_by_line(tmp_path: Path) -> None:
+    md = (
+        b"# T\n\n```mermaid\nflowchart TD\n```\n\n```text\nOut of memory: Killed process 1\n```\n\n"
+        b"```bash\n$ docker ps\nCONTAINER ID   IMAGE\n```\n\n```sql\nALTER SYSTEM SET x = 1;\n```\n"
+    )
+    code, output, out = _import(tmp_path, md)
+    assert code == 0, output
+    text = out.read_text(encoding="utf-8")
+    assert "#   line 3: a diagram (mermaid): flowchart TD" in text
+    assert "#   line 7: sample output (text): Out of memory: Killed process 1" in text
+    assert "#   line 13: output shown in the block: CONTAINER ID IMAGE" in text
+    runbook = load_runbook(out)
+    assert [s.run for s in runbook.steps if s.run] == [["docker", "ps"]]
+    sql = [s for s in runbook.steps if s.manual and "ALTER SYSTEM" in s.manual]
+    assert sql and sql[0].manual is not None and sql[0].manual.startswith("Apply this sql")
+    assert "3 part(s) not imported" in output
+
+
+def test_markdown_with_no_code_is_a_runbook_that_says_so(tmp_path: Path) -> None:
+    code, output, out = _import(tmp_path, b"# Notes\n\nRestart it if it hangs.\n")
+    assert code == 0, output
+    runbook = load_runbook(out)
+    assert len(runbook.steps) == 1 and runbook.steps[0].action == "manual"
+    assert "no shell code block" in (runbook.steps[0].manual or "")
+
+
+def test_unreadable_file_exits_2(tmp_path: Path) -> None:
+    source = tmp_path / "rb.md"
+    source.write_text("# T\n", encoding="utf-8")
+    source.chmod(0)
+    try:
+        result = CliRunner().invoke(main, ["runbook", "import", str(source)])
+    finally:
+        source.chmod(0o644)
+    import os
+
+    if os.geteuid() == 0:  # root reads it anyway: then it imports
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 2 and "rb.md" in result.output
