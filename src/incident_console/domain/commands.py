@@ -13,18 +13,18 @@ This module's contract (used by the monitor, the runbook and the importer):
 - `never_ends` (a follow, a stream, an interactive session) and `interactive` (`-it`, a shell)
   tell the runbook to bound the command or make the step manual.
 
-The allowlist is in `command_rules.py` (programs and their flags) and `command_wrappers.py`
-(commands that run commands: sudo, timeout, docker exec, ssh, sh -c); shell text is split by
-`shell_words.py`. Neither function ever raises: what cannot be analysed changes the server.
+The allowlist is `command_table.RULES`: programs and their flags in `command_rules*.py`, the
+commands that run commands (sudo, timeout, docker exec, ssh, sh -c) in `command_wrappers.py`;
+shell text is split by `shell_words.py`. Neither function ever raises: what cannot be analysed changes the server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from incident_console.domain import command_wrappers  # noqa: F401  (fills RULES with wrappers)
 from incident_console.domain.command_class import CommandClass, changes, read_only
-from incident_console.domain.command_rules import PLAIN, RULES, word_set
+from incident_console.domain.command_rules import PLAIN, RISKY_VARIABLES, word_set
+from incident_console.domain.command_table import RULES
 from incident_console.domain.shell_words import Parsed, Simple, Word, parse
 
 __all__ = ["CommandClass", "classify_argv", "classify_shell"]
@@ -37,6 +37,9 @@ _RESERVED_CLOSE = frozenset(("}", "done", "fi", "esac"))
 #: Redirection targets that are not files on the server's disk.
 _HARMLESS_TARGETS = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"))
 _WRITES = (">", ">>", ">|", "&>", "&>>", "<>")
+#: Where the programs the allowlist knows live; `./docker` may be anything.
+_SYSTEM_DIRS = frozenset(("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin",
+                          "/usr/local/sbin"))  # fmt: skip
 
 
 class _Classifier:
@@ -64,13 +67,23 @@ class _Classifier:
 
     def _simple_words(self, words: list[Word]) -> CommandClass:
         while words and words[0].assignment:
+            if words[0].value.partition("=")[0] in RISKY_VARIABLES:
+                return changes(
+                    f"sets {words[0].value.partition('=')[0]}: it decides which program runs"
+                )
             words = words[1:]
         if not words:
             return read_only("sets a shell variable")
         program = words[0]
         if program.dynamic:
-            return changes(f"the program {program.value!r} comes from a variable or substitution")
-        name = program.value.rsplit("/", 1)[-1] if "/" in program.value else program.value
+            return changes(
+                f"the program {program.value!r} comes from a variable, substitution or glob"
+            )
+        name = program.value
+        if "/" in name:
+            where, _, name = name.rpartition("/")
+            if where not in _SYSTEM_DIRS:
+                return changes(f"{program.value}: a program outside the system's directories")
         rule = RULES.get(name)
         if rule is None:
             return changes(f"{name or program.value!r}: not known to be read-only")

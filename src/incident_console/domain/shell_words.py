@@ -108,6 +108,7 @@ class _Lexer:
         self.dynamic = False
         self.quoted = False
         self.quote_at = -1
+        self.leading_glob = False
         self.pending: Redirect | None = None
         self.heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, quoted, strip tabs)
 
@@ -116,9 +117,16 @@ class _Lexer:
     def finish_word(self) -> None:
         if not self.in_word:
             return
-        word = Word("".join(self.value), self.dynamic, self.quoted, self.quote_at)
+        value = "".join(self.value)
+        # A word that starts with a bare glob or brace (`*`, `{-i,x}`) may expand to a flag.
+        expands = (
+            self.leading_glob
+            and value not in ("[", "[[", "{", "{}")
+            and (not value.startswith("{") or "," in value or ".." in value)
+        )
+        word = Word(value, self.dynamic or expands, self.quoted, self.quote_at)
         self.value, self.in_word, self.dynamic, self.quoted = [], False, False, False
-        self.quote_at = -1
+        self.quote_at, self.leading_glob = -1, False
         if self.pending is not None:
             self.pending.target = word
             if self.pending.op in ("<<", "<<-"):
@@ -291,6 +299,8 @@ class _Lexer:
                 self.finish_command(separator)
                 i += len(separator)
                 continue
+            if not self.in_word and ch in "*?[{":
+                self.leading_glob = True
             self.add(ch)
             i += 1
         if self.heredocs:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from incident_console.domain.command_rules import RULES, word_set
+from incident_console.domain.command_rules import word_set
+from incident_console.domain.command_table import RULES
 from incident_console.domain.shell_words import Word, parse
 from incident_console.runbook.markdown_scan import plain_text
 
