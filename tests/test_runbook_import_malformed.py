@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from incident_console.cli import main
-from incident_console.runbook.loader import load_runbook
+from incident_console.runbook.importer import MarkdownError, import_markdown
+from incident_console.runbook.loader import load_runbook, parse_runbook
 
 
 def _import(tmp_path: Path, data: bytes, name: str = "rb.md") -> tuple[int, str, Path]:
@@ -124,3 +127,29 @@ def test_unreadable_file_exits_2(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
     else:
         assert result.exit_code == 2 and "rb.md" in result.output
+
+
+_PIECES = [
+    "# Title\n", "## Diagnose\n", "## Fix\n", "### Verify\n", "---\ntitle: x\n---\n", "text\n",
+    "```bash\n", "```\n", "~~~\n", "```yaml\n", "```mermaid\n", "   ```sh\n", "- item\n",
+    "docker ps\n", "docker restart <container>\n", "kubectl delete pod <pod-name>\n",
+    "docker inspect -f '{{range .Mounts}}{{.Source}}{{end}}' <id>\n", "{{end}}\n", "{{x}}\n",
+    "for i in 1 2; do\n", "done\n", "cat <<EOF\n", "EOF\n", "echo \\\n", "$ free -m\n",
+    "# Output:\n", "ssh root@h 'docker ps'\n", "ssh root@h\n", "cd /srv\n", "X=1\n",
+    "echo $CONTAINER\n", "'unclosed\n", "\r\n", "\t", "é", "<br>\n", "key: value\n",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+def test_any_import_passes_check_or_is_a_line_numbered_error(text: str) -> None:
+    try:
+        out = import_markdown(text, source="rb.md")
+    except MarkdownError as exc:
+        assert str(exc).startswith("rb.md:") and "\n" not in str(exc)
+        return
+    runbook = parse_runbook(out, "rb.yaml")  # raises RunbookError if check would fail
+    for step in runbook.steps:
+        found = step.command_class
+        if found is not None and found.changes:
+            assert step.kind == "remediate"

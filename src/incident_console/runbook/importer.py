@@ -133,7 +133,12 @@ def _is_listable(text: str) -> bool:
         return False
     if "=" in command.words[0].value:
         return False
-    return not any(w.dynamic or re.search(r"[*?\[~{}]", w.value) for w in command.words)
+    if any(w.dynamic or re.search(r"[*?\[~{}]", w.value) for w in command.words):
+        return False
+    try:
+        return shlex.split(bare, comments=True) == [w.value for w in command.words]
+    except ValueError:  # shlex and the shell disagree (a trailing backslash): keep the text
+        return False
 
 
 class _Importer:
@@ -207,7 +212,7 @@ class _Importer:
         first = text.split(maxsplit=1)[0] if text.split() else ""
         value: object
         if _is_listable(text):
-            seq = CommentedSeq(shlex.split(text))
+            seq = CommentedSeq(shlex.split(text, comments=True))
             seq.fa.set_flow_style()
             value = seq
             found = classify_argv(list(seq))
