@@ -30,6 +30,8 @@ from incident_console.runbook.markdown_scan import (
     Heading,
     MarkdownError,
     plain_text,
+    prepare_text,
+    repair_mojibake,
     scan,
 )
 from incident_console.runbook.placeholders import (
@@ -306,34 +308,6 @@ def _manual_text(text: str, reason: str) -> str:
     return LiteralScalarString(out + "\n") if "\n" in text else out
 
 
-def repair_mojibake(text: str) -> tuple[str, str]:
-    """Undo UTF-8 text that was decoded as Mac Roman / cp1252 / latin-1 and saved again.
-
-    The seed's runbook came that way ("–†–µ—à–µ–Ω" for "Решен"). Returns (text, how): the
-    repair is kept only when it decodes cleanly and leaves fewer non-ASCII characters.
-    """
-    non_ascii = sum(1 for ch in text if ord(ch) > 127)
-    if not non_ascii:
-        return text, ""
-    for codec in ("mac_roman", "cp1252", "latin-1"):
-        try:
-            fixed = text.encode(codec).decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            continue
-        if sum(1 for ch in fixed if ord(ch) > 127) < non_ascii:
-            return fixed, f"text was UTF-8 read as {codec}: repaired"
-    return text, ""
-
-
-def _check_text(text: str, source: str) -> str:
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise MarkdownError(source, line, "binary data (a NUL byte), not Markdown")
-    if not text.strip():
-        raise MarkdownError(source, 1, "empty: there is nothing to import")
-    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-
-
 def import_markdown(text: str, *, source: str = "runbook.md") -> str:
     """The YAML text of a runbook made from Markdown `text` (review it before running).
 
@@ -342,7 +316,7 @@ def import_markdown(text: str, *, source: str = "runbook.md") -> str:
             `FILE:LINE: message`.
     """
     crlf = "\r\n" in text
-    text = _check_text(text, source)
+    text = prepare_text(text, source)
     text, repaired = repair_mojibake(text)
     doc = scan(text, source)
     imp = _Importer(source)

@@ -101,6 +101,35 @@ def _prose_line(line: str) -> str:
     return plain_text(stripped)
 
 
+def repair_mojibake(text: str) -> tuple[str, str]:
+    """Undo UTF-8 text that was decoded as Mac Roman / cp1252 / latin-1 and saved again.
+
+    The seed's runbook came that way ("–†–µ—à–µ–Ω" for "Решен"). Returns (text, how): the
+    repair is kept only when it decodes cleanly and leaves fewer non-ASCII characters.
+    """
+    non_ascii = sum(1 for ch in text if ord(ch) > 127)
+    if not non_ascii:
+        return text, ""
+    for codec in ("mac_roman", "cp1252", "latin-1"):
+        try:
+            fixed = text.encode(codec).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if sum(1 for ch in fixed if ord(ch) > 127) < non_ascii:
+            return fixed, f"text was UTF-8 read as {codec}: repaired"
+    return text, ""
+
+
+def prepare_text(text: str, source: str) -> str:
+    """Text ready to scan: CRLF read as LF, no BOM; empty or binary input is an error."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise MarkdownError(source, line, "binary data (a NUL byte), not Markdown")
+    if not text.strip():
+        raise MarkdownError(source, 1, "empty: there is nothing to import")
+    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+
+
 def scan(text: str, source: str = "runbook.md") -> Document:
     """Headings, blocks and prose of Markdown `text`.
 
