@@ -153,3 +153,15 @@ def test_any_import_passes_check_or_is_a_line_numbered_error(text: str) -> None:
         found = step.command_class
         if found is not None and found.changes:
             assert step.kind == "remediate"
+
+
+def test_a_shell_block_that_is_a_files_content_is_not_run(tmp_path: Path) -> None:
+    md = (
+        b"# T\n\n## Fix\n\n**In [backend/entrypoint.sh](../backend/entrypoint.sh):**\n"
+        b'```bash\nexec gunicorn app.main:app \\\n    --workers "${GUNICORN_WORKERS:-2}"\n```\n'
+    )
+    code, output, out = _import(tmp_path, md)
+    assert code == 0, output
+    (step,) = load_runbook(out).steps
+    assert step.action == "manual"
+    assert (step.manual or "").startswith("Apply this content of backend/entrypoint.sh by hand")

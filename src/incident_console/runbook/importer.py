@@ -86,6 +86,11 @@ _KIND_WORDS = {
         "проблем",
     ),  # fmt: skip
 }
+#: Prose that says the block is a file's content: "In backend/entrypoint.sh:".
+_FILE_CONTENT = re.compile(
+    r"(?i)(?:^|\b)(?:in|inside|into|file|в|файл[еа]?)\s+([\w./-]+\.(?:sh|bash|ya?ml|conf|cfg|json|ini|"
+    r"toml|env|py|service|txt))\b[^.]*:\s*$"
+)
 #: Commands of the operator's laptop or repository, not of the server.
 _LAPTOP = {"git", "scp", "rsync", "code", "open", "gh"}
 
@@ -249,8 +254,13 @@ class _Importer:
                 f"line {block.line}: {what} ({lang or 'no language'}): {shorten(first, 60)}"
             )
             return
-        if lang not in _SHELL_LANGS:
+        named = _FILE_CONTENT.search(block.prose)
+        if lang not in _SHELL_LANGS or named:
             body = "\n".join(block.lines).rstrip() + "\n"
+            if named and lang in _SHELL_LANGS:  # "In entrypoint.sh:": that file, not commands
+                lang = f"content of {named.group(1)}"
+            elif named:
+                lang = f"{lang} ({named.group(1)})"
             title = (
                 f"Apply this {lang}: {self.section.title}"
                 if self.section.title
