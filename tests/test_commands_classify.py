@@ -273,6 +273,7 @@ EVASIONS: list[tuple[str, str]] = [
     ("PATH=/tmp/x:$PATH docker ps", "C"),
     ("export LD_PRELOAD=/tmp/x.so; docker ps", "C"),
     ("env PATH=/tmp docker ps", "C"),
+    ('export "$SETTING"; docker ps', "C"),  # SETTING=PATH=/tmp/x
     ("alias docker='rm -rf /srv'; docker ps", "C"),
     ("trap 'rm -rf /srv' EXIT; docker ps", "C"),
     ("'X=1' cat /etc/hosts", "C"),

@@ -141,7 +141,7 @@ EDITORS = word_set("vi vim nvim nano emacs ed pico joe mcedit sudoedit")
 
 def plain(prog: str, args: list[Word], ctx: Classifier) -> CommandClass:
     if prog in ("export", "declare", "typeset", "local", "readonly") and any(
-        w.value.partition("=")[0] in RISKY_VARIABLES for w in args
+        w.dynamic or w.value.partition("=")[0] in RISKY_VARIABLES for w in args
     ):
         return changes(f"{prog}: sets a variable that decides which program runs (PATH, LD_*)")
     if prog == "free" and parse_opts(args, "sc", ("seconds", "count")).has("-s", "--seconds"):
