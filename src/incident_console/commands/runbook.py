@@ -34,7 +34,12 @@ def runbook_group() -> None:
 @runbook_group.command("check")
 @click.argument("files", nargs=-1, required=True)
 def check_cmd(files: tuple[str, ...]) -> None:
-    """Validate runbook FILEs: every error with its line. Exit 0 valid, 1 invalid."""
+    """Validate runbook FILEs: every error with its line. Exit 0 valid, 1 invalid.
+
+    A valid runbook may still get warnings (exit 0): a diagnose or verify step whose command
+    the classifier does not know to be read-only (it will ask first and read-only mode
+    refuses it), or one that never ends.
+    """
     bad = 0
     for name in files:
         try:
@@ -45,7 +50,29 @@ def check_cmd(files: tuple[str, ...]) -> None:
                 click.echo(str(error))
             continue
         click.echo(f"{resolve(name)}: ok ({runbook.name}, {len(runbook.steps)} steps)")
+        for warning in _warnings(runbook):
+            click.echo(f"{resolve(name)}: warning: {warning}")
     sys.exit(1 if bad else 0)
+
+
+def _warnings(runbook: Runbook) -> list[str]:
+    """What is valid but surprising: a `diagnose` step that changes the server, and so on."""
+    out: list[str] = []
+    for i, step in enumerate(runbook.steps):
+        found = step.command_class
+        if found is None:
+            continue
+        if found.changes and step.kind != "remediate":
+            out.append(
+                f"steps[{i}] {step.id}: kind {step.kind} but the command changes the server "
+                f"({found.reason}): it asks first and read-only mode refuses it"
+            )
+        if found.never_ends or found.interactive:
+            out.append(
+                f"steps[{i}] {step.id}: the command is {found.summary} ({found.reason}); "
+                f"it runs until its timeout ({step.timeout})"
+            )
+    return out
 
 
 @runbook_group.command("list")
@@ -59,21 +86,12 @@ def list_cmd() -> None:
 @runbook_group.command("show")
 @click.argument("name")
 def show_cmd(name: str) -> None:
-    """Print a runbook's steps: kind, action, checks and why."""
+    """Print NAME|FILE's steps: each command or change, its class and reason, and whether it
+    asks first or is disabled in read-only mode."""
+    from incident_console.commands.runbook_show import describe_runbook
+
     runbook = _load_or_fail(name)
-    click.echo(f"{runbook.name}: {runbook.title}")
-    if runbook.description:
-        click.echo(f"  {runbook.description.strip()}")
-    for i, step in enumerate(runbook.steps, 1):
-        click.echo(f"\n{i:>2}. [{step.kind}] {step.title}  ({step.id}, {step.action})")
-        if step.why:
-            click.echo(f"    why: {' '.join(step.why.split())}")
-        for check in step.checks:
-            click.echo(f"    check: {check.name}")
-    if runbook.followups:
-        click.echo("\nIf it persists:")
-        for item in runbook.followups:
-            click.echo(f"  - {item}")
+    click.echo(describe_runbook(runbook), nl=False)
 
 
 def _print_record(record: StepRecord, verbose_output: bool) -> None:
@@ -300,17 +318,39 @@ def undo_cmd(
 @click.argument("markdown", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the YAML here.")
 def import_cmd(markdown: str, output: str | None) -> None:
-    """Turn a markdown runbook into a YAML one for review."""
-    from incident_console.runbook.importer import import_markdown
+    """Turn a Markdown runbook into a YAML one for review.
+
+    Exit 0 written (what could not be imported is listed at its top), 1 the Markdown cannot
+    be imported (`FILE:LINE: why`: empty, binary, not UTF-8, a code block never closed),
+    2 the file cannot be read.
+    """
+    from incident_console.commands.runbook_show import import_summary
+    from incident_console.runbook.importer import MarkdownError, import_markdown
 
     try:
-        text = Path(markdown).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{markdown}: {exc}")
+        data = Path(markdown).read_bytes()
+    except OSError as exc:
+        fail(f"{markdown}: {exc.strerror or exc}")
         return
-    yaml_text = import_markdown(text, source=markdown)
+    try:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            if b"\0" in data:
+                raise MarkdownError(markdown, line, "binary data, not Markdown") from None
+            raise MarkdownError(
+                markdown, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x})"
+            ) from None
+        yaml_text = import_markdown(text, source=markdown)
+    except MarkdownError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    summary = import_summary(yaml_text, markdown)
     if output:
         Path(output).write_text(yaml_text, encoding="utf-8")
-        click.echo(f"wrote {output}; review it, then: incident-console runbook check {output}")
+        click.echo(f"wrote {output}: {summary}")
+        click.echo(f"review it, then: incident-console runbook check {output}")
     else:
         click.echo(yaml_text, nl=False)
+        click.echo(f"{markdown}: {summary}", err=True)
