@@ -168,12 +168,11 @@ class Engine:
         step = record.step
         if record.state is StepState.RUNNING:
             return "already running"
-        if self.read_only and step.mutates:
-            return "read-only: only diagnose and verify steps run"
         if self.read_only and changes_server(step):
             verdict = classify_step(step)
-            why = verdict.reason if verdict is not None else "it changes the server"
-            return f"read-only: its command may change the server ({why})"
+            if verdict is not None and verdict.changes:
+                return f"read-only: its command may change the server ({verdict.reason})"
+            return f"read-only: a {step.kind} step that changes the server ({step.action})"
         if step.action == "manual":
             return "manual step: do it yourself, then mark it with s"
         missing = [
