@@ -16,7 +16,7 @@ import pytest
 import incident_console.cli  # noqa: F401 - registers the subcommands before one is imported
 from chromium_cdp import chromium_binary, open_and_read
 from conftest import IN_CI
-from incident_console.commands.serve import console_argv, is_loopback
+from incident_console.commands.serve import is_loopback, viewer_argv
 from incident_console.lab.lab import Lab
 
 CLI = str(Path(sys.executable).with_name("incident-console"))
@@ -67,20 +67,20 @@ def test_loopback_rule() -> None:
     assert not is_loopback("example.com")
 
 
-def test_console_argv_passes_read_only_and_targets() -> None:
-    argv = console_argv(("prod", "staging"), read_only=True, theme="projector", identity=("k",))
+def test_each_browser_runs_a_viewer_of_the_relay_not_a_console_of_its_own() -> None:
+    argv = viewer_argv(Path("/run/x/relay.sock"), theme="projector", config_file="c.toml")
     assert argv[1:] == [
         "console",
-        "-i",
-        "k",
-        "--read-only",
+        "--relay",
+        "/run/x/relay.sock",
         "--theme",
         "projector",
-        "prod",
-        "staging",
+        "--config",
+        "c.toml",
     ]
     assert Path(argv[0]).name == "incident-console"
-    assert console_argv(())[-1] == "local"
+    # No target, no key, no probe: a viewer never reaches the server itself.
+    assert viewer_argv(Path("r")) == [argv[0], "console", "--relay", "r"]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -108,7 +108,7 @@ def test_loopback_by_default_no_warning() -> None:
 
 def test_warns_when_bound_elsewhere() -> None:
     port = _free_port()
-    proc = _serve("local", "--bind", "0.0.0.0", "--port", str(port))
+    proc = _serve("local", "--bind", "0.0.0.0", "--port", str(port), "--allow-changes")
     try:
         assert f"ws://localhost:{port}/ws" in _get(f"http://127.0.0.1:{port}/")
         assert _listening_addresses(port) == {"0.0.0.0"}
@@ -117,8 +117,21 @@ def test_warns_when_bound_elsewhere() -> None:
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert warnings == [
         f"incident-console: warning: serving on 0.0.0.0:{port}: anyone who can reach it gets "
-        "the console and can change the server (use --read-only)"
+        "the console and can change the server"
     ], err
+
+
+def test_read_only_and_allow_changes_contradict() -> None:
+    result = subprocess.run(
+        [CLI, "serve", "local", "--read-only", "--allow-changes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "incident-console: --read-only and --allow-changes contradict each other"
+    )
 
 
 def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
