@@ -214,3 +214,38 @@ async def test_a_viewer_console_has_no_mutating_keys_and_no_walkthrough(tmp_path
             await pilot.press("q")
     finally:
         await relay.close()
+
+
+async def test_allowed_changes_go_through_serves_monitor_and_its_journal(tmp_path: Path) -> None:
+    """With --allow-changes a viewer's restart is done by serve's HostMonitor, journaled."""
+    from incident_console.monitor.journal import Journal
+    from incident_console.sources.docker_events import DockerEventsSource
+    from sources_support import docker_or_skip, remove, run_container, wait_for
+
+    docker_or_skip()
+    cid, name = run_container("import time\ntime.sleep(600)\n")
+    journal = Journal(tmp_path / "journal.jsonl")
+    monitor = HostMonitor(LocalHost(), journal=journal, sources=[DockerEventsSource()])
+    relay = RelayServer([monitor], allow_changes=True)
+    try:
+        await monitor.start()
+        await wait_for(lambda: cid in monitor.state.containers, 30, "the inventory")
+        await relay.start(tmp_path / "relay.sock")
+        viewer = await _viewer(tmp_path / "relay.sock")
+        (seen,) = viewer.monitors
+        assert not seen.read_only
+        await seen.start()
+        before = monitor.state.containers[cid].info.started_at
+        await seen.restart_container(cid)
+        await wait_for(
+            lambda: monitor.state.containers[cid].info.started_at != before, 30, "the restart"
+        )
+        await wait_for(lambda: seen.state.containers[cid].info.started_at != before, 10, "relay")
+    finally:
+        await relay.close()
+        await monitor.stop()
+        journal.close()
+        remove(name)
+    actions = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    restarts = [a for a in actions if a.get("what") == "restart container"]
+    assert [(a["container"], a["error"]) for a in restarts] == [(name, "")]

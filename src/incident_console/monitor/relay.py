@@ -210,7 +210,7 @@ class RelayMonitor:
 
     async def start(self) -> None:
         """Start reading the relay (once for all of this viewer's hosts)."""
-        self.connection.start()
+        await self.connection.start()
 
     async def stop(self) -> None:
         """Leave the relay: the collection goes on for the other viewers."""
@@ -236,6 +236,7 @@ class RelayConnection:
         self.allow_changes = False
         #: Called once when the relay ends (serve stopped): the viewer's console should end too.
         self.on_closed: Callable[[str], None] | None = None
+        self._connect: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[str]] = {}
@@ -300,15 +301,19 @@ class RelayConnection:
         sock.setblocking(False)
         return connection
 
-    def start(self) -> None:
-        """Read events from now on, in a task of the running loop (idempotent)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.get_running_loop().create_task(self._read(), name="relay")
+    async def start(self) -> None:
+        """Attach to the running loop and read events from now on (once, however many ask)."""
+        if self._connect is None:
+            self._connect = asyncio.ensure_future(self._open())
+        await self._connect
 
-    async def _read(self) -> None:
+    async def _open(self) -> None:
+        reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
+        self._task = asyncio.get_running_loop().create_task(self._read(reader), name="relay")
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
         reason = "serve closed the relay"
         try:
-            reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
             pending = self._buffered
             self._buffered = b""
             while True:
