@@ -16,6 +16,7 @@ import pytest
 import incident_console.cli  # noqa: F401 - registers the subcommands before one is imported
 from chromium_cdp import chromium_binary, open_and_read
 from conftest import IN_CI
+from fixtures_sshd import descendants
 from incident_console.commands.serve import is_loopback, viewer_argv
 from incident_console.lab.lab import Lab
 
@@ -134,8 +135,25 @@ def test_read_only_and_allow_changes_contradict() -> None:
     )
 
 
+def _relay_viewers(serve: subprocess.Popen[str]) -> list[int]:
+    """The browsers' consoles under serve (argv has --relay), alive (not zombies)."""
+    found = []
+    for pid in descendants(serve.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"--relay" in cmdline and state != "Z":
+            found.append(pid)
+    return found
+
+
 def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
-    """Headless Chromium opens the served console on the lab; the container names are on screen."""
+    """Headless Chromium opens the served console on the lab; the container names are on screen.
+
+    Open, look, close: the browser's console ends with it, and serve's collection with serve.
+    """
     if chromium_binary() is None:
         if IN_CI:
             pytest.fail("chromium is required in CI (apt-get install chromium)")
@@ -147,6 +165,7 @@ def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
     proc = _serve("local", "--port", str(port), "--read-only")
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "serve-console.png"
+    left: list[int] = []
     try:
         _get(f"http://127.0.0.1:{port}/")
         text = open_and_read(
@@ -155,8 +174,17 @@ def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
             wanted=[backend, *names],
             screenshot=shot,
         )
+        # The browser is closed: its console goes within seconds, serve stays.
+        deadline = time.monotonic() + 20
+        while _relay_viewers(proc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _relay_viewers(proc)
+        collection = descendants(proc.pid)
     finally:
         _out, err = _stop(proc)
+    assert not left, f"consoles {left} outlived their browser"
+    time.sleep(1)
+    assert not [p for p in collection if Path(f"/proc/{p}").exists()], "serve left processes"
     (ARTIFACTS / "serve-console.txt").write_text(text, encoding="utf-8")
     assert backend in text, f"{backend} not on screen:\n{text[:3000]}\n{err[-2000:]}"
     shown = [n for n in names if n in text]
