@@ -191,3 +191,16 @@ def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
     # Every container of the lab is listed (the dashboard may scroll past the others' stacks).
     assert shown == names, (shown, names)
     assert shot.stat().st_size > 10_000  # a real picture, not an empty page
+
+
+def test_an_unreachable_host_fails_in_one_line_before_serving() -> None:
+    """serve connects its collection first: a host it cannot reach is said, not served blank."""
+    result = subprocess.run(
+        [CLI, "serve", f"ssh://root@127.0.0.1:{_free_port()}", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("incident-console:")]
+    assert len(errors) == 1 and "connection refused" in errors[0], result.stderr

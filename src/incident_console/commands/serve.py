@@ -25,6 +25,10 @@ from incident_console.cli import fail, target_options
 from incident_console.transport.base import TransportError
 
 
+class StartFailed(Exception):
+    """A host of the collection could not be reached when serve started (the one-line why)."""
+
+
 def viewer_argv(
     relay: Path, *, theme: str | None = None, config_file: str | None = None
 ) -> list[str]:
@@ -127,7 +131,7 @@ def serve(
                 await monitor.start()
             except TransportError as error:
                 await shutdown()
-                raise click.ClickException(f"{monitor.host.name}: {error}") from None
+                raise StartFailed(str(error)) from None
         await relay.start(folder / "relay.sock")
 
     async def shutdown() -> None:
@@ -147,6 +151,8 @@ def serve(
     )
     try:
         server.serve()
+    except StartFailed as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot serve on {bind}:{port}: {exc.strerror or exc}")
     finally:

@@ -119,6 +119,12 @@ class ConsoleServer(Server):
         self.sessions: set[ConsoleSession] = set()
         self._sockets: set[web.WebSocketResponse] = set()
 
+    def initialize_logging(self) -> None:
+        super().initialize_logging()
+        # The collection's SSH connection lives in this process now: its per-connection INFO
+        # lines would fill the terminal between the browsers' requests.
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
     async def on_startup(self, app: web.Application) -> None:
         if self._startup is not None:
             await self._startup()
