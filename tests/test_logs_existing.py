@@ -98,4 +98,13 @@ async def test_console_logs_pane_shows_a_container_that_already_ran() -> None:
             await wait_for(lambda: "early 29" in shown() and "tick " in shown(), 30, "the pane")
             assert "early 0" in shown()
             assert name in shown()  # following all: each line says whose it is
+            # Following the selection asks for its stream alone; back to all, all again.
+            follower = monitor.log_follower
+            logs.focus()
+            await pilot.press("f")
+            await wait_for(lambda: not follower.follows_all, 5, "one stream")
+            selected = app.active_dashboard.selected_id
+            await wait_for(lambda: follower.following <= {selected}, 5, "the others to stop")
+            await pilot.press("f")
+            await wait_for(lambda: follower.follows_all, 5, "every stream again")
             await pilot.press("q")

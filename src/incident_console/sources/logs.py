@@ -224,6 +224,11 @@ class LogFollower(Source):
         return {cid for cid, view in state.containers.items() if not view.gone}
 
     @property
+    def follows_all(self) -> bool:
+        """True while every container is followed (no set was chosen)."""
+        return self._wanted is None
+
+    @property
     def following(self) -> frozenset[str]:
         """The ids with a live follower."""
         return frozenset(cid for cid, f in self._followers.items() if not f.done.is_set())
