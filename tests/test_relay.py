@@ -211,6 +211,15 @@ async def test_a_viewer_console_has_no_mutating_keys_and_no_walkthrough(tmp_path
             assert app.check_action("help", ()) is True
             table = app.active_dashboard.table
             assert table.get_cell(A, "name").plain == "app-backend-1"
+            # The detail screen reads the same state (no host of its own behind it).
+            table.move_cursor(row=table._keys.index(A))
+            await pilot.press("enter")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "ContainerDetailScreen"
+            assert app.screen.container_id == A  # type: ignore[attr-defined]
+            assert "READ-ONLY" in str(app.screen.query_one("HostHeader").render())
+            await pilot.press("escape")
+            await pilot.pause()
             await pilot.press("q")
     finally:
         await relay.close()
