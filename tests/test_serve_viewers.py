@@ -24,7 +24,7 @@ import pytest
 from chromium_cdp import HeadlessChromium, chromium_binary
 from conftest import IN_CI
 from fixtures_sshd import SshdServer, descendants, ssh_target
-from sources_support import docker_or_skip, remove, run_container
+from sources_support import docker_or_skip, remove, run_container, wait_for
 
 CLI = str(Path(sys.executable).with_name("incident-console"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -247,3 +247,37 @@ def test_three_browsers_cost_the_server_one_connection_and_one_sampler(
         )
     finally:
         remove(*names)
+
+
+#: What the issue saw: a console that ignores SIGTERM and SIGINT, spinning, with a child.
+STUBBORN = (
+    "import signal, subprocess, sys\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+    "print(child.pid, flush=True)\n"
+    "while True: pass\n"
+)
+
+
+async def test_a_session_that_ignores_quit_and_sigterm_is_ended_with_its_children() -> None:
+    import asyncio
+
+    from incident_console.ui.web import TERM_GRACE_S, end_process_group
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", STUBBORN, stdout=asyncio.subprocess.PIPE, start_new_session=True
+    )
+    assert proc.stdout is not None
+    child = int(await proc.stdout.readline())
+    try:
+        started = time.monotonic()
+        await end_process_group(proc, 0.5)
+        took = time.monotonic() - started
+        assert proc.returncode == -signal.SIGKILL
+        assert took < 0.5 + TERM_GRACE_S + 2, took
+        await wait_for(lambda: not _alive(child), 5, "the session's child to end with it")
+    finally:
+        for pid in (proc.pid, child):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
