@@ -250,8 +250,8 @@ class Checker:
         """Make sure the service's logs are followed (the monitor follows only what is asked),
         keeping whatever the console already follows."""
         follower = getattr(self.monitor, "log_follower", None)
-        if follower is None:
-            return
+        if follower is None or getattr(follower, "follows_all", False):
+            return  # following every container already: a chosen set would stop the others
         live = {cid for cid, view in self.monitor.state.containers.items() if not view.gone}
         wanted = set(getattr(follower, "following", frozenset())) | (ids & live)
         if not (ids & live) <= set(getattr(follower, "following", frozenset())):

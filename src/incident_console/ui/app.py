@@ -277,6 +277,12 @@ class IncidentApp(IntentActions):
                 return not self.active_dashboard.read_only
             except Exception:  # noqa: BLE001 - before compose there is nothing to mutate
                 return False
+        if action == "runbook":
+            # A viewer of serve's shared collection has no host of its own to run steps on.
+            try:
+                return getattr(self.active_dashboard.monitor, "runs_runbooks", True) is not False
+            except Exception:  # noqa: BLE001 - before compose
+                return True
         return True
 
     @on(TabbedContent.TabActivated)
