@@ -29,7 +29,8 @@ from incident_console.domain.events import (
     SourceStatus,
     event_from_record,
 )
-from incident_console.monitor.host_monitor import HostMonitor, ReadOnlyError
+from incident_console.monitor.changes import Change, ReadOnlyError
+from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.relay import RelayConnection, RelayServer
 from incident_console.monitor.relay_state import state_from_snapshot, state_snapshot
 from incident_console.monitor.state import HostState
@@ -158,10 +159,10 @@ async def test_a_viewer_starts_from_the_state_then_follows_the_events(tmp_path: 
         assert seen.host.state.state.value == "connected"
         # Read-only: refused here, and by serve for a viewer that asks anyway.
         with pytest.raises(ReadOnlyError, match="viewer: read-only"):
-            await seen.restart_container(A)
+            await seen.change(Change.restart(A))
         seen.read_only = False
         with pytest.raises(ReadOnlyError, match="viewer: read-only"):
-            await seen.restart_container(A)
+            await seen.change(Change.restart(A))
         assert relay.viewers == 1
         await relay.close()  # serve stops: the viewer is told, and its console ends on it
         for _ in range(100):
@@ -245,7 +246,7 @@ async def test_allowed_changes_go_through_serves_monitor_and_its_journal(tmp_pat
         assert not seen.read_only
         await seen.start()
         before = monitor.state.containers[cid].info.started_at
-        await seen.restart_container(cid)
+        await seen.change(Change.restart(cid))
         await wait_for(
             lambda: monitor.state.containers[cid].info.started_at != before, 30, "the restart"
         )

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from incident_console.domain.events import Event, event_from_record
-from incident_console.monitor.host_monitor import HostMonitor, ReadOnlyError
+from incident_console.monitor.changes import (
+    Change,
+    ChangeDeclined,
+    ChangeResult,
+    Confirm,
+    ReadOnlyError,
+)
+from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.relay_state import state_from_snapshot, state_snapshot
 from incident_console.monitor.state import HostState
 from incident_console.transport.base import ConnectionState, LinkState
@@ -144,8 +151,15 @@ class RelayServer:
                 raise ValueError(f"unknown request {message.get('type')!r}")
             monitor = self.monitors[int(message["host"])]
             if not self.allow_changes:
-                raise ReadOnlyError(READ_ONLY_REFUSAL)
-            await monitor.restart_container(str(message["id"]))
+                raise ReadOnlyError(monitor.host.name, READ_ONLY_REFUSAL)
+            container_id = str(message["id"])
+            view = monitor.state.containers.get(container_id)
+            change = Change.restart(
+                container_id,
+                container=view.info.name if view is not None else "",
+                why="serve: a viewer's restart key",
+            )
+            await monitor.change(change)
         except (LookupError, TypeError, ValueError) as exc:
             error = f"bad request: {exc}"
         except Exception as exc:  # noqa: BLE001 - the viewer shows it; serve goes on
@@ -212,15 +226,26 @@ class RelayMonitor:
         """Start reading the relay (once for all of this viewer's hosts)."""
         await self.connection.start()
 
-    async def stop(self) -> None:
+    async def stop(self, deadline_s: float | None = None) -> bool:
         """Leave the relay: the collection goes on for the other viewers."""
         await self.connection.close()
+        return True
 
-    async def restart_container(self, container_id: str) -> None:
-        """Ask serve to restart a container (refused here when this viewer is read-only)."""
+    async def change(self, change: Change, *, confirm: Confirm | None = None) -> ChangeResult:
+        """Ask serve to make a change (a restart: the only one a viewer has a key for).
+
+        Refused here when this viewer is read-only; serve's monitor, the one door, journals it.
+        """
         if self.read_only:
-            raise ReadOnlyError(READ_ONLY_REFUSAL)
-        await self.connection.request({"type": "restart", "host": self.index, "id": container_id})
+            raise ReadOnlyError(self.host.name, READ_ONLY_REFUSAL)
+        if change.kind != "restart":
+            raise ReadOnlyError(self.host.name, f"viewer: {change.what} (only restarts)")
+        if confirm is not None and not await confirm(change):
+            raise ChangeDeclined(self.host.name, change.what)
+        await self.connection.request(
+            {"type": "restart", "host": self.index, "id": change.container_id}
+        )
+        return ChangeResult(change, change_id="")
 
     def follow_logs(self, container_ids: Iterable[str] | None) -> None:
         """Nothing: serve's collection follows every container for every viewer."""
@@ -358,8 +383,8 @@ class RelayConnection:
         self._replies[req] = future
         self._writer.write(_line({**message, "req": req}))
         error = await asyncio.wait_for(future, timeout_s)
-        if error == READ_ONLY_REFUSAL:
-            raise ReadOnlyError(error)
+        if READ_ONLY_REFUSAL in error:
+            raise ReadOnlyError(self.monitors[0].host.name if self.monitors else "serve", error)
         if error:
             raise RelayError(error)
 
