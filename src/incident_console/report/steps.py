@@ -15,6 +15,8 @@ from incident_console.report.model import Check, Remediation, Restart, StepRun, 
 
 _TERMINAL = ("passed", "failed", "skipped")
 _UNDO_WORDS = ("undo", "restore", "roll back", "rollback", "rolled_back", "revert")
+#: A file restored this close (seconds) to a step's rollback of that file is that rollback.
+UNDO_MATCH_S = 5.0
 _REFUSED = ("refused", "declined", "denied", "cancelled")
 
 
@@ -130,9 +132,17 @@ def derive_steps(records: list[dict[str, Any]], end: float) -> StepFacts:
         if s.undone_at is not None:
             undos.append(Undo(s.undone_at, f"runbook step `{s.step}` rolled back"))
     step_changes = {s.change[0] for s in steps if s.change}
+    rolled_back: dict[str, list[float]] = {}
+    for s in steps:
+        if s.change and s.undone_at is not None:
+            rolled_back.setdefault(s.change[0], []).append(s.undone_at)
     for record in records:
         kind, t = record.get("kind"), when(record)
         if kind == "file_restore":
+            if any(
+                abs(t - u) <= UNDO_MATCH_S for u in rolled_back.get(str(record.get("path")), [])
+            ):
+                continue  # the file restore of a step's undo: that step's rollback says it
             undos.append(Undo(t, f"restored `{record.get('path', '?')}` from its backup"))
         elif (
             kind == "file_change"
