@@ -265,10 +265,14 @@ def test_impact_is_the_affected_project_only(report: str) -> None:
         f"probe {URL} failed 1 time."
     ), impact
     assert "3 OOM kills of project `icl` on lab (icl_backend_1)" in summary
+    # The restart and the `-p icl` command say which project the operator was working on.
+    assert "- **Affected project:** `icl` (the operator worked on it)." in summary
     assert (
-        "- **Not this incident:** project `shop` on the same host had 1 OOM kill "
-        "(shop_web_1 at 2026-12-01 15:02:00Z)." in summary
+        "- **Other projects hit on this host:** `shop` (1 kill): listed under OOM kills" in summary
     )
+    table = _section(report, "OOM kills")
+    others = table[table.index("### Other projects on the host (not this incident)") :]
+    assert "| 2026-12-01 15:02:00Z (replayed) | shop | shop_web_1 | web | node | 4242 |" in others
     timeline = _section(report, "Timeline (UTC)")
     assert "shop_web_1" not in timeline
     memory = _section(report, "Memory")

@@ -14,16 +14,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from incident_console.domain.redact import redact_record
-from incident_console.report.kills import Container, deduplicate, project_of
+from incident_console.report.kills import deduplicate
 from incident_console.report.model import (
     MIN_CHART_SAMPLES,
-    NO_LIMIT_BYTES,
     IncidentFacts,
     Kill,
     MemoryPeriod,
     OtherProject,
     Window,
     when,
+)
+from incident_console.report.projects import (
+    Container,
+    acted_on,
+    affected_project,
+    containers_of,
+    limit_of,
+    project_of,
 )
 from incident_console.report.steps import derive_steps
 from incident_console.report.timeline import build_timeline
@@ -35,66 +42,6 @@ GOOD_STATES = ("healthy", "running")
 MAX_CHARTED = 3
 
 __all__ = ["MIN_CHART_SAMPLES", "derive_facts"]
-
-
-def _limit(value: object) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < NO_LIMIT_BYTES
-    return int(value) if ok else 0  # type: ignore[call-overload]
-
-
-def _containers(records: Sequence[dict[str, Any]]) -> dict[str, Container]:
-    """Every container the records name, by id: inspect records first, then the others' fields."""
-    found: dict[str, Container] = {}
-    for record in records:
-        if record.get("kind") == "container" and record.get("id"):
-            cid = str(record["id"])
-            old = found.get(cid)
-            name = str(record.get("name") or (old.name if old else ""))
-            service = str(record.get("service") or (old.service if old else ""))
-            found[cid] = Container(
-                id=cid,
-                name=name,
-                service=service,
-                project=str(record.get("project") or (old.project if old else ""))
-                or project_of(name, service),
-                limit_bytes=_limit(record.get("memory_limit_bytes"))
-                or (old.limit_bytes if old else 0),
-            )
-    for record in records:
-        kind = record.get("kind")
-        cid = str(record.get("container_id" if kind == "oom_kill" else "id") or "")
-        if kind not in ("oom_kill", "health", "container_event", "log", "sample") or not cid:
-            continue
-        if cid in found:
-            if kind == "sample" and not found[cid].limit_bytes:
-                limit = _limit(record.get("memory_limit_bytes"))
-                if limit:
-                    c = found[cid]
-                    found[cid] = Container(c.id, c.name, c.service, c.project, limit)
-            continue
-        name = str(record.get("container") or record.get("name") or "")
-        service = str(record.get("service") or "")
-        if name or service:
-            found[cid] = Container(cid, name, service, project_of(name, service), 0)
-    return found
-
-
-def _affected(kills: Sequence[Kill], bad_health: Counter[str]) -> str:
-    """The project the kills hit: most kills seen live, then most kills, then the latest."""
-    if not kills:
-        return max(bad_health.items(), key=lambda item: (item[1], item[0]))[0] if bad_health else ""
-    by_project: dict[str, list[Kill]] = {}
-    for kill in kills:
-        by_project.setdefault(kill.project, []).append(kill)
-    return max(
-        by_project.items(),
-        key=lambda item: (
-            sum(not k.replayed for k in item[1]),
-            len(item[1]),
-            max(k.time for k in item[1]),
-            item[0],
-        ),
-    )[0]
 
 
 def _window(
@@ -176,7 +123,7 @@ def _memory(
             continue
         # Keyed by name: a recreated container (new id, same compose name) continues the line.
         name = (known.name if known else "") or cid[:12]
-        limit = _limit(record.get("memory_limit_bytes")) or (known.limit_bytes if known else 0)
+        limit = limit_of(record.get("memory_limit_bytes")) or (known.limit_bytes if known else 0)
         memory.setdefault(name, []).append((when(record), used, limit))
     return memory
 
@@ -237,7 +184,8 @@ def derive_facts(records: Sequence[dict[str, Any]], *, skipped_lines: int = 0) -
             str(r["host"]) for r in ordered if isinstance(r.get("host"), str) and r["host"]
         )
     )
-    containers = _containers(ordered)
+    containers = containers_of(ordered)
+    projects = sorted({c.project for c in containers.values() if c.project})
     project_of_record: dict[int, str] = {}
     bad_health: Counter[str] = Counter()
     for record in ordered:
@@ -246,13 +194,17 @@ def derive_facts(records: Sequence[dict[str, Any]], *, skipped_lines: int = 0) -
             project = (
                 known.project
                 if known
-                else project_of(str(record.get("name") or ""), str(record.get("service") or ""))
+                else project_of(
+                    str(record.get("name") or record.get("container") or ""),
+                    str(record.get("service") or ""),
+                    projects,
+                )
             )
             project_of_record[id(record)] = project
             if record.get("kind") == "health" and record.get("new") in BAD_STATES:
                 bad_health[project] += 1
     all_kills = deduplicate(ordered, containers)
-    project = _affected(all_kills, bad_health)
+    project, reason = affected_project(all_kills, acted_on(ordered, containers), bad_health)
     kills = tuple(k for k in all_kills if k.project == project)
     others: dict[str, list[Kill]] = {}
     for kill in all_kills:
@@ -276,6 +228,7 @@ def derive_facts(records: Sequence[dict[str, Any]], *, skipped_lines: int = 0) -
         end=end,
         hosts=hosts,
         project=project,
+        project_reason=reason,
         kills=kills,
         other_projects=tuple(OtherProject(n, tuple(k)) for n, k in sorted(others.items())),
         window=_window(ordered, kills, project_of_record, project, end),

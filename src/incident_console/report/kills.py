@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incident_console.report.model import Kill, when
+from incident_console.report.projects import Container, project_of
 
 #: Reports of one container this close in time (seconds) to a kill's reports are that kill:
 #: dmesg stamps are placed from the boot time and docker stamps events itself, a second or two
@@ -23,17 +24,6 @@ MATCH_S = 3.0
 #: The sources a kill can be reported by, in the order the report names them.
 SOURCES = ("kernel", "docker", "gunicorn", "memory.events")
 _PID = re.compile(r"pid[:\s]+(\d+)", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Container:
-    """What the journal says about one container (inspect records, or a kill's own fields)."""
-
-    id: str
-    name: str
-    service: str
-    project: str
-    limit_bytes: int
 
 
 @dataclass(slots=True)
@@ -157,15 +147,3 @@ def _kill(cluster: _Cluster, containers: dict[str, Container]) -> Kill:
         sources=tuple(s for s in SOURCES if s in cluster.sources),
         reports=cluster.reports,
     )
-
-
-def project_of(name: str, service: str) -> str:
-    """The compose project a container name implies: `proj_service_1` (v1), `proj-service-1` (v2).
-
-    Used only when no inspect record gave the project label (a container removed before the
-    console saw it, an old kill read back from the kernel's log).
-    """
-    if not name or not service:
-        return ""
-    found = re.fullmatch(rf"(.+?)[_-]{re.escape(service)}[_-]\d+", name)
-    return found[1] if found else ""

@@ -193,6 +193,7 @@ class IncidentFacts:
     end: float
     hosts: tuple[str, ...]
     project: str  # the affected compose project ('' when unknown)
+    project_reason: str  # why it is the one: "the operator worked on it", "most OOM kills", ...
     kills: tuple[Kill, ...]  # the affected project's kills, one per kill, in time order
     other_projects: tuple[OtherProject, ...]
     window: Window
@@ -216,3 +217,11 @@ class IncidentFacts:
     def steps_run(self) -> tuple[StepRun, ...]:
         """The steps that started and reached a verdict."""
         return tuple(s for s in self.steps if s.ran)
+
+    def phase(self, kill: Kill) -> str:
+        """Where a kill falls against remediation (the kill table's column; `kills_after` agrees)."""
+        if self.remediation_done is None or self.remediation_at is None:
+            return "-"
+        if kill.time >= self.remediation_done:
+            return "after remediation"
+        return "during remediation" if kill.time >= self.remediation_at else "before remediation"

@@ -7,13 +7,10 @@ fact of its own: the summary's kill counts and the kill table read the same kill
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from incident_console.domain.durations import format_bytes
-from incident_console.domain.redact import MASK, is_secret_name
 from incident_console.report.charts import memory_chart
 from incident_console.report.facts import derive_facts
 from incident_console.report.model import (
@@ -24,60 +21,9 @@ from incident_console.report.model import (
     StepRun,
     when,
 )
+from incident_console.report.summary import summary
+from incident_console.report.text import duration, hms, plural, redact, table, utc
 from incident_console.transport.base import command_line
-
-_NAME_VALUE = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,64})=([^\s`|,;&\"']+)")
-
-
-def redact(text: str) -> str:
-    """Hide NAME=value secrets anywhere in the finished Markdown (a last line of defence).
-
-    Records are redacted with the shared rule before rendering; this pass looks at every
-    NAME=value on its own (also after "note: ...") and stops values at Markdown's `|` and `.
-    """
-
-    def hide(match: re.Match[str]) -> str:
-        name, value = match[1], match[2]
-        return f"{name}={MASK}" if is_secret_name(name) and value != MASK else match[0]
-
-    return _NAME_VALUE.sub(hide, text)
-
-
-def utc(t: float | None, fmt: str = "%Y-%m-%d %H:%M:%SZ") -> str:
-    """Epoch seconds as UTC text ('?' when unknown)."""
-    return "?" if t is None else time.strftime(fmt, time.gmtime(t))
-
-
-def hms(t: float | None) -> str:
-    """Epoch seconds as UTC time of day, the way the tables print it."""
-    return utc(t, "%H:%M:%SZ")
-
-
-def cell(value: object) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return lines
-
-
-def plural(n: int, word: str) -> str:
-    """'1 kill', '2 kills'."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def duration(seconds: float) -> str:
-    """A duration as '1 h 02 min', '3 min 05 s' or '40 s'."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def _limit(kill: Kill) -> str:
@@ -86,147 +32,6 @@ def _limit(kill: Kill) -> str:
     if kill.constraint == "limit":
         return f"limit {format_bytes(kill.limit_bytes)}" if kill.limit_bytes else "limit"
     return "unknown"
-
-
-def phase(facts: IncidentFacts, kill: Kill) -> str:
-    """Where a kill falls against remediation: the kill table's column and the summary agree."""
-    if facts.remediation_done is None or facts.remediation_at is None:
-        return "-"
-    if kill.time >= facts.remediation_done:
-        return "after remediation"
-    return "during remediation" if kill.time >= facts.remediation_at else "before remediation"
-
-
-def likely_cause(facts: IncidentFacts) -> str:
-    """One sentence naming the most common kind of kill, where, and against which limit."""
-    if not facts.kills:
-        return "No OOM kill is in the journal; the timeline below is all there is."
-    groups: dict[tuple[str, str, str], list[Kill]] = {}
-    for kill in facts.kills:
-        groups.setdefault((kill.service, kill.container or "the host", kill.constraint), []).append(
-            kill
-        )
-    (service, container, constraint), kills = max(
-        groups.items(),
-        key=lambda item: (sum(not k.replayed for k in item[1]), len(item[1]), item[0]),
-    )
-    where = f"the {service} service ({container})" if service else container
-    processes = ", ".join(sorted({k.process for k in kills if k.process})) or "its"
-    workers = "processes"
-    if any("gunicorn" in k.sources for k in kills):
-        workers = "processes (gunicorn workers, as gunicorn's own log confirms)"
-    elif any(k.process == "gunicorn" for k in kills):
-        workers = "processes (gunicorn workers)"
-    rss = [k.anon_rss_bytes for k in kills if k.anon_rss_bytes]
-    peak = f", anon-rss up to {format_bytes(max(rss))}" if rss else ""
-    count = f"{plural(len(kills), 'kill')}{peak}"
-    if constraint == "global":
-        return (
-            f"The host ran out of memory as a whole (global OOM): the kernel killed `{processes}` "
-            f"{workers} of {where} ({count}). A container limit does not prevent this; "
-            "the host needs less total memory in use, more swap or more RAM."
-        )
-    if constraint == "limit":
-        limit = max(k.limit_bytes for k in kills)
-        at = f"its {format_bytes(limit)} memory limit" if limit else "its memory limit"
-        return (
-            f"In {where}, `{processes}` {workers} were OOM-killed at {at} ({count}): "
-            "the workers together need more memory than the limit allows."
-        )
-    return f"The kernel OOM-killed `{processes}` {workers} of {where} ({count})."
-
-
-def _what_happened(facts: IncidentFacts) -> list[str]:
-    hosts = ", ".join(facts.hosts) or "the host"
-    project = f" of project `{facts.project}`" if facts.project else ""
-    if not facts.kills:
-        return [f"- **What happened:** no OOM kill{project} on {hosts} is in the journal."]
-    replayed = sum(k.replayed for k in facts.kills)
-    names = ", ".join(dict.fromkeys(k.container or "the host" for k in facts.kills))
-    what = f"{plural(len(facts.kills), 'OOM kill')}{project} on {hosts} ({names})"
-    if replayed:
-        what += f"; {replayed} of them read from the kernel log at start"
-    lines = [f"- **What happened:** {what}."]
-    for other in facts.other_projects:
-        name = f"project `{other.name}`" if other.name else "containers of no known project"
-        kills = ", ".join(f"{k.container or 'the host'} at {utc(k.time)}" for k in other.kills)
-        lines.append(
-            f"- **Not this incident:** {name} on the same host had "
-            f"{plural(len(other.kills), 'OOM kill')} ({kills})."
-        )
-    return lines
-
-
-def _window(facts: IncidentFacts) -> str:
-    w = facts.window
-    if w.start is None or w.end is None:
-        return "- **Impact window:** no OOM kill, unhealthy container or failed probe was recorded."
-    after = "; still affected when the journal ends" if w.still_affected else ""
-    return (
-        f"- **Impact window:** {utc(w.start)} to {utc(w.end)} ({duration(w.end - w.start)})"
-        f"{after}: {'; '.join(w.evidence)}."
-    )
-
-
-def _remediation(facts: IncidentFacts) -> list[str]:
-    lines = []
-    if facts.restarts:
-        restarts = ", ".join(
-            f"{r.target or '?'} at {utc(r.time)} by {r.who}" for r in facts.restarts
-        )
-        lines.append(f"- **Restarts (not remediation):** {restarts}.")
-    if facts.remediation_at is None or facts.remediation_done is None:
-        return [*lines, "- **Remediation:** none recorded in the journal."]
-    done = ", ".join(f"{r.what} ({r.state})" for r in facts.remediation)
-    undone = [u for u in facts.undos if u.time >= facts.remediation_at]
-    undo = "; undone: " + ", ".join(f"{u.what} at {utc(u.time)}" for u in undone) if undone else ""
-    lines.append(
-        f"- **Remediation:** {done}, {utc(facts.remediation_at)} to "
-        f"{utc(facts.remediation_done)}{undo}."
-    )
-    after = facts.kills_after
-    if after:
-        outcome = f"**{plural(len(after), 'OOM kill')} after remediation** at " + ", ".join(
-            utc(k.time) for k in after
-        )
-    else:
-        outcome = f"no OOM kill since {utc(facts.remediation_done)} (to {utc(facts.end)})"
-    failed = facts.failed_verifications
-    if failed:
-        outcome += "; " + "; ".join(
-            f"the verify step `{s.step}` failed ({s.verdict or 'no verdict'})" for s in failed
-        )
-    lines.append(f"- **Outcome:** {outcome}.")
-    return lines
-
-
-def _runbook_line(facts: IncidentFacts) -> list[str]:
-    if not facts.steps:
-        return []
-    ran = facts.steps_run
-    passed = sum(s.state == "passed" for s in ran)
-    skipped = sum(s.state == "skipped" for s in facts.steps)
-    refused = sum(s.refused for s in facts.steps)
-    undone = sum(s.undone_at is not None for s in facts.steps)
-    parts = [f"{plural(len(ran), 'step')} run ({passed} passed, {len(ran) - passed} failed)"]
-    parts += [
-        f"{n} {word}"
-        for n, word in ((skipped, "skipped"), (refused, "refused"), (undone, "undone"))
-        if n
-    ]
-    return [f"- **Runbook:** {', '.join(facts.runbooks) or '?'}: {', '.join(parts)}."]
-
-
-def _summary(facts: IncidentFacts) -> list[str]:
-    return [
-        "## Summary",
-        "",
-        *_what_happened(facts),
-        _window(facts),
-        f"- **Likely cause:** {likely_cause(facts)}",
-        *_remediation(facts),
-        *_runbook_line(facts),
-    ]
 
 
 def _timeline(facts: IncidentFacts) -> list[str]:
@@ -272,7 +77,7 @@ def _kills_table(facts: IncidentFacts) -> list[str]:
                 format_bytes(k.anon_rss_bytes) if k.anon_rss_bytes is not None else "?",
                 _limit(k),
                 ", ".join(k.sources),
-                phase(facts, k),
+                facts.phase(k),
             )
             for k in facts.kills
         ]
@@ -284,10 +89,25 @@ def _kills_table(facts: IncidentFacts) -> list[str]:
                 "",
                 "(replayed: read back from the kernel's ring buffer when the console began)",
             ]
-    for other in facts.other_projects:
-        name = f"project `{other.name}`" if other.name else "no known project"
-        kills = ", ".join(f"{k.container or 'the host'} at {hms(k.time)}" for k in other.kills)
-        lines += ["", f"Not this incident ({name}): {kills}."]
+    others = [k for other in facts.other_projects for k in other.kills]
+    if others:
+        lines += ["", "### Other projects on the host (not this incident)", ""]
+        other_rows = [
+            (
+                utc(k.time) + (" (replayed)" if k.replayed else ""),
+                k.project or "?",
+                k.container or "-",
+                k.service or "-",
+                k.process or "?",
+                k.pid or "?",
+                _limit(k),
+                ", ".join(k.sources),
+            )
+            for k in sorted(others, key=lambda k: (k.time, k.project, k.pid))
+        ]
+        other_header = ("time (UTC)", "project", "container", "service", "process", "pid",
+                        "limit / global", "reported by")  # fmt: skip
+        lines += table(other_header, other_rows)
     return lines
 
 
@@ -409,7 +229,7 @@ def render_facts(facts: IncidentFacts, *, followups: Sequence[str] = ()) -> str:
         f"({duration(facts.end - facts.start)}). All times are UTC.{skipped}"
     )
     for section in (
-        _summary(facts),
+        summary(facts),
         _timeline(facts),
         _kills_table(facts),
         _charts(facts),
