@@ -367,3 +367,27 @@ def test_torn_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     assert "2 torn or unreadable lines of the journal were skipped." in text
     assert "**2 OOM kills after remediation**" in text
+
+
+def test_a_recreated_container_keeps_its_line(tmp_path: Path) -> None:
+    """compose v1 renames the old container `<id12>_name` on recreate: still the same series."""
+    new_id = "c" * 64
+    journal = Journal(tmp_path / "recreate.jsonl")
+    s = Session(journal)
+    s.put(ContainerInfo(at("17:00:00"), BACKEND, "icl_backend_1", project="icl",
+                        service="backend", memory_limit_bytes=256 * MIB))  # fmt: skip
+    for n in range(0, 120, 10):
+        s.put(ContainerSample(at("17:00:00") + n, BACKEND, (100 + n) * MIB, 256 * MIB, 5.0))
+    s.kill("17:01:00", 99, 7)
+    s.run("recreate", "17:01:55", "17:02:00")
+    s.put(ContainerInfo(at("17:01:58"), BACKEND, f"{BACKEND[:12]}_icl_backend_1", project="icl",
+                        service="backend", memory_limit_bytes=256 * MIB))  # fmt: skip
+    s.put(ContainerInfo(at("17:01:59"), new_id, "icl_backend_1", project="icl",
+                        service="backend", memory_limit_bytes=256 * MIB))  # fmt: skip
+    for n in range(0, 120, 10):
+        s.put(ContainerSample(at("17:02:00") + n, new_id, (60 + n) * MIB, 256 * MIB, 5.0))
+    journal.close()
+    facts = derive_facts(read_journal(journal.path))
+    assert facts.charted == ("icl_backend_1",)
+    assert [period.samples for period in facts.memory] == [12, 12]
+    assert [k.container for k in facts.kills] == ["icl_backend_1"]

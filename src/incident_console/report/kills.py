@@ -119,7 +119,8 @@ def deduplicate(records: list[dict[str, Any]], containers: dict[str, Container])
 def _kill(cluster: _Cluster, containers: dict[str, Container]) -> Kill:
     record = cluster.kernel or cluster.first
     known = containers.get(cluster.key)
-    name = str(record.get("container") or record.get("name") or (known.name if known else ""))
+    # The inspect record's name first: a kill's own may be compose's `<id>_` rename.
+    name = (known.name if known else "") or str(record.get("container") or record.get("name") or "")
     service = str(record.get("service") or (known.service if known else ""))
     limit = known.limit_bytes if known else 0
     constraint = str(record.get("constraint") or "") if cluster.kernel else ""

@@ -39,6 +39,16 @@ def limit_of(value: object) -> int:
     return 0
 
 
+def compose_name(name: str, cid: str) -> str:
+    """A container's compose name, without the `<id12>_` compose v1 prefixes it with on recreate.
+
+    `docker-compose up --force-recreate` renames the old container to `<its id[:12]>_<name>`
+    before removing it: its samples and kills are still the service's, on the same line.
+    """
+    prefix = f"{cid[:12]}_" if len(cid) >= 12 else ""
+    return name[len(prefix) :] if prefix and name.startswith(prefix) else name
+
+
 def project_of(name: str, service: str, known: Sequence[str] = ()) -> str:
     """The compose project a container name implies: `proj_service_1` (v1), `proj-service-1` (v2).
 
@@ -65,7 +75,7 @@ def containers_of(records: Sequence[dict[str, Any]]) -> dict[str, Container]:
             continue
         cid = str(record["id"])
         old = found.get(cid)
-        name = str(record.get("name") or (old.name if old else ""))
+        name = compose_name(str(record.get("name") or (old.name if old else "")), cid)
         service = str(record.get("service") or (old.service if old else ""))
         files = record.get("config_files")
         places = [str(record.get("working_dir") or "")]
@@ -94,7 +104,7 @@ def containers_of(records: Sequence[dict[str, Any]]) -> dict[str, Container]:
                     old.id, old.name, old.service, old.project, limit, old.places
                 )
             continue
-        name = str(record.get("container") or record.get("name") or "")
+        name = compose_name(str(record.get("container") or record.get("name") or ""), cid)
         service = str(record.get("service") or "")
         if name or service:
             found[cid] = Container(cid, name, service, project_of(name, service, known), 0)
