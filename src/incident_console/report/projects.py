@@ -181,4 +181,8 @@ def affected_project(
         return project, "the operator worked on it"
     live = sum(not k.replayed for k in ranked[0][1])
     runner_up = sum(not k.replayed for k in ranked[1][1])
-    return project, "most OOM kills seen live" if live > runner_up else "most OOM kills"
+    why = "most OOM kills seen live" if live > runner_up else "most OOM kills"
+    if acted:  # acted on, but none of them was hit (an acted project with kills ranks first)
+        names = ", ".join(f"`{p}`" for p in sorted(acted))
+        return project, f"{why}; the operator worked on {names}, with no OOM kill in the journal"
+    return project, f"{why}; no command, restart or changed file in the journal names a project"

@@ -64,8 +64,6 @@ def _what_happened(facts: IncidentFacts) -> list[str]:
     if not facts.other_projects:
         return lines
     why = facts.project_reason
-    if why.startswith("most"):
-        why += "; no command, restart or changed file in the journal names the incident's project"
     others = ", ".join(
         (f"`{o.name}`" if o.name else "containers of no known project")
         + f" ({plural(len(o.kills), 'kill')})"
