@@ -391,3 +391,56 @@ def test_a_recreated_container_keeps_its_line(tmp_path: Path) -> None:
     assert facts.charted == ("icl_backend_1",)
     assert [period.samples for period in facts.memory] == [12, 12]
     assert [k.container for k in facts.kills] == ["icl_backend_1"]
+
+
+def _door(journal: Journal, hms: str, change_id: str, kind: str, what: str, **extra: Any) -> None:
+    """A change through the one door as it journals it: intent, then result (or refusal)."""
+    t = at(hms)
+    base = {"kind": "change", "host": "lab", "who": "oncall@laptop", "change_id": change_id,
+            "change": kind, "what": what}  # fmt: skip
+    journal.write({**base, "phase": "intent", "why": extra.pop("why", ""), "ts": t})
+    if "reason" in extra:
+        journal.write({**base, "phase": "refused", "reason": extra["reason"], "ts": t})
+        return
+    journal.write({**base, "phase": "result", "ok": True, "exit_status": 0, "duration_s": 1.0,
+                   "ts": t + 1})  # fmt: skip
+    if kind == "restart":  # the door's legacy twin, which the console always wrote
+        journal.write({"kind": "action", "host": "lab", "what": "restart container",
+                       "who": "oncall@laptop", "container": what.removeprefix("restart "),
+                       "container_id": BACKEND, "started": t, "duration_s": 1.0, "error": "",
+                       "change_id": change_id})  # fmt: skip
+
+
+def test_changes_through_the_one_door_count_once(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "door.jsonl")
+    s = Session(journal)
+    s.put(ContainerInfo(at("17:00:00"), BACKEND, "icl_backend_1", project="icl",
+                        service="backend", memory_limit_bytes=256 * MIB))  # fmt: skip
+    s.kill("17:01:00", 99, 7)
+    _door(journal, "17:02:00", "c1", "restart", "restart icl_backend_1")
+    _door(journal, "17:02:30", "c2", "write", "write /srv/icl/docker-compose.yml",
+          reason="read-only")  # fmt: skip
+    i, recreate = s.step("recreate")
+    s.engine.start(i, at("17:03:00"))
+    s.write_step(recreate, at("17:03:00"))
+    _door(journal, "17:03:05", "c3", "command", "docker-compose -p icl up -d backend")
+    s.engine.decide(i, [], window_over=True, now=at("17:03:30"))
+    s.write_step(recreate, at("17:03:30"))
+    _door(journal, "17:05:00", "c4", "command", "docker-compose -p icl up -d --scale backend=2")
+    _door(journal, "17:06:00", "c5", "command", "cp -p -- /srv/icl/x.bak /srv/icl/x.yml",
+          why="undo: restore /srv/icl/x.yml")  # fmt: skip
+    journal.write({"kind": "file_restore", "host": "lab", "path": "/srv/icl/x.yml",
+                   "backup": "/srv/icl/x.bak", "time": at("17:06:01")})  # fmt: skip
+    journal.close()
+    facts = derive_facts(read_journal(journal.path))
+    assert [(r.time, r.target) for r in facts.restarts] == [(at("17:02:00"), "icl_backend_1")]
+    # The recreate step (its own command inside) and the change made by hand after it; not the
+    # refused write, not the restart, not the undo's copy.
+    assert [r.what for r in facts.remediation] == [
+        "`recreate`",
+        "`docker-compose -p icl up -d --scale backend=2`",
+    ]
+    assert [u.what for u in facts.undos] == ["restored `/srv/icl/x.yml` from its backup"]
+    text = render_report(read_journal(journal.path))
+    assert "refused: `write /srv/icl/docker-compose.yml` (read-only)" in text
+    assert text.count("restart container icl_backend_1") == 1

@@ -126,6 +126,25 @@ def _step_records(i: int, spec: tuple[str, str, str, int, int]) -> list[dict[str
     return records
 
 
+def _door_records(n: int, t: float, refused: bool, what: str) -> list[dict[str, Any]]:
+    """A change through the one door: intent, then refusal or result (and a restart's twin)."""
+    kind = "command" if what == "undo" else what
+    text = {"command": "docker-compose -p alpha up -d backend", "write": "write /srv/a.yml",
+            "restart": "restart bravo_backend_1", "undo": "cp -p -- /srv/a.bak /srv/a.yml"}[what]  # fmt: skip
+    base = {"kind": "change", "host": "lab", "who": "oncall", "change_id": f"c{n}",
+            "change": kind, "what": text}  # fmt: skip
+    why = "undo: restore /srv/a.yml" if what == "undo" else ""
+    records = [{**base, "phase": "intent", "why": why, "ts": t}]
+    if refused:
+        return [*records, {**base, "phase": "refused", "reason": "read-only", "ts": t}]
+    records.append({**base, "phase": "result", "ok": True, "duration_s": 1.0, "ts": t + 1})
+    if what == "restart":
+        records.append({"kind": "action", "host": "lab", "what": "restart container",
+                        "who": "oncall", "container": "bravo_backend_1", "started": t,
+                        "duration_s": 1.0, "error": "", "change_id": f"c{n}"})  # fmt: skip
+    return records
+
+
 @dataclass(frozen=True)
 class Journal:
     """A generated journal and the truth it was generated from."""
@@ -150,10 +169,10 @@ def journals(draw: st.DrawFn) -> Journal:
                            max_size=8))  # fmt: skip
     probes = draw(st.lists(st.tuples(st.integers(0, 1800), st.sampled_from((200, 502, None))),
                            max_size=6))  # fmt: skip
+    # Changes through the one door: (time, refused, what it is).
     changes = draw(st.lists(st.tuples(st.integers(0, 1800), st.booleans(),
-                                      st.sampled_from(("set memory limit", "restart container",
-                                                       "undo: restore compose file"))),
-                            max_size=3))  # fmt: skip
+                                      st.sampled_from(("command", "write", "restart", "undo"))),
+                            max_size=4))  # fmt: skip
     removed = draw(st.sets(st.sampled_from(PROJECTS)))  # no inspect record: project from names
     samples_until = draw(st.integers(0, 2000))
     records: list[dict[str, Any]] = []
@@ -188,15 +207,18 @@ def journals(draw: st.DrawFn) -> Journal:
     for t, status in probes:
         records.append({"kind": "probe", "host": "lab", "time": T0 + t, "url": "http://x/h",
                         "status": status, "latency_ms": 3.0})  # fmt: skip
-    for t, refused, what in changes:  # the one door's records: a kind the report may not know
-        records.append({"kind": "change", "host": "lab", "what": what, "time": T0 + t,
-                        "who": "oncall", "refused": refused})  # fmt: skip
+    door_restarts: list[str] = []
+    for n, (t, refused, what) in enumerate(changes):
+        records += _door_records(n, T0 + t, refused, what)
+        if what == "restart" and not refused:
+            door_restarts.append("bravo")
     records.append({"kind": "mystery", "host": "lab", "time": T0 + 7, "payload": [1, 2]})
     random.Random(len(records)).shuffle(records)
     # The projects the operator worked on, as far as the journal can tell: a restarted
     # container is known by its inspect record, or by a kill or health record naming it.
     named = {k.container for k in kills} | {f"{p}_backend_1" for _, p, _ in health}
-    acted = {p for _, p in restarts if p not in removed or f"{p}_backend_1" in named}
+    restarted = [p for _, p in restarts] + door_restarts
+    acted = {p for p in restarted if p not in removed or f"{p}_backend_1" in named}
     return Journal(records, kills, acted)
 
 
@@ -258,6 +280,11 @@ def test_summary_agrees_with_tables(journal: Journal) -> None:
         assert outcome is None and not after_rows
     else:
         assert outcome is not None, summary
+        # Never a restart (by hand, through the door, or a restart step) nor an undo's copy.
+        line = remediation[0].split(";")[0]
+        assert "restart" not in line and "cp -p" not in line, line
+        steps_named = re.findall(r"`(s\d+)` \((\w+)\)", line)
+        assert all(state in ("passed", "failed") for _, state in steps_named), line
         done = _epoch(remediation[2])
         since = re.match(rf"no OOM kill since ({_STAMP})", outcome[1])
         counted = re.match(

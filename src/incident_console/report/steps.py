@@ -8,6 +8,7 @@ shown, but a restarted container runs the same configuration. An undo reverts re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,41 +104,50 @@ def _attempts(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def _change_kind(record: dict[str, Any]) -> str:
     """restart, undo, refused or change: what a recorded action or change was."""
-    text = _text(record, "what", "action", "change", "operation").lower()
+    if record.get("refused") or record.get("phase") in ("intent", "refused"):
+        return "refused"  # an intent is followed by its result (or refusal): count that
     outcome = _text(record, "result", "outcome", "status", "state").lower()
-    if record.get("refused") or any(word in outcome for word in _REFUSED):
+    if any(word in outcome for word in _REFUSED):
         return "refused"
+    text = _text(record, "what", "action", "change", "operation").lower()
     if "restart" in text:
         return "restart"
-    if any(word in text for word in _UNDO_WORDS):
+    if any(word in f"{text} {_text(record, 'why').lower()}" for word in _UNDO_WORDS):
         return "undo"
     return "change"
 
 
-def derive_steps(records: list[dict[str, Any]], end: float) -> StepFacts:
-    """Steps, remediation, restarts and undos of the records (in time order)."""
-    commands = [r for r in records if r.get("kind") == "command"]
-    steps = tuple(_step_run(h, commands, end) for h in _attempts(records))
+def _changes(
+    records: list[dict[str, Any]], steps: Sequence[StepRun], end: float
+) -> tuple[list[Remediation], list[Restart], list[Undo]]:
+    """Remediation, restarts and undos from the records outside the runbook's own steps.
+
+    The one door journals each change as an intent and a result (``kind: change``) beside
+    the records the report always read (``command``, ``action`` for a restart): the twins
+    share a ``change_id`` and count once. A change while a runbook step ran is that step's.
+    """
     remediation: list[Remediation] = []
     restarts: list[Restart] = []
     undos: list[Undo] = []
-    for s in steps:
-        if not s.ran or s.started is None:
-            continue
-        if s.is_restart:
-            restarts.append(Restart(s.started, f"runbook step `{s.step}`", s.who, ""))
-        elif s.kind == "remediate":
-            done = s.finished if s.finished is not None else s.started
-            remediation.append(Remediation(f"`{s.step}`", s.started, done, s.state, s.undone_at))
-        if s.undone_at is not None:
-            undos.append(Undo(s.undone_at, f"runbook step `{s.step}` rolled back"))
-    step_changes = {s.change[0] for s in steps if s.change}
+    spans = [(st.started, st.finished or end) for st in steps if st.ran and st.started is not None]
+    step_changes = {st.change[0] for st in steps if st.change}
     rolled_back: dict[str, list[float]] = {}
-    for s in steps:
-        if s.change and s.undone_at is not None:
-            rolled_back.setdefault(s.change[0], []).append(s.undone_at)
+    for st in steps:
+        if st.change and st.undone_at is not None:
+            rolled_back.setdefault(st.change[0], []).append(st.undone_at)
+            undos.append(Undo(st.undone_at, f"runbook step `{st.step}` rolled back"))
+    restart_ids: set[str] = set()
+    door_undos: list[Undo] = []
+    # A result says what happened; its intent says why and to what (read together).
+    intents = {
+        str(r["change_id"]): r
+        for r in records
+        if r.get("kind") == "change" and r.get("phase") == "intent" and r.get("change_id")
+    }
     for record in records:
         kind, t = record.get("kind"), when(record)
+        if kind == "change" and record.get("phase") == "result":
+            record = {**intents.get(str(record.get("change_id")), {}), **record}
         if kind == "file_restore":
             if any(
                 abs(t - u) <= UNDO_MATCH_S for u in rolled_back.get(str(record.get("path")), [])
@@ -154,19 +164,47 @@ def derive_steps(records: list[dict[str, Any]], end: float) -> StepFacts:
             )
         elif kind in ("action", "change"):
             what = _change_kind(record)
-            took = _number(record.get("duration_s")) or 0.0
-            target = (
-                _text(record, "container") or _text(record, "service") or _text(record, "target")
-            )
+            change_id = str(record.get("change_id") or "")
             error = str(record.get("error") or "")
             if what == "restart":
+                if change_id and change_id in restart_ids:
+                    continue  # the door's result and its action record: one restart
+                restart_ids.add(change_id)
+                target = (
+                    _text(record, "container")
+                    or _text(record, "target")
+                    or _text(record, "what").removeprefix("restart ")
+                )
                 restarts.append(Restart(t, target, str(record.get("who") or "?"), error))
             elif what == "undo":
-                undos.append(Undo(t, _text(record, "what", "action") or "undo"))
+                door_undos.append(Undo(t, _text(record, "what", "action") or "undo"))
             elif what == "change" and kind == "change" and not record.get("step"):
-                label = _text(record, "what", "action") or "change"
+                if any(lo <= t <= hi for lo, hi in spans):
+                    continue  # a runbook step's own command or write
+                took = _number(record.get("duration_s")) or 0.0
                 state = "failed" if error or record.get("ok") is False else "done"
+                label = f"`{_text(record, 'what', 'action') or 'change'}`"
                 remediation.append(Remediation(label, t, t + took, state, None))
+    # An undo's copy through the door and its file_restore record are one undo.
+    undos += [u for u in door_undos if not any(abs(u.time - v.time) <= UNDO_MATCH_S for v in undos)]
+    return remediation, restarts, undos
+
+
+def derive_steps(records: list[dict[str, Any]], end: float) -> StepFacts:
+    """Steps, remediation, restarts and undos of the records (in time order)."""
+    commands = [r for r in records if r.get("kind") == "command"]
+    steps = tuple(_step_run(h, commands, end) for h in _attempts(records))
+    remediation, restarts, undos = _changes(records, steps, end)
+    for st in steps:
+        if not st.ran or st.started is None:
+            continue
+        if st.is_restart:
+            restarts.append(Restart(st.started, f"runbook step `{st.step}`", st.who, ""))
+        elif st.kind == "remediate":
+            done = st.finished if st.finished is not None else st.started
+            remediation.append(
+                Remediation(f"`{st.step}`", st.started, done, st.state, st.undone_at)
+            )
     runbooks: dict[str, None] = {}
     followups: dict[str, None] = {}
     for record in records:

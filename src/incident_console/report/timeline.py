@@ -113,6 +113,18 @@ def _describe(
         )
         text = f"`{short(command_line(argv) if argv else '?')}` → {result} (by {record.get('who', '?')})"
         return (text,), text
+    if kind == "change" and record.get("phase") in ("intent", "refused", "result"):
+        # The one door's records: a refusal is news; a command's or restart's result has its
+        # command/action twin in the journal; a write has none.
+        what = short(record.get("what") or record.get("change") or "change")
+        if record.get("phase") == "refused":
+            text = f"refused: `{what}` ({short(record.get('reason') or '?')})"
+        elif record.get("phase") == "result" and record.get("change") == "write":
+            failed = f", failed: {short(record['error'])}" if record.get("error") else ""
+            text = f"{what}{failed}"
+        else:
+            return None
+        return (text,), text
     if kind in ("action", "change"):
         what = str(record.get("what") or record.get("action") or kind)
         target = record.get("container") or record.get("service") or record.get("target") or ""
