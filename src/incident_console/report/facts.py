@@ -1,8 +1,8 @@
 """Derive an incident's facts once from its journal records (pure: no I/O, no clock).
 
-The affected project is the compose project whose containers the kills hit (the most kills
-seen live, then the most kills); other projects on the host are named as such and kept out of
-the impact window, the timeline and the charts. Everything is a function of the records alone:
+The affected project is the compose project whose containers the kills hit (projects.py says
+how one is chosen when several were); other projects on the host are named as such and kept
+out of the impact window, the timeline and the charts. Everything is a function of the records alone:
 the same journal, in any order, gives the same facts.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 from incident_console.domain.redact import redact_record
 from incident_console.report.kills import deduplicate
 from incident_console.report.model import (
-    MIN_CHART_SAMPLES,
     IncidentFacts,
     Kill,
     MemoryPeriod,
@@ -41,7 +40,7 @@ GOOD_STATES = ("healthy", "running")
 #: Charts show at most this many containers.
 MAX_CHARTED = 3
 
-__all__ = ["MIN_CHART_SAMPLES", "derive_facts"]
+__all__ = ["derive_facts"]
 
 
 def _window(

@@ -88,13 +88,16 @@ def deduplicate(records: list[dict[str, Any]], containers: dict[str, Container])
     """The kills the records report, one per kill, in time order (records in time order)."""
     by_name = {c.name: cid for cid, c in containers.items() if c.name}
     clusters: list[_Cluster] = []
+    # Per host and container: a host's own kills (no container) stay apart from another's.
+    by_key: dict[tuple[str, str], list[_Cluster]] = {}
     reports = [(r, s) for r in records if (s := _source(r)) is not None]
     # The kernel's records first: each is a kill (its pid tells two close kills apart); the
     # others then join the kill they report.
     reports.sort(key=lambda item: item[1] != "kernel")
     for record, source in reports:
         key, t, pid = _key(record, by_name), when(record), _pid(record, source)
-        same = [c for c in clusters if c.key == key and c.near(t)]
+        group = by_key.setdefault((str(record.get("host") or ""), key), [])
+        same = [c for c in group if c.near(t)]
         if source == "kernel":
             # The same pid again is the same kill reported twice (replayed, then live).
             match = next((c for c in same if c.pid == pid or not c.pid or not pid), None)
@@ -109,6 +112,7 @@ def deduplicate(records: list[dict[str, Any]], containers: dict[str, Container])
         if match is None:
             match = _Cluster(key=key, time=t, last=t, first=record, pid=pid)
             clusters.append(match)
+            group.append(match)
         if source == "kernel" and match.kernel is None:
             match.kernel, match.time, match.pid = record, t, pid or match.pid
         match.add(source, record)
