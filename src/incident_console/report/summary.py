@@ -82,10 +82,12 @@ def _window(facts: IncidentFacts) -> str:
     if w.start is None or w.end is None:
         return "- **Impact window:** no OOM kill, unhealthy container or failed probe was recorded."
     after = "; still affected when the journal ends" if w.still_affected else ""
-    return (
-        f"- **Impact window:** {utc(w.start)} to {utc(w.end)} ({duration(w.end - w.start)})"
-        f"{after}: {'; '.join(w.evidence)}."
+    span = (
+        f"at {utc(w.start)}"  # one moment: a single kill, nothing else went bad
+        if utc(w.start) == utc(w.end)
+        else f"{utc(w.start)} to {utc(w.end)} ({duration(w.end - w.start)})"
     )
+    return f"- **Impact window:** {span}{after}: {'; '.join(w.evidence)}."
 
 
 def _remediation(facts: IncidentFacts) -> list[str]:
