@@ -128,7 +128,7 @@ class IntentActions(App[int]):
 
     @work(thread=True, group="report", exclusive=True, exit_on_error=False)
     def _write_report(self, journal_path: Path) -> None:
-        from incident_console.monitor.report import write_report
+        from incident_console.report import write_report
 
         try:
             written = write_report(journal_path)
