@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,6 +19,7 @@ from textual.strip import Strip
 from textual.visual import Visual
 
 from incident_console.domain.events import ContainerInfo
+from incident_console.domain.forecast import MIN_SPAN_S, Forecast
 from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
@@ -47,6 +49,25 @@ COLUMNS = (
 COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
 #: A cell is its width plus one space each side.
 ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)
+
+
+def forecast_cell(forecast: Forecast | None) -> str:
+    """What the "To limit" cell says about a forecast, in at most 8 cells."""
+    if forecast is None:
+        return "-"  # no limit: nothing to reach
+    if forecast.status == "too_little_data":
+        return f"<{MIN_SPAN_S / 60:.0f}m data"  # a trend needs this much, since a drop
+    if forecast.status == "at_limit":
+        return "at limit"
+    if forecast.status == "shrinking":
+        return "falling"
+    if forecast.status == "growing":
+        if forecast.seconds_to_limit is not None:
+            return fmt.duration(math.ceil(forecast.seconds_to_limit))
+        if forecast.horizon_s is not None:
+            return f">{fmt.duration(forecast.horizon_s)}"  # growing, limit not in sight
+        return "growing"
+    return "stable"
 
 
 def severity(view: ContainerView, now: float) -> tuple[int, float]:
@@ -316,17 +337,12 @@ class ContainersTable(ScrollView, can_focus=True):
         return strip
 
     def _to_limit(self, view: ContainerView, newest: float) -> str:
-        """The same forecast diagnose and watch use (robust, 'stable' when flat), cached."""
+        """The same forecast diagnose and watch use, cached: a time only for a significant
+        trend with the limit in sight; otherwise what there is ("stable", "<2m data")."""
         cached = self._forecasts.get(view.info.id)
         if cached is not None and 0 <= newest - cached[0] < FORECAST_EVERY_S:
             return cached[1]
-        forecast = container_forecast(view)
-        text = "-"
-        if forecast is not None:
-            if forecast.status == "growing" and forecast.seconds_to_limit is not None:
-                text = fmt.duration(forecast.seconds_to_limit)
-            elif forecast.status in ("stable", "at_limit"):
-                text = "at limit" if forecast.status == "at_limit" else "stable"
+        text = forecast_cell(container_forecast(view))
         self._forecasts[view.info.id] = (newest, text)
         return text
 

@@ -12,6 +12,7 @@ from textual.geometry import Region
 from textual.widgets import Static
 
 from incident_console.domain.events import OomConstraint
+from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
 
@@ -98,6 +99,11 @@ class StatePane(Static, can_focus=True):
 class HostMemoryPane(StatePane):
     """The host: memory, swap, pressure, and how fast available memory is shrinking."""
 
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        #: (time of the host reading it is based on, the forecast's words).
+        self._forecast_cache: tuple[float | None, str] | None = None
+
     def on_mount(self) -> None:
         self.border_title = "Host"
 
@@ -130,17 +136,15 @@ class HostMemoryPane(StatePane):
         out.append(Content(f"forecast {self._forecast(state)}"))
         return out
 
-    @staticmethod
-    def _forecast(state: HostState) -> str:
-        history = [m for m in state.memory if m.time >= state.memory[-1].time - 300]
-        if len(history) < 5:
-            return "-"
-        first, last = history[0], history[-1]
-        dt = last.time - first.time
-        drop = first.available_bytes - last.available_bytes
-        if dt <= 0 or drop <= 0:
-            return "available memory steady"
-        return f"out of memory in ~{fmt.duration(last.available_bytes / (drop / dt))}"
+    def _forecast(self, state: HostState) -> str:
+        # The same significant-trend forecast as diagnose's: no time from a wander or a step.
+        # Worked out once per host reading (the pane is drawn up to 10 times a second).
+        newest = state.memory[-1].time if state.memory else None
+        cached = self._forecast_cache
+        if cached is None or cached[0] != newest:
+            cached = (newest, host_forecast_text(host_forecast(state)))
+            self._forecast_cache = cached
+        return cached[1]
 
 
 class OomFeed(StatePane):
