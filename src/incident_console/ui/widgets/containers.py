@@ -70,12 +70,23 @@ def forecast_cell(forecast: Forecast | None) -> str:
     return "stable"
 
 
-def severity(view: ContainerView, now: float) -> tuple[int, float]:
-    """Sort key, worst first: recent OOM, unhealthy, not running, then % of limit."""
+#: The order reads memory in bands of this share of the limit ...
+ORDER_BAND = 0.10
+#: ... and a row changes band only once it is this far past the band's edge: two rows at 15%
+#: that jitter by a percent keep their places (they used to swap every 2 s under the cursor).
+ORDER_MARGIN = 0.025
+
+
+def memory_share(view: ContainerView) -> float:
+    """Used / limit of the newest sample (0 without a limit or a sample)."""
     latest = view.latest
-    pct = 0.0
     if latest and fmt.has_limit(latest.memory_limit_bytes):
-        pct = latest.memory_used_bytes / latest.memory_limit_bytes
+        return latest.memory_used_bytes / latest.memory_limit_bytes
+    return 0.0
+
+
+def severity(view: ContainerView, now: float) -> int:
+    """How bad a container is, worst highest: recent OOM (4), unhealthy (2), not running (1)."""
     rank = 0
     if view.last_oom is not None and now - view.last_oom < OOM_MARK_S:
         rank += 4
@@ -83,7 +94,18 @@ def severity(view: ContainerView, now: float) -> tuple[int, float]:
         rank += 2
     if view.info.state not in ("running", ""):
         rank += 1
-    return (-rank, -pct)
+    return rank
+
+
+def memory_band(share: float, previous: int | None) -> int:
+    """The band of `share`, sticky: it leaves `previous` only past the margin."""
+    band = max(0, math.floor(share / ORDER_BAND))
+    if previous is None or band == previous:
+        return band
+    low, high = previous * ORDER_BAND, (previous + 1) * ORDER_BAND
+    if low - ORDER_MARGIN <= share < high + ORDER_MARGIN:
+        return previous
+    return band
 
 
 class ContainersTable(ScrollView, can_focus=True):
@@ -169,6 +191,8 @@ class ContainersTable(ScrollView, can_focus=True):
         self._forecasts: dict[str, tuple[float, str]] = {}
         #: container id -> (its info, what its cells depend on, the cells).
         self._rows: dict[str, tuple[ContainerInfo, tuple[object, ...], tuple[Content, ...]]] = {}
+        #: container id -> its memory band in the order (sticky, see `memory_band`).
+        self._bands: dict[str, int] = {}
         self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(256)
         self._header = tuple(Content(label) for _, label, _ in COLUMNS)
         self.state: HostState | None = None
@@ -264,13 +288,15 @@ class ContainersTable(ScrollView, can_focus=True):
             if not v.gone
             and (not needle or needle in v.info.name.lower() or needle in v.info.service.lower())
         ]
-        views.sort(key=lambda v: (severity(v, now), v.info.name))
+        views.sort(key=lambda v: self._order_key(v, now))
         live = state.is_live
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
         for gone in set(self._forecasts) - set(rows):
             del self._forecasts[gone]
         for gone in set(self._rows) - set(rows):
             del self._rows[gone]
+        for gone in set(self._bands) - set(rows):
+            del self._bands[gone]
         keys = list(rows)
         selected = self.selected_id
         if keys != self._keys or force:
@@ -294,6 +320,14 @@ class ContainersTable(ScrollView, can_focus=True):
         if subtitle != (self.border_subtitle or ""):
             self.border_subtitle = subtitle  # a set repaints the whole table
         self.set_class(not live, "stale")
+
+    def _order_key(self, view: ContainerView, now: float) -> tuple[int, int, str, str]:
+        """Worst first, a total order: severity, then the memory band (sticky), then the name
+        and the id, so equal rows never trade places and a row moves only when its rank
+        really changed."""
+        band = memory_band(memory_share(view), self._bands.get(view.info.id))
+        self._bands[view.info.id] = band
+        return (-severity(view, now), -band, view.info.name, view.info.id)
 
     def _refresh_row(self, row: int) -> None:
         """Repaint the line of `row` if it is on screen (line 0 is the header)."""
