@@ -11,7 +11,7 @@ from textual.content import Content, Span
 from textual.geometry import Region
 from textual.widgets import Static
 
-from incident_console.domain.events import OomConstraint
+from incident_console.domain.events import OomConstraint, OomKill
 from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
@@ -169,7 +169,7 @@ class OomFeed(StatePane):
                 if kill.constraint is OomConstraint.LIMIT
                 else "?"
             )
-            who = kill.container or (kill.container_id[:12] if kill.container_id else "host")
+            who, about = self._whose(state, kill)
             out.append(
                 Content.assemble(
                     (fmt.clock(kill.time), "$text-muted"),
@@ -177,13 +177,28 @@ class OomFeed(StatePane):
                     ("OOM", "bold $oom"),
                     " ",
                     (fmt.clean(who), "bold"),
-                    f" ({fmt.clean(kill.service) or '-'}) ",
+                    f" ({fmt.clean(about)}) ",
                     fmt.clean(kill.process),
                     f" pid {kill.pid}",
                     f" rss {fmt.size(kill.anon_rss_bytes)} ({where})",
                 )
             )
         return out
+
+    @staticmethod
+    def _whose(state: HostState, kill: OomKill) -> tuple[str, str]:
+        """The container a kill hit and what is known of it: "(backend)", "(backend,
+        removed)", "(removed)" for a container gone before anyone saw its name."""
+        if not kill.container_id:
+            return (kill.container or "host", kill.service or "-")
+        known = state.container_name(kill.container_id)
+        name = kill.container or (known.name if known else "") or kill.container_id[:12]
+        service = kill.service or (known.service if known else "")
+        # Gone: docker said so, or the inventory is in and has no such container.
+        inventory = state.sources.get("docker_events")
+        removed = known.removed if known else inventory is not None and inventory.ok
+        parts = [p for p in (service, "removed" if removed else "") if p]
+        return (name, ", ".join(parts) or "-")
 
 
 class HealthPane(StatePane):
