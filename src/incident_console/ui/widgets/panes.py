@@ -11,7 +11,9 @@ from textual.content import Content, Span
 from textual.geometry import Region
 from textual.widgets import Static
 
+from incident_console.domain.durations import format_duration
 from incident_console.domain.events import OomConstraint, OomKill
+from incident_console.domain.forecast import MIN_SPAN_S
 from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
@@ -142,7 +144,17 @@ class HostMemoryPane(StatePane):
         newest = state.memory[-1].time if state.memory else None
         cached = self._forecast_cache
         if cached is None or cached[0] != newest:
-            cached = (newest, host_forecast_text(host_forecast(state)))
+            forecast = host_forecast(state)
+            if forecast is not None and forecast.status == "too_little_data":
+                # The pane is narrow: "(45 s/2 m)" of the data a trend needs; diagnose says
+                # it in full.
+                text = (
+                    f"too little data ({format_duration(forecast.span_s)}/"
+                    f"{format_duration(MIN_SPAN_S)})"
+                )
+            else:
+                text = host_forecast_text(forecast)
+            cached = (newest, text)
             self._forecast_cache = cached
         return cached[1]
 
