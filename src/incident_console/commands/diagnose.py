@@ -79,7 +79,8 @@ async def collect(
     try:
         started = time.monotonic()
         samples = max(2, int(sample_s))
-        while time.monotonic() - started < READY_TIMEOUT_S:
+        # --sample is a minimum (a forecast needs 2 minutes): the ready timeout comes on top.
+        while time.monotonic() - started < sample_s + READY_TIMEOUT_S:
             if time.monotonic() - started >= sample_s and _ready(
                 monitor.state, len(probes), samples
             ):
@@ -144,8 +145,8 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
 def _forecast_words(view: ContainerView) -> str:
     """The container's forecast, and why when there is none ("too little data (5 s ...)")."""
     forecast = container_forecast(view)
-    if forecast is None:
-        return ""
+    if forecast is None or view.info.state != "running":
+        return ""  # no limit, or not running: its memory goes nowhere
     if forecast.status == "too_little_data":
         return f"too little data ({forecast.reason}; try --sample 150)"
     return forecast.describe()

@@ -96,9 +96,9 @@ class DockerEventsSource(Source):
                     str(info.get("CgroupVersion") or "1"),
                     str(info.get("CgroupDriver") or "cgroupfs"),
                 )
+        first = self._since is None
         if self._since is None:
             self._since = time.time()
-            await self._removed_before(client, emit, self._since)
         docs = await asyncio.to_thread(_list_and_inspect, client)
         now = time.time()
         seen = set()
@@ -109,6 +109,9 @@ class DockerEventsSource(Source):
         for cid, view in list(state.containers.items()):
             if cid not in seen and not view.gone:
                 emit(ContainerGone(time=now, id=cid, name=view.info.name))
+        if first and self._since is not None:
+            # After the rows, not before: the names are for the OOM feed's old kills.
+            await self._removed_before(client, emit, self._since)
 
     async def _removed_before(self, client: docker.DockerClient, emit: Emit, until: float) -> None:
         """The containers removed before we started, from docker's event history (it keeps
@@ -237,9 +240,11 @@ def _event_time(event: Mapping[str, Any]) -> float:
 
 def _destroy_history(client: docker.DockerClient, until: float) -> list[dict[str, Any]]:
     """Docker's remembered `destroy` events up to `until` (a bounded read: it ends)."""
+    # `until` in the past: the daemon answers from its buffer at once (in the future it
+    # would hold the request open until then).
     stream = client.api.events(
         since=0,
-        until=int(until) + 1,
+        until=until,
         filters={"type": "container", "event": "destroy"},
         decode=True,
     )
