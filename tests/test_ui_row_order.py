@@ -11,9 +11,11 @@ from pathlib import Path
 
 from incident_console.config import Settings
 from incident_console.domain.events import ContainerSample
+from incident_console.domain.forecast import Forecast
 from incident_console.ui.app import IncidentApp, make_app
 from incident_console.ui.demo import DEMO_NOW, FakeMonitor, MiB, demo_monitor
 from incident_console.ui.screens.confirm import ConfirmScreen
+from incident_console.ui.widgets.container_rows import forecast_cell
 from incident_console.ui.widgets.containers import ContainersTable
 
 THEMES = Path(__file__).resolve().parents[1] / "themes"
@@ -128,3 +130,14 @@ async def test_a_row_moves_when_its_rank_really_changes_and_the_cursor_follows_i
         app.refresh_views()
         await pilot.pause()
         assert names(app) == moved
+
+
+def test_to_limit_cell_says_which_and_never_zero_below_the_limit() -> None:
+    assert forecast_cell(None) == "-"
+    assert forecast_cell(Forecast("too_little_data", span_s=14.0)) == "<2m data"
+    assert forecast_cell(Forecast("stable", 0.0, None, 1.0, 300.0)) == "stable"
+    assert forecast_cell(Forecast("at_limit")) == "at limit"
+    assert forecast_cell(Forecast("shrinking", -5.0)) == "falling"
+    assert forecast_cell(Forecast("growing", 1.0, 0.3, horizon_s=600.0)) == "1s"
+    assert forecast_cell(Forecast("growing", 1.0, 294.0, horizon_s=600.0)) == "4m54s"
+    assert forecast_cell(Forecast("growing", 1.0, None, horizon_s=1800.0)) == "not soon"

@@ -41,9 +41,9 @@ def forecast_cell(forecast: Forecast | None) -> str:
     if forecast.status == "growing":
         if forecast.seconds_to_limit is not None:
             return fmt.duration(math.ceil(forecast.seconds_to_limit))
-        if forecast.horizon_s is not None:
-            return f">{fmt.duration(forecast.horizon_s)}"  # growing, limit not in sight
-        return "growing"
+        # Growing, but the limit is beyond what the data can tell: a calm word, not a number
+        # (">31m" reads as "31m" at a glance). diagnose gives the rate.
+        return "not soon"
     return "stable"
 
 
