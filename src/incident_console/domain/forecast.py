@@ -225,7 +225,8 @@ def _forecast(
     if len(segment) >= 3:
         now = _median([v for _, v in segment[-3:]])
         if limit is not None and limit - now <= AT_LIMIT_SHARE * scale:
-            return Forecast("at_limit", 0.0, 0.0, now, span, f"{what} within 2% of the limit")
+            share = f"{AT_LIMIT_SHARE:.0%}"
+            return Forecast("at_limit", 0.0, None, now, span, f"{what} within {share} of the limit")
     if span < MIN_SPAN_S or len(segment) < MIN_POINTS:
         return Forecast(
             "too_little_data",
@@ -336,6 +337,8 @@ def host_exhaustion(
     reason = result.reason.replace("available memory growing", "available memory falling", 1)
     if result.status == "shrinking":
         reason = "available memory rising"
+    elif result.status == "at_limit":
+        reason = f"under {AT_LIMIT_SHARE:.0%} of memory available"
     return Forecast(
         result.status,
         result.slope_bytes_per_s,
