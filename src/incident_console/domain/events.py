@@ -85,6 +85,8 @@ class ContainerGone(Event):
     KIND: ClassVar[str] = "container_gone"
     id: str
     name: str = ""
+    service: str = ""  # com.docker.compose.service, when the event said (destroy events do)
+    project: str = ""  # com.docker.compose.project
 
 
 @dataclass(frozen=True, slots=True)

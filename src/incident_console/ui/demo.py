@@ -150,12 +150,13 @@ def demo_monitor(
                 command=("gunicorn", "app:app", "-w", "4"),
             )
         )
-        for t in range(120):
-            growth = (t / 119) if service == "backend" else 0.5 + 0.5 * ((t * 7) % 10) / 10
+        # Three minutes of samples: enough for a forecast to call a trend (or "stable").
+        for t in range(180):
+            growth = (t / 179) if service == "backend" else 0.5 + 0.5 * ((t * 7) % 10) / 10
             used = int(used_mib * MiB * (0.6 + 0.4 * growth))
             post(
                 ContainerSample(
-                    time=now - 119 + t,
+                    time=now - 179 + t,
                     id=cid,
                     memory_used_bytes=used,
                     memory_limit_bytes=limit_mib * MiB if limit_mib else 2**63,

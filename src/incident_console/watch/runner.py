@@ -62,6 +62,8 @@ class WatchedHost:
     escalations: int = 0
     intents: int = 0
     in_flight: set[str] = field(default_factory=set)
+    #: The policy's probes for this host that have no URL (not probed, their rules off).
+    unprobed: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -87,6 +89,8 @@ def status_line(watched: WatchedHost, now: float | None = None) -> str:
         # What follows was true when the link was last up: never let it read as now.
         since = time.strftime("%H:%M:%SZ", time.gmtime(state.link_since))
         parts.append(f"LINK {state.link.upper()} since {since}, last known")
+    if watched.unprobed:
+        parts.append(f"not probed (no URL): {','.join(watched.unprobed)}")
     for probe in watched.probes:
         history = state.probes.get(probe.url)
         if not history:
@@ -174,7 +178,8 @@ class Watch:
         first = targets[0].name
         started = time.time()
         for target in targets:
-            probes = [p for p in policy.probes if (p.host or first) == target.name]
+            # Only probes with a URL: a default never probes one nobody configured.
+            probes = [p for p in policy.active_probes if (p.host or first) == target.name]
             sources = [*default_sources((), since=started), *probe_sources(probes)]
             monitor = HostMonitor(
                 target.host,
@@ -186,7 +191,12 @@ class Watch:
                 sources=sources,
             )
             engine = RuleEngine(policy, probe_urls(policy, [p.name for p in probes]))
-            self.hosts.append(WatchedHost(target, monitor, engine, probes))
+            unprobed = [
+                p.name
+                for p in policy.probes
+                if not p.configured and (p.host or first) == target.name
+            ]
+            self.hosts.append(WatchedHost(target, monitor, engine, probes, unprobed=unprobed))
 
     # -- life -----------------------------------------------------------------------------
 
@@ -200,6 +210,7 @@ class Watch:
             {"kind": "watch_start", "hosts": [h.name for h in self.hosts], "dry_run": self.dry_run,
              "read_only": [h.name for h in self.hosts if h.target.read_only],
              "probes": [p.model_dump() for p in self.policy.probes],
+             "notes": self.policy.probe_notes(),
              "rules": [r.name for r in self.policy.rules]}
         )  # fmt: skip
         unsubscribe: list[Callable[[], None]] = []
