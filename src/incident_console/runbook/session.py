@@ -22,7 +22,7 @@ from incident_console.runbook.variables import Variables, discover
 GROWTH_SPAN_S = 10.0
 
 
-def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
+def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
     state = monitor.state
     if "docker_events" not in state.sources or "kernel_log" not in state.sources:
         return False
@@ -31,12 +31,16 @@ def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
     views = [v for v in state.containers.values() if not v.gone and v.info.state == "running"]
     if not views:
         return True
-    target = [v for v in views if v.info.service == service_hint] or views
-    # The service's access lines give its request rate (max_requests comes from it): the
-    # follower starts with the recent tail, timestamps included.
+    target = [
+        v
+        for v in views
+        if v.info.service == service_hint and (not project or v.info.project == project)
+    ] or views
+    # The service's access lines give its growth per request (max_requests comes from it):
+    # the follower starts with the recent tail, timestamps included.
     monitor.follow_logs([v.info.id for v in target])
     # Process RSS arrives every few seconds: the proposals come from it, and a worker's growth
-    # rate needs frames spanning some seconds.
+    # needs frames spanning some seconds.
     return all(v.samples for v in target) and any(_frames_span(v) for v in target)
 
 
@@ -45,30 +49,52 @@ def _frames_span(view: ContainerView) -> bool:
     return len(frames) >= 3 and frames[-1].time - frames[0].time >= GROWTH_SPAN_S
 
 
-async def gather(
-    monitor: HostMonitor,
-    runbook: Runbook,
-    overrides: dict[str, str],
-    *,
-    max_s: float = 30.0,
-    min_s: float = 3.0,
-) -> Variables:
-    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables."""
-    started = time.monotonic()
-    hint = overrides.get("service", "backend")
-    while time.monotonic() - started < max_s:
-        if time.monotonic() - started >= min_s:
-            kills = [k.service for k in monitor.state.oom_kills if k.service]
-            if _seen_enough(monitor, kills[-1] if kills else hint):
-                break
-        await asyncio.sleep(0.5)
+def host_address(monitor: HostMonitor) -> str:
+    """The address the console reaches the host at ('' when local): a discovered health URL
+    on a port published on the server's loopback is reachable only when that is loopback too."""
+    host = monitor.host
+    if getattr(host, "is_local", False):
+        return ""
+    return str(getattr(host, "host", "") or "")
+
+
+def _discover(monitor: HostMonitor, runbook: Runbook, overrides: dict[str, str]) -> Variables:
     return discover(
         monitor.state,
         runbook,
         overrides,
         host_name=monitor.host.name,
         probes=list(monitor.probes),
+        host_address=host_address(monitor),
     )
+
+
+async def gather(
+    monitor: HostMonitor,
+    runbook: Runbook,
+    overrides: dict[str, str],
+    *,
+    max_s: float = 45.0,
+    min_s: float = 3.0,
+) -> Variables:
+    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables.
+
+    It stops early once the fix can be proposed (the growth per request is measured), or
+    when nothing more can be learnt by waiting (the project is ambiguous: the caller refuses).
+    At idle it waits `max_s` for traffic, then the proposal says it was declined and why.
+    """
+    started = time.monotonic()
+    hint = overrides.get("service", "backend")
+    project = overrides.get("project", "")
+    while time.monotonic() - started < max_s:
+        if time.monotonic() - started >= min_s:
+            kills = [k.service for k in monitor.state.oom_kills if k.service]
+            if _seen_enough(monitor, kills[-1] if kills else hint, project):
+                found = _discover(monitor, runbook, overrides)
+                if found.ambiguous or found.values.get("max_requests"):
+                    return found
+        await asyncio.sleep(0.5)
+    return _discover(monitor, runbook, overrides)
 
 
 async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:
