@@ -13,7 +13,6 @@ from incident_console.domain.events import ContainerInfo, OomConstraint, OomKill
 from incident_console.runbook.loader import load_runbook
 from incident_console.ui.demo import FakeMonitor
 from incident_console.ui.screens.runbook import RunbookScreen
-from incident_console.ui.screens.variables_form import ProjectChoice, VariablesForm
 from test_runbook_engine import Clock, FakeExecutor
 
 SIZE = (150, 45)
@@ -64,6 +63,8 @@ def _text(screen: RunbookScreen, selector: str) -> str:
 
 
 async def test_two_projects_are_asked_for_the_selected_ones_first() -> None:
+    from incident_console.ui.screens.variables_form import ProjectChoice
+
     executor = FakeExecutor(Clock())
     screen = RunbookScreen(two_stacks(), "oom-after-deploy", executor=executor, selected=OTHER)
     app = Host(screen)
@@ -88,6 +89,8 @@ async def test_two_projects_are_asked_for_the_selected_ones_first() -> None:
 
 
 async def test_the_form_sets_a_missing_variable_prefilled_with_what_was_seen() -> None:
+    from incident_console.ui.screens.variables_form import VariablesForm
+
     executor = FakeExecutor(Clock())
     screen = RunbookScreen(two_stacks(), "oom-after-deploy", executor=executor, selected=SHOP)
     app = Host(screen)

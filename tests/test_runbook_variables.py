@@ -15,13 +15,8 @@ from incident_console.domain.events import (
 from incident_console.monitor.state import HostState
 from incident_console.runbook.loader import load_runbook
 from incident_console.runbook.recycling import measure, split_gunicorn
-from incident_console.runbook.variables import (
-    VariableError,
-    discover,
-    parse_sets,
-    service_views,
-    shown,
-)
+from incident_console.runbook.variables import VariableError, discover, parse_sets, service_views
+from incident_console.sources.inventory import container_info
 
 MIB = 1024 * 1024
 HEALTH = (
@@ -47,19 +42,26 @@ def _info(
     ports: tuple[tuple[str, str, str], ...] = (),
     health: tuple[str, ...] = (),
 ) -> ContainerInfo:
-    return ContainerInfo(
-        time=1.0,
-        id=cid,
-        name=f"{project}_{service}_1",
-        state="running",
-        project=project,
-        service=service,
-        working_dir=f"/srv/{project}",
-        config_files=("docker-compose.yml",),
-        memory_limit_bytes=256 * MIB,
-        pid=pid,
-        ports=ports,
-        healthcheck=health,
+    """The ContainerInfo the inventory makes of this inspect document."""
+    bindings = {p: [{"HostIp": ip, "HostPort": port}] for p, ip, port in ports}
+    return container_info(
+        {
+            "Id": cid,
+            "Name": f"/{project}_{service}_1",
+            "State": {"Status": "running", "Pid": pid},
+            "HostConfig": {"Memory": 256 * MIB, "PortBindings": bindings},
+            "NetworkSettings": {"Ports": bindings},
+            "Config": {
+                "Labels": {
+                    "com.docker.compose.project": project,
+                    "com.docker.compose.service": service,
+                    "com.docker.compose.project.working_dir": f"/srv/{project}",
+                    "com.docker.compose.project.config_files": "docker-compose.yml",
+                },
+                "Healthcheck": {"Test": list(health)},
+            },
+        },
+        now=1.0,
     )
 
 
@@ -234,8 +236,9 @@ def test_unknown_values_read_as_unknown_in_texts() -> None:
     v = discover(HostState(name="empty"), runbook)
     why = runbook.step("gunicorn-settings").why
     from incident_console.runbook.schema import render
+    from incident_console.runbook.variables import shown  # new: imported here for old code
 
-    text = render(why, v.shown())
+    text = render(why, shown(v.values))
     assert "()" not in text and "measured peak (unknown)" in text
     assert shown({"a": "", "b": "1"}) == {"a": "unknown", "b": "1"}
 
