@@ -111,7 +111,8 @@ async def test_the_form_sets_a_missing_variable_prefilled_with_what_was_seen() -
         assert isinstance(form, VariablesForm)
         assert [f.name for f in form.fields if f.missing] == ["project", "container"]
         assert form.query_one("#vf-project", Input).value == "shop"  # the selected's, first
-        form.query_one("#vf-container", Input).value = ""
+        # Never another project's container: it is found once the project is chosen.
+        assert form.query_one("#vf-container", Input).value == ""
         await pilot.press("enter")
         await pilot.pause(0.2)
         v = screen.engine.variables
@@ -150,6 +151,8 @@ async def test_unknown_values_are_said_and_found_once_the_inventory_comes() -> N
         await pilot.pause(2.6)
         assert screen.engine.variables["container"] == "shop_backend_1"
         assert screen.engine.variables["compose_file"] == "/srv/shop/docker-compose.yml"
+        # Its access lines are the requests the growth is measured over: they are followed.
+        assert any(SHOP in (ids or ()) for ids in monitor.followed)
 
 
 def test_the_builtin_remediation_needs_its_proposal() -> None:

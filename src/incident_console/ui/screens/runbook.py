@@ -162,6 +162,7 @@ class RunbookScreen(Screen[None]):
         after a change was made: the steps that follow must see what the change used)."""
         if not self.vars.discovering or self._changed_server():
             return
+        self._follow_service()
         fresh = self.vars.fill_unknown(self.engine.variables)
         if fresh:
             self.engine.variables.update(fresh)
@@ -172,6 +173,15 @@ class RunbookScreen(Screen[None]):
             self._ask_project()
         if self.is_mounted:
             self._show()
+
+    def _follow_service(self) -> None:
+        """Ask the monitor to follow the service's logs (its access lines are the requests the
+        growth per request is measured over), keeping what it follows already."""
+        ids = self.vars.service_ids(self.engine.variables)
+        follower = getattr(self.monitor, "log_follower", None)
+        following = set(getattr(follower, "following", frozenset()))
+        if ids and not ids <= following:
+            self.monitor.follow_logs(following | ids)
 
     def _apply(self, changes: dict[str, str], how: str) -> None:
         """The operator's values: into the engine, journaled, and shown."""
@@ -262,6 +272,7 @@ class RunbookScreen(Screen[None]):
         self.query_one("#rb-steps", ListView).index = 0
         self._show()
         if self.vars.discovering:
+            self._follow_service()
             self.set_interval(REDISCOVER_S, self._rediscover)
         if self.vars.ambiguous and not self.engine.variables.get("project"):
             self._ask_project()

@@ -32,6 +32,8 @@ class FormField:
     why: str
     candidates: tuple[str, ...] = ()
     missing: bool = False
+    #: What the field starts with when it has no value (a candidate, or '').
+    prefill: str = ""
 
 
 #: Checks a (name, value) pair; raises ValueError with a one-line message when it is bad.
@@ -73,9 +75,8 @@ class VariablesForm(ModalScreen[dict[str, str] | None]):
                         label = Content.assemble(label, ("  needed, unknown", "$warning"))
                     yield Static(label, classes="vf-label")
                     yield Static(Content(f.why or ""), classes="vf-hint")
-                    first = f.value or (f.candidates[0] if f.candidates else "")
                     yield Input(
-                        value=first,
+                        value=f.value or f.prefill,
                         placeholder=" | ".join(f.candidates) or f"value of {f.name}",
                         id=f"vf-{f.name}",
                     )

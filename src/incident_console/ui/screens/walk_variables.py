@@ -15,7 +15,7 @@ from incident_console.runbook.variables import Variables, discover, kills_by_pro
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.screens.variables_form import FormField
 
-#: Proposed together: when one of the first three is unknown, all are taken anew.
+#: Proposed together, from the evidence: taken anew as one piece.
 PROPOSAL = (
     "workers",
     "max_requests",
@@ -26,6 +26,10 @@ PROPOSAL = (
     "worker_peak",
     "current_workers",
 )
+
+
+#: Found from the compose project's containers: never pre-filled before the project is chosen.
+FROM_PROJECT = frozenset({"container", "compose_file", "project_dir", "health_url"})
 
 
 def step_variables(step: Step) -> list[str]:
@@ -83,11 +87,12 @@ class WalkVariables:
         return found
 
     def fill_unknown(self, values: dict[str, str]) -> dict[str, str]:
-        """What a new discovery knows that `values` does not (the proposal as one piece)."""
+        """What a new discovery knows that `values` does not, and the proposal anew."""
         found = self.discover().values
         fresh = {k: v for k, v in found.items() if v and not values.get(k)}
-        if any(not values.get(k) for k in PROPOSAL[:3]):
-            fresh.update({k: found[k] for k in PROPOSAL if k not in self.overrides})
+        # The proposal follows the evidence as it grows (until a change is made, which the
+        # caller checks), as one piece: its values only hold together.
+        fresh.update({k: found[k] for k in PROPOSAL if k not in self.overrides})
         return {k: v for k, v in fresh.items() if values.get(k) != v}
 
     def apply(
@@ -106,6 +111,18 @@ class WalkVariables:
                 self.discover()
         for name in changes:
             self.why[name] = how
+
+    def service_ids(self, values: Mapping[str, str]) -> set[str]:
+        """The running containers of the service (in the project, when one is chosen)."""
+        service, project = values.get("service", ""), values.get("project", "")
+        return {
+            cid
+            for cid, view in self.state.containers.items()
+            if not view.gone
+            and view.info.state == "running"
+            and view.info.service == service
+            and (not project or view.info.project == project)
+        }
 
     def missing(self, step: Step, values: Mapping[str, str]) -> list[str]:
         """The variables `step` requires that are unknown."""
@@ -143,6 +160,16 @@ class WalkVariables:
             missing.insert(0, "project")
         names = [*missing, *(n for n in step_variables(step) if n not in missing)]
         offered = {**self.candidates, "project": self.projects()[0]}
+        choosing = "project" in missing
+
+        def prefill(name: str) -> str:
+            seen = offered.get(name, [])
+            if name == "project":
+                return seen[0] if seen else ""  # the selected container's, first
+            if choosing and name in FROM_PROJECT:
+                return ""  # found from the project once it is chosen, never another one's
+            return seen[0] if len(seen) == 1 else ""
+
         return [
             FormField(
                 name,
@@ -150,6 +177,7 @@ class WalkVariables:
                 self.why.get(name, ""),
                 tuple(offered.get(name, [])),
                 missing=name in missing,
+                prefill=prefill(name),
             )
             for name in names
         ]
