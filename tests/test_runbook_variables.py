@@ -48,7 +48,7 @@ def _info(
         {
             "Id": cid,
             "Name": f"/{project}_{service}_1",
-            "State": {"Status": "running", "Pid": pid},
+            "State": {"Status": "running", "Pid": pid, "StartedAt": "1970-01-01T00:00:01Z"},
             "HostConfig": {"Memory": 256 * MIB, "PortBindings": bindings},
             "NetworkSettings": {"Ports": bindings},
             "Config": {
@@ -257,3 +257,34 @@ def test_a_healthcheck_python_is_no_worker(state: HostState) -> None:
     state.apply(check)
     m = measure(state, service_views(state, "backend", "shop"))
     assert m.baseline_bytes == 25 * MIB and m.current_workers == 4
+
+
+def test_at_idle_the_log_since_the_start_measures_the_growth(state: HostState) -> None:
+    """A fresh session at idle: no request while sampling, but the container's whole log
+    (counted by the session) and what its workers hold now and held when killed."""
+    from incident_console.runbook.recycling import SinceStart
+
+    runbook = load_runbook("oom-after-deploy")
+    for t in range(0, 31, 5):  # idle: 4 workers grown to 145-148 MiB, master 29 MiB
+        procs = [ProcessRss(MASTER_PID, "gunicorn", 29 * MIB)] + [
+            ProcessRss(pid, "gunicorn", (145 + k) * MIB) for k, pid in enumerate(WORKERS)
+        ]
+        state.apply(ContainerProcesses(time=2000.0 + t, id=SHOP, processes=tuple(procs)))
+    idle = discover(state, runbook, {"project": "shop"})
+    assert idle.values["max_requests"] == ""  # the samples alone say nothing
+    # kept: (116+117+118+119) MiB by the live workers (above the 29 MiB master) and
+    # 3 x (126.6 - 29) MiB by the killed ones: 762.8 MiB over 763 requests.
+    since = SinceStart(SHOP, requests=763, recycled=False)
+    v = discover(state, runbook, {"project": "shop"}, since_start=since)
+    why = v.why["max_requests"]
+    assert "workers grow ~1023.6 KiB per request" in why, why
+    assert "since shop_backend_1 started: 4 workers now and 3 killed" in why
+    # No fresh worker was seen: a worker is taken to boot at 145 MiB (cautious), so only one
+    # lives 20+ requests in 256m.
+    assert v.values["workers"] == "1" and "then 1 so that each lives 20+" in v.why["workers"]
+    assert int(v.values["max_requests"]) >= 20
+    recycled = discover(
+        state, runbook, {"project": "shop"}, since_start=SinceStart(SHOP, 763, recycled=True)
+    )
+    assert recycled.values["max_requests"] == ""
+    assert "workers were recycled since it started" in recycled.why["max_requests"]

@@ -14,6 +14,7 @@ import bisect
 import re
 import statistics
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from incident_console.domain.advice import FixEvidence
 from incident_console.domain.durations import format_bytes
@@ -23,7 +24,7 @@ from incident_console.domain.recycle import Interval, growth_per_request
 from incident_console.monitor.endpoints import healthcheck_path
 from incident_console.monitor.state import ContainerView, HostState
 
-__all__ = ["kill_rss", "measure", "split_gunicorn"]
+__all__ = ["SinceStart", "health_paths", "is_request", "kill_rss", "measure", "split_gunicorn"]
 
 #: A container sample this close to a process frame is the same moment.
 PAIR_S = 2.0
@@ -135,8 +136,68 @@ def _overhead(view: ContainerView, frames: Sequence[ContainerProcesses]) -> list
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class SinceStart:
+    """The live container's whole log since it started, as counted by the caller.
+
+    Attributes:
+        container_id: the container.
+        requests: access lines (health checks left out) since it started.
+        recycled: whether gunicorn recycled a worker in that time (then what a recycled
+            worker kept is unknown, and this count proves nothing).
+    """
+
+    container_id: str
+    requests: int
+    recycled: bool
+
+
+def is_request(text: str, skip: set[str]) -> bool:
+    """An access line of a request that is traffic (not one of the `skip` health paths)."""
+    if not is_access_line(text):
+        return False
+    match = _REQUEST_PATH.search(text)
+    return not (match and match.group(1).split("?")[0] in skip)
+
+
+def health_paths(views: Sequence[ContainerView], extra: Iterable[str] = ()) -> set[str]:
+    """Request paths that are health checks, not traffic: they keep nothing."""
+    return _skip_paths(views, extra)
+
+
+def _since_start(
+    state: HostState, view: ContainerView, master: int, baseline: int, since: SinceStart
+) -> tuple[Interval | None, str]:
+    """One interval from the container's start to now: what every worker kept (the live ones'
+    RSS above a fresh worker's, the killed ones' RSS at their kill) over every request served.
+
+    A fresh worker is taken no bigger than its master (a worker forked or booted from the same
+    app): when no fresh worker was seen, the smallest one seen would understate the growth.
+    """
+    if since.recycled or since.requests <= 0 or not view.process_history:
+        return None, "workers were recycled since it started" if since.recycled else ""
+    started = view.info.started_at or 0.0
+    frame = view.process_history[-1]
+    fresh = min(baseline, master) if master else baseline
+    _, workers = split_gunicorn(
+        frame.processes, main_pid=view.info.pid, first_seen=_first_seen(view.process_history)
+    )
+    kept = sum(max(p.rss_bytes - fresh, 0) for p in workers)
+    # Kills before this start belong to another life of the container (restart: same id).
+    mine = [k for k in state.oom_kills if k.container_id == view.info.id and k.time >= started - 5]
+    kills = [rss for rss in (kill_rss(k) for k in mine) if rss > 0]
+    kept += sum(max(k - fresh, 0) for k in kills)
+    return Interval(started, frame.time, kept, since.requests), (
+        f"since {view.info.name} started: {len(workers)} workers now and {len(kills)} killed"
+    )
+
+
 def measure(
-    state: HostState, views: Sequence[ContainerView], *, skip_paths: Iterable[str] = ()
+    state: HostState,
+    views: Sequence[ContainerView],
+    *,
+    skip_paths: Iterable[str] = (),
+    since_start: SinceStart | None = None,
 ) -> FixEvidence:
     """The evidence about one service's containers (`views`) in what the monitor has seen.
 
@@ -144,6 +205,8 @@ def measure(
         state: the monitor's state.
         views: the service's containers in one compose project (live ones first).
         skip_paths: request paths that are probes, not traffic (the health URL's).
+        since_start: the live container's requests since it started (read from its whole
+            log by the caller), used when the samples had no request to measure over.
     """
     skip = _skip_paths(views, skip_paths)
     intervals: list[Interval] = []
@@ -192,8 +255,22 @@ def measure(
     if sampled:
         how.append(f"process samples, largest {format_bytes(sampled)}")
     estimate, missing = growth_per_request(intervals)
+    baseline = min(workers_rss, default=0)
+    master_rss = round(statistics.median(masters)) if masters else 0
+    live = next((v for v in views if since_start and v.info.id == since_start.container_id), None)
+    whole_how = ""
+    if estimate is None and since_start is not None and live is not None:
+        whole, said = _since_start(state, live, master_rss, baseline, since_start)
+        whole_estimate = growth_per_request([whole])[0] if whole is not None else None
+        if whole is not None and whole_estimate is not None:
+            estimate = replace(whole_estimate, seconds=whole.end - whole.start)
+            missing, whole_how = "", said
+        elif said:
+            missing += f"; {said}"
     if estimate is not None:
         growth = estimate.describe()
+        if whole_how:
+            growth = growth.replace("of samples)", f"of its log, {whole_how})")
         if skip:
             growth = growth.replace(" requests over", f" requests ({', '.join(sorted(skip))} "
                                     "left out) over", 1)  # fmt: skip
@@ -203,9 +280,9 @@ def measure(
     return FixEvidence(
         limit_bytes=limit,
         current_workers=current,
-        master_bytes=round(statistics.median(masters)) if masters else 0,
+        master_bytes=master_rss,
         master_how=" / ".join(sorted(master_how)) or "no master seen",
-        baseline_bytes=min(workers_rss, default=0),
+        baseline_bytes=baseline,
         overhead_bytes=max(round(statistics.median(overheads)), 0) if overheads else 0,
         peak_bytes=peak,
         peak_how="; ".join(how),

@@ -15,11 +15,17 @@ from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import read_journal
 from incident_console.monitor.state import ContainerView
 from incident_console.runbook.actions import restore_backup
+from incident_console.runbook.recycling import SinceStart, health_paths, is_request
 from incident_console.runbook.schema import Runbook
 from incident_console.runbook.variables import Variables, discover
+from incident_console.sources.inventory import parse_docker_time
 
 #: Seconds of process frames wanted before proposing (frames come every 5 s).
 GROWTH_SPAN_S = 10.0
+#: At most this many lines of a container's log are read to count its requests since start.
+SINCE_START_LINES = 50_000
+#: A log whose first line comes later than this after the start was cut by that limit.
+SINCE_START_GAP_S = 60.0
 
 
 def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
@@ -58,7 +64,12 @@ def host_address(monitor: HostMonitor) -> str:
     return str(getattr(host, "host", "") or "")
 
 
-def _discover(monitor: HostMonitor, runbook: Runbook, overrides: dict[str, str]) -> Variables:
+def _discover(
+    monitor: HostMonitor,
+    runbook: Runbook,
+    overrides: dict[str, str],
+    since_start: SinceStart | None = None,
+) -> Variables:
     return discover(
         monitor.state,
         runbook,
@@ -66,7 +77,49 @@ def _discover(monitor: HostMonitor, runbook: Runbook, overrides: dict[str, str])
         host_name=monitor.host.name,
         probes=list(monitor.probes),
         host_address=host_address(monitor),
+        since_start=since_start,
     )
+
+
+async def requests_since_start(monitor: HostMonitor, found: Variables) -> SinceStart | None:
+    """The service container's requests since it started, from its whole log (None when the
+    log does not reach back to the start: then the count would prove nothing).
+
+    At idle the samples have no request to measure the growth over; the log since the start
+    and what the workers hold now (and held when killed) still say how much a request keeps.
+    """
+    view = monitor.state.container_by_name(found.values.get("container", ""))
+    if view is None or not view.info.started_at or view.info.state != "running":
+        return None
+    started = view.info.started_at
+    skip = health_paths([view], [_path(found.values.get("health_url", ""))])
+    client = await monitor.host.docker()
+
+    def read() -> bytes:
+        data = client.api.logs(
+            view.info.id, stdout=True, stderr=True, timestamps=True, since=int(started),
+            tail=SINCE_START_LINES,
+        )  # fmt: skip
+        return bytes(data)
+
+    try:
+        lines = (await asyncio.to_thread(read)).decode("utf-8", errors="replace").splitlines()
+    except Exception:  # noqa: BLE001 - no count is no evidence, never a failed run
+        return None
+    stamps = [parse_docker_time(line.split(" ", 1)[0]) for line in lines[:1]]
+    if not lines or stamps[0] is None or stamps[0] - started > SINCE_START_GAP_S:
+        return None  # the tail cut the log: it does not reach back to the start
+    texts = [line.split(" ", 1)[1] if " " in line else "" for line in lines]
+    return SinceStart(
+        container_id=view.info.id,
+        requests=sum(is_request(text, skip) for text in texts),
+        recycled=any("Autorestarting worker" in text for text in texts),
+    )
+
+
+def _path(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.partition("/")[2].split("?")[0] if "/" in rest else ""
 
 
 async def gather(
@@ -94,7 +147,11 @@ async def gather(
                 if found.ambiguous or found.values.get("max_requests"):
                     return found
         await asyncio.sleep(0.5)
-    return _discover(monitor, runbook, overrides)
+    found = _discover(monitor, runbook, overrides)
+    if found.values.get("max_requests") or found.ambiguous:
+        return found
+    since = await requests_since_start(monitor, found)
+    return _discover(monitor, runbook, overrides, since) if since is not None else found
 
 
 async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from incident_console.domain.advice import propose_fix
 from incident_console.monitor.endpoints import discover_health_url
 from incident_console.monitor.state import ContainerView, HostState
-from incident_console.runbook.recycling import measure
+from incident_console.runbook.recycling import SinceStart, measure
 from incident_console.runbook.schema import BUILTIN_VARIABLES, Runbook
 from incident_console.runbook.units import format_size, parse_duration, parse_size
 
@@ -183,6 +183,7 @@ def _propose(
     views: list[ContainerView],
     overrides: Mapping[str, str],
     skip_paths: list[str],
+    since_start: SinceStart | None = None,
 ) -> None:
     """workers, mem_limit, max_requests and jitter: one proposal that holds together."""
     if not views:
@@ -192,7 +193,7 @@ def _propose(
         v.set("max_requests_jitter", "", why)
         v.set("mem_limit", "", why)
         return
-    evidence = measure(state, views, skip_paths=skip_paths)
+    evidence = measure(state, views, skip_paths=skip_paths, since_start=since_start)
     workers = overrides.get("workers", "")
     limit = overrides.get("mem_limit", "")
     proposal = propose_fix(
@@ -261,6 +262,7 @@ def discover(
     host_name: str = "",
     probes: list[str] | None = None,
     host_address: str = "",
+    since_start: SinceStart | None = None,
 ) -> Variables:
     """Every variable the runbook may use, from the runbook's defaults, the host and `--set`.
 
@@ -272,6 +274,7 @@ def discover(
         probes: URLs the console probes (the first is the health URL).
         host_address: the address the console reaches the host at (for a discovered health
             URL on a port published on the server's loopback); '' when local.
+        since_start: the service container's requests since it started (runbook session).
     """
     overrides = dict(overrides or {})
     v = Variables()
@@ -333,7 +336,7 @@ def discover(
     evidence_views = (
         [*views, *(x for x in _all_views(state, service, project) if x.gone)] if views else []
     )
-    _propose(v, state, evidence_views, overrides, skip)
+    _propose(v, state, evidence_views, overrides, skip, since_start)
     limit_text = overrides.get("mem_limit") or v.values["mem_limit"]
     if limit_text:
         limit_now = parse_size(limit_text)
