@@ -22,6 +22,9 @@ from incident_console.sources.inventory import parse_docker_time
 
 #: Seconds of process frames wanted before proposing (frames come every 5 s).
 GROWTH_SPAN_S = 10.0
+#: Seconds of collecting before a proposal from the samples is taken (under load: hundreds
+#: of requests).
+PROPOSAL_S = 25.0
 #: At most this many lines of a container's log are read to count its requests since start.
 SINCE_START_LINES = 50_000
 #: A log whose first line comes later than this after the start was cut by that limit.
@@ -139,12 +142,20 @@ async def gather(
     started = time.monotonic()
     hint = overrides.get("service", "backend")
     project = overrides.get("project", "")
-    while time.monotonic() - started < max_s:
-        if time.monotonic() - started >= min_s:
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    while elapsed() < max_s:
+        if elapsed() >= min_s:
             kills = [k.service for k in monitor.state.oom_kills if k.service]
             if _seen_enough(monitor, kills[-1] if kills else hint, project):
                 found = _discover(monitor, runbook, overrides)
-                if found.ambiguous or found.values.get("max_requests"):
+                if found.ambiguous:
+                    return found
+                # A first proposal may rest on a few seconds of requests: a little longer
+                # under load makes it rest on a few hundred.
+                if found.values.get("max_requests") and elapsed() >= PROPOSAL_S:
                     return found
         await asyncio.sleep(0.5)
     found = _discover(monitor, runbook, overrides)
