@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, ListItem, ListView, Static
+from textual.widgets import Footer, ListView, Static
 
 from incident_console.runbook.engine import Engine, StepRecord, StepRefused, StepState
 from incident_console.runbook.loader import RunbookError, load_runbook
@@ -31,47 +31,13 @@ from incident_console.runbook.schema import Runbook, Step, render
 from incident_console.runbook.variables import UNKNOWN, VariableError, check_value, shown
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.screens.confirm import ConfirmScreen
+from incident_console.ui.screens.runbook_steps import STATE_MARK, StepItem
 from incident_console.ui.screens.variables_form import ProjectChoice, VariablesForm
 from incident_console.ui.screens.walk_variables import WalkVariables
 
-STATE_MARK = {
-    StepState.PENDING: ("·", "$text-muted"),
-    StepState.RUNNING: ("▶", "$accent"),
-    StepState.PASSED: ("✔", "$success"),
-    StepState.FAILED: ("✘", "$error"),
-    StepState.SKIPPED: ("↷", "$text-muted"),
-    StepState.ROLLED_BACK: ("↶", "$warning"),
-}
 OUTPUT_LINES = 60
 #: Seconds between looks for what is still unknown.
 REDISCOVER_S = 2.0
-
-
-class StepItem(ListItem):
-    """One step in the list: its state mark, kind and title."""
-
-    def __init__(self, record: StepRecord, title: str, disabled_reason: str) -> None:
-        super().__init__(classes="-disabled" if disabled_reason else "")
-        self.record = record
-        self.title_text = title
-        self.label = Static(self._content())
-
-    def _content(self) -> Content:
-        mark, style = STATE_MARK[self.record.state]
-        return Content.assemble(
-            (mark, style), " ", (f"{self.record.step.kind:<10}", "$text-muted"), self.title_text
-        )
-
-    def compose(self) -> ComposeResult:
-        yield self.label
-
-    def refresh_state(self) -> None:
-        self.label.update(self._content())
-
-    def set_title(self, title: str, disabled_reason: str) -> None:
-        self.title_text = title
-        self.set_class(bool(disabled_reason), "-disabled")
-        self.refresh_state()
 
 
 class RunbookScreen(Screen[None]):
