@@ -187,7 +187,12 @@ def _propose(
 ) -> None:
     """workers, mem_limit, max_requests and jitter: one proposal that holds together."""
     if not views:
-        why = "no container of the service to measure (choose the project first)"
+        project = overrides.get("project", "")
+        why = (
+            f"no running container of the service in project {project} to measure"
+            if project
+            else "no container of the service to measure (choose the project first)"
+        )
         for name in ("current_workers", "worker_peak", "workers", "max_requests"):
             v.set(name, "", why)
         v.set("max_requests_jitter", "", why)
