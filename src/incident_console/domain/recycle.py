@@ -74,11 +74,8 @@ class GrowthEstimate:
 
     def describe(self) -> str:
         """'~1.0 MiB per request (0.9-1.1 MiB, 412 requests over 5m10s of samples)'."""
-        spread = (
-            f"{format_bytes(self.low)}-{format_bytes(self.high)}, "
-            if self.high > self.low * 1.01
-            else ""
-        )
+        low, high = format_bytes(self.low), format_bytes(self.high)
+        spread = f"{low}-{high}, " if low != high else ""
         minutes, seconds = divmod(round(self.seconds), 60)
         span = f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
         return (
