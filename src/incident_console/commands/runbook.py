@@ -7,14 +7,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from incident_console.cli import fail, open_target, target_options
 from incident_console.runbook.engine import StepRecord, StepState
 from incident_console.runbook.loader import RunbookError, list_builtin, load_runbook, resolve
-from incident_console.runbook.schema import Runbook, render
+from incident_console.runbook.schema import Runbook, Step, render
+
+if TYPE_CHECKING:
+    from incident_console.runbook.variables import Variables
 
 
 def _load_or_fail(name: str) -> Runbook:
@@ -112,6 +115,29 @@ def _print_record(record: StepRecord, verbose_output: bool) -> None:
     click.echo(f"  => {mark}: {record.verdict}")
 
 
+def _step_header(i: int, total: int, step: Step, values: dict[str, str]) -> str:
+    """'[6/10] remediate gunicorn-settings: Title  (project shop on prod)'."""
+    from incident_console.runbook.variables import shown
+
+    head = f"\n[{i}/{total}] {step.kind} {step.id}: {render(step.title, shown(values))}"
+    if step.mutates:
+        # Which stack a change lands in is part of what the operator agrees to.
+        head += f"  (project {values.get('project') or 'unknown'} on {values.get('host', '')})"
+    return head
+
+
+def _print_variables(runbook: Runbook, variables: Variables) -> None:
+    """Every variable with its reason; unknown ones say why and how to set them."""
+    click.echo("variables:")
+    used = runbook.known_variables
+    for name in sorted(variables.values):
+        value, why = variables.values[name], variables.why.get(name, "")
+        if value:
+            click.echo(f"  {name} = {value}    ({why})")
+        elif name in used and why != "not discovered":
+            click.echo(f"  {name} = unknown    ({why})")
+
+
 async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[str, str]) -> int:
     from incident_console.monitor.host_monitor import HostMonitor
     from incident_console.monitor.journal import Journal, default_journal_path
@@ -140,20 +166,18 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     try:
         click.echo(f"runbook {runbook.name} on {host.name}; journal {path}")
         variables = await gather(monitor, runbook, sets)
-        click.echo("variables:")
-        for name in sorted(variables.values):
-            if variables.values[name]:
-                why = variables.why.get(name, "")
-                click.echo(f"  {name} = {variables.values[name]}    ({why})")
+        if variables.ambiguous:
+            # Two stacks with the same service: patching the wrong one is worse than nothing.
+            click.echo(f"incident-console: {variables.ambiguous}; nothing changed", err=True)
+            code = 2
+            return code
+        _print_variables(runbook, variables)
         engine = Engine(runbook, variables.values, read_only=read_only)
         executor = HostExecutor(monitor)
         if opts["dry_run"]:
             for i, record in enumerate(engine.records, 1):
                 step = record.step
-                click.echo(
-                    f"\n[{i}/{len(engine.records)}] {step.kind} {step.id}: "
-                    f"{render(step.title, variables.values)}"
-                )
+                click.echo(_step_header(i, len(engine.records), step, variables.values))
                 click.echo(
                     "    "
                     + (await executor.preview(step, variables.values)).replace("\n", "\n    ")
@@ -172,11 +196,7 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
 
         def on_start(record: StepRecord) -> None:
             i = engine.records.index(record) + 1
-            step = record.step
-            click.echo(
-                f"\n[{i}/{len(engine.records)}] {step.kind} {step.id}: "
-                f"{render(step.title, variables.values)}"
-            )
+            click.echo(_step_header(i, len(engine.records), record.step, variables.values))
 
         def on_done(record: StepRecord) -> None:
             if record.state is StepState.SKIPPED and record.started is None:
@@ -236,7 +256,11 @@ def run_cmd(
     journal: str | None,
     probes: tuple[str, ...],
 ) -> None:
-    """Run runbook NAME|FILE on TARGET. Exit 0 every check passed, 1 one failed, 2 error."""
+    """Run runbook NAME|FILE on TARGET. Exit 0 every check passed, 1 one failed, 2 error.
+
+    When the service runs in more than one compose project on TARGET, nothing runs and it
+    exits 2 naming every project: choose one with --set project=NAME.
+    """
     from incident_console.runbook.variables import VariableError, parse_sets
 
     runbook = _load_or_fail(name)

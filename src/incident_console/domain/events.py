@@ -76,6 +76,10 @@ class ContainerInfo(Event):
     environment: tuple[str, ...] = ()  # KEY=VALUE, secrets already redacted
     command: tuple[str, ...] = ()
     cgroup_path: str = ""  # where its memory/cpu files are on the host, when known
+    pid: int = 0  # State.Pid: its main process on the host (gunicorn's master when exec'd)
+    #: Published ports: ("8000/tcp", host ip, host port), from NetworkSettings.Ports.
+    ports: tuple[tuple[str, str, str], ...] = ()
+    healthcheck: tuple[str, ...] = ()  # Config.Healthcheck.Test, e.g. ("CMD", "curl", URL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -305,6 +305,20 @@ class HostMonitor:
 
         return await asyncio.to_thread(inspect)
 
+    async def container_logs(
+        self, container_id: str, *, since: int = 0, tail: int | str = "all"
+    ) -> bytes:
+        """A container's log (stdout and stderr, docker timestamps): an API read."""
+        client = await self._host.docker()
+
+        def read() -> bytes:
+            data = client.api.logs(
+                container_id, stdout=True, stderr=True, timestamps=True, since=since, tail=tail
+            )
+            return bytes(data)
+
+        return await asyncio.to_thread(read)
+
     def follow_logs(self, container_ids: Iterable[str] | None) -> None:
         """Choose which containers' logs are followed (None = all)."""
         follower = self.log_follower

@@ -19,7 +19,7 @@ from incident_console.domain.events import LogSignal
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.runbook.compose_patch import ComposeError, ComposeFile
 from incident_console.runbook.engine import CheckResult, CheckStatus, StepRecord
-from incident_console.runbook.schema import Check, render
+from incident_console.runbook.schema import VARIABLE_REF, Check, render
 from incident_console.runbook.units import DurationError, parse_duration, parse_size
 from incident_console.runbook.variables import project_of, service_views
 
@@ -77,8 +77,18 @@ class Checker:
     async def _output_matches(
         self, check: Check, record: StepRecord, v: dict[str, str], memo: dict[str, Any]
     ) -> tuple[CheckStatus, str]:
-        pattern = render(check.output_matches or "", v)
-        match = re.search(pattern, record.output, re.MULTILINE)
+        template = check.output_matches or ""
+        empty = sorted({m.group(1) for m in VARIABLE_REF.finditer(template) if not v[m.group(1)]})
+        if empty:
+            return FAILED, f"{', '.join(empty)} unknown: nothing to look for"
+        # A value is matched as written: a container name's '.' is no wildcard.
+        pattern = VARIABLE_REF.sub(lambda m: re.escape(str(v[m.group(1)])), template)
+        if not pattern.strip():
+            return FAILED, "empty pattern: it would match any output"
+        # An empty match proves nothing (a pattern that can match nothing matches everywhere).
+        match = next(
+            (m for m in re.finditer(pattern, record.output, re.MULTILINE) if m.group(0)), None
+        )
         if match:
             return PASSED, f"found {match.group(0)[:80]!r}"
         return FAILED, f"no line matches {pattern!r}"

@@ -127,10 +127,19 @@ class Check(_Model):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
+            if not value.strip():
+                raise ValueError("an empty pattern matches any output: the check could not fail")
+            # Each {{variable}} stands for a non-empty literal (checks escape the value).
+            probe = VARIABLE_REF.sub("x", value)
             try:
-                re.compile(value)
+                compiled = re.compile(probe)
             except re.error as exc:
                 raise ValueError(f"not a regular expression: {exc}") from None
+            if compiled.search("") is not None:
+                raise ValueError(
+                    f"{value!r} matches the empty string, so it matches any output: "
+                    "the check could not fail"
+                )
         return value
 
 

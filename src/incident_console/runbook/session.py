@@ -15,14 +15,23 @@ from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import operator, read_journal
 from incident_console.monitor.state import ContainerView
 from incident_console.runbook.actions import restore_backup
+from incident_console.runbook.recycling import SinceStart, health_paths, is_request
 from incident_console.runbook.schema import Runbook
 from incident_console.runbook.variables import Variables, discover
+from incident_console.sources.inventory import parse_docker_time
 
 #: Seconds of process frames wanted before proposing (frames come every 5 s).
 GROWTH_SPAN_S = 10.0
+#: Seconds of collecting before a proposal from the samples is taken (under load: hundreds
+#: of requests).
+PROPOSAL_S = 25.0
+#: At most this many lines of a container's log are read to count its requests since start.
+SINCE_START_LINES = 50_000
+#: A log whose first line comes later than this after the start was cut by that limit.
+SINCE_START_GAP_S = 60.0
 
 
-def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
+def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
     state = monitor.state
     if "docker_events" not in state.sources or "kernel_log" not in state.sources:
         return False
@@ -31,12 +40,16 @@ def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
     views = [v for v in state.containers.values() if not v.gone and v.info.state == "running"]
     if not views:
         return True
-    target = [v for v in views if v.info.service == service_hint] or views
-    # The service's access lines give its request rate (max_requests comes from it): the
-    # follower starts with the recent tail, timestamps included.
+    target = [
+        v
+        for v in views
+        if v.info.service == service_hint and (not project or v.info.project == project)
+    ] or views
+    # The service's access lines give its growth per request (max_requests comes from it):
+    # the follower starts with the recent tail, timestamps included.
     monitor.follow_logs([v.info.id for v in target])
     # Process RSS arrives every few seconds: the proposals come from it, and a worker's growth
-    # rate needs frames spanning some seconds.
+    # needs frames spanning some seconds.
     return all(v.samples for v in target) and any(_frames_span(v) for v in target)
 
 
@@ -45,30 +58,105 @@ def _frames_span(view: ContainerView) -> bool:
     return len(frames) >= 3 and frames[-1].time - frames[0].time >= GROWTH_SPAN_S
 
 
-async def gather(
+def host_address(monitor: HostMonitor) -> str:
+    """The address the console reaches the host at ('' when local): a discovered health URL
+    on a port published on the server's loopback is reachable only when that is loopback too."""
+    host = monitor.host
+    if getattr(host, "is_local", False):
+        return ""
+    return str(getattr(host, "host", "") or "")
+
+
+def _discover(
     monitor: HostMonitor,
     runbook: Runbook,
     overrides: dict[str, str],
-    *,
-    max_s: float = 30.0,
-    min_s: float = 3.0,
+    since_start: SinceStart | None = None,
 ) -> Variables:
-    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables."""
-    started = time.monotonic()
-    hint = overrides.get("service", "backend")
-    while time.monotonic() - started < max_s:
-        if time.monotonic() - started >= min_s:
-            kills = [k.service for k in monitor.state.oom_kills if k.service]
-            if _seen_enough(monitor, kills[-1] if kills else hint):
-                break
-        await asyncio.sleep(0.5)
     return discover(
         monitor.state,
         runbook,
         overrides,
         host_name=monitor.host.name,
         probes=list(monitor.probes),
+        host_address=host_address(monitor),
+        since_start=since_start,
     )
+
+
+async def requests_since_start(monitor: HostMonitor, found: Variables) -> SinceStart | None:
+    """The service container's requests since it started, from its whole log (None when the
+    log does not reach back to the start: then the count would prove nothing).
+
+    At idle the samples have no request to measure the growth over; the log since the start
+    and what the workers hold now (and held when killed) still say how much a request keeps.
+    """
+    view = monitor.state.container_by_name(found.values.get("container", ""))
+    if view is None or not view.info.started_at or view.info.state != "running":
+        return None
+    started = view.info.started_at
+    skip = health_paths([view], [_path(found.values.get("health_url", ""))])
+    try:
+        data = await monitor.container_logs(
+            view.info.id, since=int(started), tail=SINCE_START_LINES
+        )
+        lines = data.decode("utf-8", errors="replace").splitlines()
+    except Exception:  # noqa: BLE001 - no count is no evidence, never a failed run
+        return None
+    stamps = [parse_docker_time(line.split(" ", 1)[0]) for line in lines[:1]]
+    if not lines or stamps[0] is None or stamps[0] - started > SINCE_START_GAP_S:
+        return None  # the tail cut the log: it does not reach back to the start
+    texts = [line.split(" ", 1)[1] if " " in line else "" for line in lines]
+    return SinceStart(
+        container_id=view.info.id,
+        requests=sum(is_request(text, skip) for text in texts),
+        recycled=any("Autorestarting worker" in text for text in texts),
+    )
+
+
+def _path(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.partition("/")[2].split("?")[0] if "/" in rest else ""
+
+
+async def gather(
+    monitor: HostMonitor,
+    runbook: Runbook,
+    overrides: dict[str, str],
+    *,
+    max_s: float = 45.0,
+    min_s: float = 3.0,
+) -> Variables:
+    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables.
+
+    It stops early once the fix can be proposed (the growth per request is measured), or
+    when nothing more can be learnt by waiting (the project is ambiguous: the caller refuses).
+    At idle it waits `max_s` for traffic, then the proposal says it was declined and why.
+    """
+    started = time.monotonic()
+    hint = overrides.get("service", "backend")
+    project = overrides.get("project", "")
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    while elapsed() < max_s:
+        if elapsed() >= min_s:
+            kills = [k.service for k in monitor.state.oom_kills if k.service]
+            if _seen_enough(monitor, kills[-1] if kills else hint, project):
+                found = _discover(monitor, runbook, overrides)
+                if found.ambiguous:
+                    return found
+                # A first proposal may rest on a few seconds of requests: a little longer
+                # under load makes it rest on a few hundred.
+                if found.values.get("max_requests") and elapsed() >= PROPOSAL_S:
+                    return found
+        await asyncio.sleep(0.5)
+    found = _discover(monitor, runbook, overrides)
+    if found.values.get("max_requests") or found.ambiguous:
+        return found
+    since = await requests_since_start(monitor, found)
+    return _discover(monitor, runbook, overrides, since) if since is not None else found
 
 
 async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:

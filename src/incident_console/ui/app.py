@@ -343,7 +343,9 @@ class IncidentApp(IntentActions):
         except ImportError:
             self.notify("the runbook screen is not available in this build", severity="warning")
             return
-        self.push_screen(RunbookScreen(self.active_dashboard.monitor, name))
+        dashboard = self.active_dashboard
+        # The selected row's project is offered first when the service runs in several.
+        self.push_screen(RunbookScreen(dashboard.monitor, name, selected=dashboard.selected_id))
 
     def command_table(self) -> list[PaletteCommand]:
         """Every palette entry: hosts, containers, runbooks, themes, actions."""

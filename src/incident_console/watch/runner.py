@@ -24,6 +24,7 @@ from incident_console.monitor.changes import Change
 from incident_console.monitor.diagnosis import container_forecast, memory_limit
 from incident_console.monitor.host_monitor import HostMonitor, default_sources
 from incident_console.monitor.journal import Journal
+from incident_console.monitor.state import ContainerView
 from incident_console.sources.base import Source
 from incident_console.sources.probes import ProbeSource
 from incident_console.transport.base import Host
@@ -141,6 +142,20 @@ def status_line(watched: WatchedHost, now: float | None = None) -> str:
     link = "" if state.is_live else f" [{state.link}]"
     stamp = time.strftime("%H:%M:%SZ", time.gmtime(now))
     return f"{stamp} {watched.name}{link}: " + " | ".join(parts)
+
+
+def _projects_to_choose(views: Sequence[ContainerView], target: str, project: str | None) -> str:
+    """'' when `views` are in one compose project (or one was named), else one line naming
+    every project and how to choose."""
+    if project or "/" in target:
+        return ""
+    projects = sorted({v.info.project for v in views if v.info.project})
+    if len(projects) < 2:
+        return ""
+    return (
+        f"{target} runs in {len(projects)} compose projects ({', '.join(projects)}): nothing "
+        f"restarted; choose one with `project: NAME` in the policy or target PROJECT/{target}"
+    )
 
 
 class Watch:
@@ -318,6 +333,16 @@ class Watch:
                 ids = [decision.container_id]
             else:
                 views = target_containers(state, decision.target, self.policy.project)
+                ambiguous = _projects_to_choose(views, decision.target, self.policy.project)
+                if ambiguous:
+                    # Two stacks with the same service: restarting both, or one at random, is
+                    # not what anyone asked for.
+                    self._record(watched, decision, acted=False, why_not=ambiguous)
+                    self._say(f"refused {decision.summary}: {ambiguous}")
+                    self.notifier.send(
+                        self._event(watched, decision, acted=False, why_not=ambiguous)
+                    )
+                    return
                 ids = [v.info.id for v in views]
             if not ids:
                 error = f"no container of service or name {decision.target!r} on {watched.name}"
