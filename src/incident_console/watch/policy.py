@@ -309,8 +309,8 @@ class Policy(_Model):
         notes = [line]
         if waiting:
             notes.append(
-                f"probe {', '.join(waiting)}: url is '{DISCOVER}' and no URL was found;"
-                " give a URL with the environment variable the policy names, or url: in a"
+                f"probe {', '.join(waiting)}: url is '{DISCOVER}' (watch acts on no URL it"
+                " was not given); give a URL with the environment variable the policy names, or url: in a"
                 " policy file (watch --print-policy)"
             )
         return notes
