@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -95,6 +98,7 @@ class DevTools:
 
 
 async def _drive(port: int, wanted: list[str], timeout_s: float) -> tuple[str, bytes]:
+    """Read the page's terminal until every `wanted` text is there (or time is up)."""
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as session:
         pages: list[dict[str, Any]] = []
@@ -162,3 +166,58 @@ def open_and_read(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+class HeadlessChromium:
+    """One headless Chromium on `url` with a fresh profile, open until `close()`.
+
+    For tests that need several browsers open at once (open_and_read opens and closes one).
+    """
+
+    def __init__(self, url: str, profile: Path, window: tuple[int, int] = (1800, 2200)) -> None:
+        binary = chromium_binary()
+        assert binary is not None
+        self.profile = profile
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={window[0]},{window[1]}",
+                url,
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._port: int | None = None
+
+    @property
+    def devtools_port(self) -> int:
+        if self._port is None:
+            port_file = self.profile / "DevToolsActivePort"
+            deadline = time.monotonic() + 30
+            while not (port_file.exists() and port_file.read_text().strip()):
+                assert time.monotonic() < deadline, "chromium wrote no DevToolsActivePort"
+                assert self.proc.poll() is None, f"chromium exited with {self.proc.returncode}"
+                time.sleep(0.1)
+            self._port = int(port_file.read_text().split()[0])
+        return self._port
+
+    def read(self, wanted: list[str], screenshot: Path, timeout_s: float = 90.0) -> str:
+        """The terminal's text once every `wanted` text is on it (or at the timeout)."""
+        text, picture = asyncio.run(_drive(self.devtools_port, wanted, timeout_s))
+        screenshot.write_bytes(picture)
+        return text
+
+    def close(self) -> None:
+        """End the browser (and its helpers: it leads its own process group)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)

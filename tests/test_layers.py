@@ -8,7 +8,7 @@ import sys
 
 import incident_console
 
-LOWER_LAYERS = ("domain", "transport", "sources", "monitor", "runbook", "lab")
+LOWER_LAYERS = ("domain", "transport", "sources", "monitor", "report", "runbook", "lab")
 
 
 def _modules() -> list[str]:

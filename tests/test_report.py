@@ -20,7 +20,7 @@ from incident_console.domain.events import (
     ProbeResult,
 )
 from incident_console.monitor.journal import Journal, read_journal
-from incident_console.monitor.report import render_report, write_report
+from incident_console.report import render_report, write_report
 
 T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
 MIB = 1024 * 1024
@@ -166,17 +166,22 @@ def test_report_sections_and_kills(tmp_path: Path) -> None:
         if line.startswith("| 2026-05-28 20:3") and "| gunicorn |" in line
     ]
     assert len(kill_rows) == 2, kill_rows
+    # One row per kill: the kernel's record and gunicorn's SIGKILL line are the same kill.
     assert kill_rows[0] == (
         "| 2026-05-28 20:30:05Z | ict_backend_1 | backend | gunicorn | 7076 | 200.0 MiB "
-        "| limit 256.0 MiB |"
+        "| limit 256.0 MiB | kernel, gunicorn | before remediation |"
     )
     assert "In the backend service (ict_backend_1), `gunicorn` processes" in text
     assert "at its 256.0 MiB memory limit (2 kills, anon-rss up to 210.0 MiB)" in text
     # The impact window: the first failed probe (T0+200) to the probe answering again.
     assert "**Impact window:** 2026-05-28 20:30:00Z to 2026-05-28 20:32:25Z (2 min 25 s)" in text
     assert (
-        "**Remediation:** 2026-05-28 20:31:40Z to 2026-05-28 20:32:00Z; no OOM kill since" in text
+        "**Remediation:** `fewer-workers` (passed), 2026-05-28 20:31:40Z to 2026-05-28 20:32:00Z."
+        in text
     )
+    assert "**Outcome:** no OOM kill since 2026-05-28 20:32:00Z (to 2026-05-28 20:36:30Z)" in text
+    assert "the verify step `health-200` failed (http: HTTP 504 3 times)" in text
+    assert "**Runbook:** oom-after-deploy: 2 steps run (1 passed, 1 failed)." in text
     # Runbook steps: who, verdicts, the command run during the step with its exit status.
     assert (
         "| 1 | fewer-workers: Two workers | remediate | passed | all checks passed "
@@ -222,7 +227,7 @@ def test_torn_journal_and_empty(tmp_path: Path) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write('{"kind":"oom_kill","pid":1,"pro')  # killed mid-write
     assert render_report(read_journal(path)) == whole
-    assert "The journal is empty." in render_report([])
+    assert "The journal has no records." in render_report([])
 
 
 def test_report_command(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from incident_console.monitor.host_monitor import HostMonitor
-from incident_console.monitor.journal import Journal
+from incident_console.monitor.journal import Journal, read_journal
 from incident_console.runbook.actions import HostExecutor
 from incident_console.runbook.compose_patch import backup_path, is_backup
 from incident_console.runbook.engine import Engine, StepState
@@ -88,6 +88,10 @@ async def test_two_patches_in_one_second_keep_the_original(
     done = await undo_changes(monitor, file_changes(tmp_path / "journal.jsonl"))
     assert len(done) == 2
     assert _read(str(compose)) == original
+    assert monitor.journal is not None
+    monitor.journal.close()
+    restores = [r for r in read_journal(monitor.journal.path) if r.get("kind") == "file_restore"]
+    assert [r["backup"] for r in restores] == [second.backup, first.backup]
 
 
 def test_undo_of_a_journal_with_a_broken_file_change_is_one_line(tmp_path: Path) -> None:

@@ -64,3 +64,32 @@ def test_unknown_variable_raises_key_error() -> None:
 def test_argv_steps_render_each_element_without_a_shell() -> None:
     step = Step(id="s", title="t", kind="diagnose", run=["docker", "logs", "{{container}}"])
     assert step_argv(step, {"container": "a; rm -rf /"}) == ["docker", "logs", "a; rm -rf /"]
+
+
+async def test_docker_go_templates_are_kept_literally_and_run(tmp_path: Path) -> None:
+    # {{range}}...{{end}}, {{.X}} and {{ json . }} are docker's, not runbook variables: they
+    # pass `runbook check`, survive render and snippet_argv, and reach the program as written.
+    from incident_console.runbook.loader import parse_runbook
+
+    snippet = (
+        "printf '%s|' '{{range .Mounts}}{{.Source}}{{end}}' \"{{ json . }}\" {{container}} "
+        "'{{if .State.Running}}up{{else}}down{{end}}'"
+    )
+    text = (
+        "name: t\ntitle: t\nsteps:\n  - id: s\n    title: t\n    kind: diagnose\n"
+        f"    run: {snippet!r}\n"
+    ).replace("\\'", "''")
+    runbook = parse_runbook(text, "t.yaml")
+    step = runbook.steps[0]
+    argv = step_argv(step, {"container": "web-1"})
+    assert argv[4:] == ["web-1"], "only {{container}} is a variable"
+    host = LocalHost()
+    await host.connect()
+    try:
+        result = await host.run(argv, timeout=10)
+    finally:
+        await host.close()
+    assert result.stdout == (
+        "{{range .Mounts}}{{.Source}}{{end}}|{{ json . }}|web-1|"
+        "{{if .State.Running}}up{{else}}down{{end}}|"
+    )

@@ -16,7 +16,8 @@ import pytest
 import incident_console.cli  # noqa: F401 - registers the subcommands before one is imported
 from chromium_cdp import chromium_binary, open_and_read
 from conftest import IN_CI
-from incident_console.commands.serve import console_argv, is_loopback
+from fixtures_sshd import descendants
+from incident_console.commands.serve import is_loopback, viewer_argv
 from incident_console.lab.lab import Lab
 
 CLI = str(Path(sys.executable).with_name("incident-console"))
@@ -67,20 +68,20 @@ def test_loopback_rule() -> None:
     assert not is_loopback("example.com")
 
 
-def test_console_argv_passes_read_only_and_targets() -> None:
-    argv = console_argv(("prod", "staging"), read_only=True, theme="projector", identity=("k",))
+def test_each_browser_runs_a_viewer_of_the_relay_not_a_console_of_its_own() -> None:
+    argv = viewer_argv(Path("/run/x/relay.sock"), theme="projector", config_file="c.toml")
     assert argv[1:] == [
         "console",
-        "-i",
-        "k",
-        "--read-only",
+        "--relay",
+        "/run/x/relay.sock",
         "--theme",
         "projector",
-        "prod",
-        "staging",
+        "--config",
+        "c.toml",
     ]
     assert Path(argv[0]).name == "incident-console"
-    assert console_argv(())[-1] == "local"
+    # No target, no key, no probe: a viewer never reaches the server itself.
+    assert viewer_argv(Path("r")) == [argv[0], "console", "--relay", "r"]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -108,7 +109,7 @@ def test_loopback_by_default_no_warning() -> None:
 
 def test_warns_when_bound_elsewhere() -> None:
     port = _free_port()
-    proc = _serve("local", "--bind", "0.0.0.0", "--port", str(port))
+    proc = _serve("local", "--bind", "0.0.0.0", "--port", str(port), "--allow-changes")
     try:
         assert f"ws://localhost:{port}/ws" in _get(f"http://127.0.0.1:{port}/")
         assert _listening_addresses(port) == {"0.0.0.0"}
@@ -117,12 +118,42 @@ def test_warns_when_bound_elsewhere() -> None:
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert warnings == [
         f"incident-console: warning: serving on 0.0.0.0:{port}: anyone who can reach it gets "
-        "the console and can change the server (use --read-only)"
+        "the console and can change the server"
     ], err
 
 
+def test_read_only_and_allow_changes_contradict() -> None:
+    result = subprocess.run(
+        [CLI, "serve", "local", "--read-only", "--allow-changes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "incident-console: --read-only and --allow-changes contradict each other"
+    )
+
+
+def _relay_viewers(serve: subprocess.Popen[str]) -> list[int]:
+    """The browsers' consoles under serve (argv has --relay), alive (not zombies)."""
+    found = []
+    for pid in descendants(serve.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"--relay" in cmdline and state != "Z":
+            found.append(pid)
+    return found
+
+
 def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
-    """Headless Chromium opens the served console on the lab; the container names are on screen."""
+    """Headless Chromium opens the served console on the lab; the container names are on screen.
+
+    Open, look, close: the browser's console ends with it, and serve's collection with serve.
+    """
     if chromium_binary() is None:
         if IN_CI:
             pytest.fail("chromium is required in CI (apt-get install chromium)")
@@ -134,6 +165,7 @@ def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
     proc = _serve("local", "--port", str(port), "--read-only")
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "serve-console.png"
+    left: list[int] = []
     try:
         _get(f"http://127.0.0.1:{port}/")
         text = open_and_read(
@@ -142,11 +174,33 @@ def test_chromium_shows_the_lab_console(tmp_path: Path, lab: Lab) -> None:
             wanted=[backend, *names],
             screenshot=shot,
         )
+        # The browser is closed: its console goes within seconds, serve stays.
+        deadline = time.monotonic() + 20
+        while _relay_viewers(proc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _relay_viewers(proc)
+        collection = descendants(proc.pid)
     finally:
         _out, err = _stop(proc)
+    assert not left, f"consoles {left} outlived their browser"
+    time.sleep(1)
+    assert not [p for p in collection if Path(f"/proc/{p}").exists()], "serve left processes"
     (ARTIFACTS / "serve-console.txt").write_text(text, encoding="utf-8")
     assert backend in text, f"{backend} not on screen:\n{text[:3000]}\n{err[-2000:]}"
     shown = [n for n in names if n in text]
     # Every container of the lab is listed (the dashboard may scroll past the others' stacks).
     assert shown == names, (shown, names)
     assert shot.stat().st_size > 10_000  # a real picture, not an empty page
+
+
+def test_an_unreachable_host_fails_in_one_line_before_serving() -> None:
+    """serve connects its collection first: a host it cannot reach is said, not served blank."""
+    result = subprocess.run(
+        [CLI, "serve", f"ssh://root@127.0.0.1:{_free_port()}", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("incident-console:")]
+    assert len(errors) == 1 and "connection refused" in errors[0], result.stderr

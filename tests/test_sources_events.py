@@ -100,6 +100,9 @@ async def test_kernel_log_attributes_a_real_oom_kill() -> None:
     kernel = KernelLogSource(since=start)
     try:
         async with running(DockerEventsSource(), kernel) as r:
+            # A kill the console sees live (its history replayed first): the kernel's stamps
+            # drift from the wall clock, so only arrival tells live from replayed.
+            await wait_for(lambda: kernel.live, 30, "the kernel log's replay to end")
             grow = "b = []\nwhile True: b.append(bytearray(8 * 1024 * 1024)); b[-1][::4096] = b'x' * 2048\n"
             cid, name = run_container(grow, "--memory", "48m", "--memory-swap", "48m")
 

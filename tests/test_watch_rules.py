@@ -6,6 +6,7 @@ import pytest
 
 from incident_console.domain.events import (
     ContainerInfo,
+    ContainerSample,
     HealthChange,
     OomConstraint,
     OomKill,
@@ -147,3 +148,47 @@ def test_a_restart_not_carried_out_does_not_count_toward_the_limit() -> None:
     # restarts happen before the escalation.
     assert restarts[0] == 1 and restarts[1] == 11 and len(restarts) == 4
     assert [k for _, k in decided].count("escalate") == 1
+
+
+TTL_POLICY = """
+rules:
+  - name: near-memory-limit
+    time_to_limit: {below: 10m}
+    action: notify
+"""
+
+
+def _container_with(samples: list[tuple[float, float]], limit: int) -> HostState:
+    state = HostState("h")
+    info = ContainerInfo(time=0.0, id="r" * 64, name="lab-redis-1", service="redis",
+                         state="running", memory_limit_bytes=limit)  # fmt: skip
+    state.apply(info)
+    for t, used in samples:
+        state.apply(ContainerSample(time=t, id=info.id, memory_used_bytes=int(used),
+                                    memory_limit_bytes=limit, cpu_percent=0.5))  # fmt: skip
+    return state
+
+
+def test_time_to_limit_never_notifies_from_two_values_in_fifteen_seconds() -> None:
+    # redis 4.9 MB then 5.9 MB, 15 s after watch started: it paged "memory limit in 4 m 54 s".
+    start = 1_796_051_236.0
+    samples = [(start + s, 4.9e6 if s < 7 else 5.9e6) for s in range(16)]
+    state = _container_with(samples, 25_000_000)
+    engine = RuleEngine(parse_policy(TTL_POLICY))
+    assert engine.tick(state, now=start + 15.5) == []
+    # The same step seen for five minutes is still no trend.
+    later = [(start + s, 4.9e6 if s < 150 else 5.9e6) for s in range(300)]
+    assert RuleEngine(parse_policy(TTL_POLICY)).tick(_container_with(later, 25_000_000),
+                                                     now=start + 300) == []  # fmt: skip
+
+
+def test_time_to_limit_notifies_on_a_real_leak_with_its_evidence() -> None:
+    start = 1_796_051_236.0
+    mib = 1 << 20
+    leak = [(start + s, 100 * mib + s * mib) for s in range(180)]
+    state = _container_with(leak, 512 * mib)
+    decisions = RuleEngine(parse_policy(TTL_POLICY)).tick(state, now=start + 180)
+    assert [(d.kind, d.what, d.target) for d in decisions] == [("notify", "time_to_limit", "redis")]
+    assert decisions[0].summary.startswith("lab-redis-1: memory limit in ")
+    evidence = decisions[0].evidence["memory"]
+    assert evidence["trend_status"] == "growing" and evidence["seconds_to_limit"] < 600

@@ -18,12 +18,14 @@ from incident_console.monitor.diagnosis import (
     container_forecast,
     diagnose_state,
     diagnosis_json,
+    host_forecast,
+    host_forecast_text,
     memory_limit,
     scope_to_project,
 )
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import Journal
-from incident_console.monitor.state import HostState
+from incident_console.monitor.state import ContainerView, HostState
 from incident_console.transport.base import Host, TransportError
 
 #: How long diagnose watches before judging: enough for CPU deltas and the kernel log history.
@@ -77,7 +79,8 @@ async def collect(
     try:
         started = time.monotonic()
         samples = max(2, int(sample_s))
-        while time.monotonic() - started < READY_TIMEOUT_S:
+        # --sample is a minimum (a forecast needs 2 minutes): the ready timeout comes on top.
+        while time.monotonic() - started < sample_s + READY_TIMEOUT_S:
             if time.monotonic() - started >= sample_s and _ready(
                 monitor.state, len(probes), samples
             ):
@@ -104,6 +107,7 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
             f"swap {format_bytes(mem.swap_total_bytes - mem.swap_free_bytes)} used of "
             f"{format_bytes(mem.swap_total_bytes)}{psi}"
         )
+        echo(f"memory forecast: {host_forecast_text(host_forecast(state))}")
     kills = [k for k in state.oom_kills if since is None or k.time >= since]
     echo(f"\nOOM kills ({len(kills)}):")
     for k in kills[-20:]:
@@ -121,10 +125,9 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
         used = format_bytes(latest.memory_used_bytes) if latest else "?"
         limit = memory_limit(view)
         vs = f"{used} / {format_bytes(limit)}" if limit else f"{used} / no limit"
-        forecast = container_forecast(view)
         echo(
             f"  {info.name:<28} {info.state:<10} {info.health or '-':<10} restarts {info.restarts:<3} "
-            f"{vs:<24} {forecast.describe() if forecast else ''}"
+            f"{vs:<24} {_forecast_words(view)}"
         )
         if info.health == "unhealthy" or info.state == "restarting":
             errors = [line for line in state.logs if line.id == info.id and line.signal][-5:]
@@ -137,6 +140,16 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
             got = f"HTTP {last.status}" if last.status is not None else last.error
             latency = f" {last.latency_ms:.0f} ms" if last.latency_ms is not None else ""
             echo(f"  {url}: {got}{latency}")
+
+
+def _forecast_words(view: ContainerView) -> str:
+    """The container's forecast, and why when there is none ("too little data (5 s ...)")."""
+    forecast = container_forecast(view)
+    if forecast is None or view.info.state != "running":
+        return ""  # no limit, or not running: its memory goes nowhere
+    if forecast.status == "too_little_data":
+        return f"too little data ({forecast.reason}; try --sample 150)"
+    return forecast.describe()
 
 
 @click.command()

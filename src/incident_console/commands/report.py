@@ -20,18 +20,18 @@ from incident_console.cli import fail
 )
 def report(journal: Path, output: Path | None) -> None:
     """Write the postmortem of an incident JOURNAL (the same journal gives the same report)."""
-    from incident_console.monitor.journal import read_journal
-    from incident_console.monitor.report import render_report, runbook_followups, write_report
+    from incident_console.report import JournalError, report_text, write_report
 
     if not journal.is_file():
         fail(f"{journal}: no such journal file")
     try:
         if output is not None and str(output) == "-":
-            records = read_journal(journal)
-            names = sorted({str(r["runbook"]) for r in records if r.get("runbook")})
-            click.echo(render_report(records, followups=runbook_followups(names)), nl=False)
+            click.echo(report_text(journal), nl=False)
             return
         written = write_report(journal, output)
+    except JournalError as exc:
+        fail(str(exc))
+        return
     except OSError as exc:
         fail(f"{exc.filename or journal}: {exc.strerror or exc}")
         return

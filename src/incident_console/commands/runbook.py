@@ -7,14 +7,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from incident_console.cli import fail, open_target, target_options
 from incident_console.runbook.engine import StepRecord, StepState
 from incident_console.runbook.loader import RunbookError, list_builtin, load_runbook, resolve
-from incident_console.runbook.schema import Runbook, render
+from incident_console.runbook.schema import Runbook, Step, render
+
+if TYPE_CHECKING:
+    from incident_console.runbook.variables import Variables
 
 
 def _load_or_fail(name: str) -> Runbook:
@@ -34,7 +37,12 @@ def runbook_group() -> None:
 @runbook_group.command("check")
 @click.argument("files", nargs=-1, required=True)
 def check_cmd(files: tuple[str, ...]) -> None:
-    """Validate runbook FILEs: every error with its line. Exit 0 valid, 1 invalid."""
+    """Validate runbook FILEs: every error with its line. Exit 0 valid, 1 invalid.
+
+    A valid runbook may still get warnings (exit 0): a diagnose or verify step whose command
+    the classifier does not know to be read-only (it will ask first and read-only mode
+    refuses it), or one that never ends.
+    """
     bad = 0
     for name in files:
         try:
@@ -45,7 +53,29 @@ def check_cmd(files: tuple[str, ...]) -> None:
                 click.echo(str(error))
             continue
         click.echo(f"{resolve(name)}: ok ({runbook.name}, {len(runbook.steps)} steps)")
+        for warning in _warnings(runbook):
+            click.echo(f"{resolve(name)}: warning: {warning}")
     sys.exit(1 if bad else 0)
+
+
+def _warnings(runbook: Runbook) -> list[str]:
+    """What is valid but surprising: a `diagnose` step that changes the server, and so on."""
+    out: list[str] = []
+    for i, step in enumerate(runbook.steps):
+        found = step.command_class
+        if found is None:
+            continue
+        if found.changes and step.kind != "remediate":
+            out.append(
+                f"steps[{i}] {step.id}: kind {step.kind} but the command changes the server "
+                f"({found.reason}): it asks first and read-only mode refuses it"
+            )
+        if found.never_ends or found.interactive:
+            out.append(
+                f"steps[{i}] {step.id}: the command is {found.summary} ({found.reason}); "
+                f"it runs until its timeout ({step.timeout})"
+            )
+    return out
 
 
 @runbook_group.command("list")
@@ -59,21 +89,12 @@ def list_cmd() -> None:
 @runbook_group.command("show")
 @click.argument("name")
 def show_cmd(name: str) -> None:
-    """Print a runbook's steps: kind, action, checks and why."""
+    """Print NAME|FILE's steps: each command or change, its class and reason, and whether it
+    asks first or is disabled in read-only mode."""
+    from incident_console.commands.runbook_show import describe_runbook
+
     runbook = _load_or_fail(name)
-    click.echo(f"{runbook.name}: {runbook.title}")
-    if runbook.description:
-        click.echo(f"  {runbook.description.strip()}")
-    for i, step in enumerate(runbook.steps, 1):
-        click.echo(f"\n{i:>2}. [{step.kind}] {step.title}  ({step.id}, {step.action})")
-        if step.why:
-            click.echo(f"    why: {' '.join(step.why.split())}")
-        for check in step.checks:
-            click.echo(f"    check: {check.name}")
-    if runbook.followups:
-        click.echo("\nIf it persists:")
-        for item in runbook.followups:
-            click.echo(f"  - {item}")
+    click.echo(describe_runbook(runbook), nl=False)
 
 
 def _print_record(record: StepRecord, verbose_output: bool) -> None:
@@ -94,6 +115,29 @@ def _print_record(record: StepRecord, verbose_output: bool) -> None:
     click.echo(f"  => {mark}: {record.verdict}")
 
 
+def _step_header(i: int, total: int, step: Step, values: dict[str, str]) -> str:
+    """'[6/10] remediate gunicorn-settings: Title  (project shop on prod)'."""
+    from incident_console.runbook.variables import shown
+
+    head = f"\n[{i}/{total}] {step.kind} {step.id}: {render(step.title, shown(values))}"
+    if step.mutates:
+        # Which stack a change lands in is part of what the operator agrees to.
+        head += f"  (project {values.get('project') or 'unknown'} on {values.get('host', '')})"
+    return head
+
+
+def _print_variables(runbook: Runbook, variables: Variables) -> None:
+    """Every variable with its reason; unknown ones say why and how to set them."""
+    click.echo("variables:")
+    used = runbook.known_variables
+    for name in sorted(variables.values):
+        value, why = variables.values[name], variables.why.get(name, "")
+        if value:
+            click.echo(f"  {name} = {value}    ({why})")
+        elif name in used and why != "not discovered":
+            click.echo(f"  {name} = unknown    ({why})")
+
+
 async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[str, str]) -> int:
     from incident_console.monitor.host_monitor import HostMonitor
     from incident_console.monitor.journal import Journal, default_journal_path
@@ -109,7 +153,10 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     probes = list(opts["probes"])
     if sets.get("health_url") and sets["health_url"] not in probes:
         probes.append(sets["health_url"])
-    monitor = HostMonitor(host, journal=journal, probes=probes, read_only=opts["dry_run"])
+    # Read-only (and dry-run) lock the monitor's door: no step, whatever its kind, can change
+    # the server through it.
+    read_only = bool(opts["dry_run"] or opts.get("read_only"))
+    monitor = HostMonitor(host, journal=journal, probes=probes, read_only=read_only)
     try:
         await monitor.start()
     except Exception as exc:
@@ -119,20 +166,18 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     try:
         click.echo(f"runbook {runbook.name} on {host.name}; journal {path}")
         variables = await gather(monitor, runbook, sets)
-        click.echo("variables:")
-        for name in sorted(variables.values):
-            if variables.values[name]:
-                why = variables.why.get(name, "")
-                click.echo(f"  {name} = {variables.values[name]}    ({why})")
-        engine = Engine(runbook, variables.values, read_only=opts["dry_run"])
+        if variables.ambiguous:
+            # Two stacks with the same service: patching the wrong one is worse than nothing.
+            click.echo(f"incident-console: {variables.ambiguous}; nothing changed", err=True)
+            code = 2
+            return code
+        _print_variables(runbook, variables)
+        engine = Engine(runbook, variables.values, read_only=read_only)
         executor = HostExecutor(monitor)
         if opts["dry_run"]:
             for i, record in enumerate(engine.records, 1):
                 step = record.step
-                click.echo(
-                    f"\n[{i}/{len(engine.records)}] {step.kind} {step.id}: "
-                    f"{render(step.title, variables.values)}"
-                )
+                click.echo(_step_header(i, len(engine.records), step, variables.values))
                 click.echo(
                     "    "
                     + (await executor.preview(step, variables.values)).replace("\n", "\n    ")
@@ -151,11 +196,7 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
 
         def on_start(record: StepRecord) -> None:
             i = engine.records.index(record) + 1
-            step = record.step
-            click.echo(
-                f"\n[{i}/{len(engine.records)}] {step.kind} {step.id}: "
-                f"{render(step.title, variables.values)}"
-            )
+            click.echo(_step_header(i, len(engine.records), record.step, variables.values))
 
         def on_done(record: StepRecord) -> None:
             if record.state is StepState.SKIPPED and record.started is None:
@@ -196,6 +237,9 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
 @target_options
 @click.option("--yes", is_flag=True, help="Apply remediate steps without asking.")
 @click.option("--dry-run", is_flag=True, help="Show every step's command or diff; change nothing.")
+@click.option(
+    "--read-only", is_flag=True, help="Run only the steps that change nothing; refuse the rest."
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a variable.")
 @click.option("--journal", type=click.Path(dir_okay=False), help="Journal file (JSON lines).")
 @click.option("--probe", "probes", multiple=True, help="URL to probe (the first is health_url).")
@@ -207,11 +251,16 @@ def run_cmd(
     accept_new_host_key: bool,
     yes: bool,
     dry_run: bool,
+    read_only: bool,
     sets: tuple[str, ...],
     journal: str | None,
     probes: tuple[str, ...],
 ) -> None:
-    """Run runbook NAME|FILE on TARGET. Exit 0 every check passed, 1 one failed, 2 error."""
+    """Run runbook NAME|FILE on TARGET. Exit 0 every check passed, 1 one failed, 2 error.
+
+    When the service runs in more than one compose project on TARGET, nothing runs and it
+    exits 2 naming every project: choose one with --set project=NAME.
+    """
     from incident_console.runbook.variables import VariableError, parse_sets
 
     runbook = _load_or_fail(name)
@@ -226,6 +275,7 @@ def run_cmd(
         "accept_new_host_key": accept_new_host_key,
         "yes": yes,
         "dry_run": dry_run,
+        "read_only": read_only,
         "journal": journal,
         "probes": probes,
     }
@@ -292,17 +342,39 @@ def undo_cmd(
 @click.argument("markdown", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the YAML here.")
 def import_cmd(markdown: str, output: str | None) -> None:
-    """Turn a markdown runbook into a YAML one for review."""
-    from incident_console.runbook.importer import import_markdown
+    """Turn a Markdown runbook into a YAML one for review.
+
+    Exit 0 written (what could not be imported is listed at its top), 1 the Markdown cannot
+    be imported (`FILE:LINE: why`: empty, binary, not UTF-8, a code block never closed),
+    2 the file cannot be read.
+    """
+    from incident_console.commands.runbook_show import import_summary
+    from incident_console.runbook.importer import MarkdownError, import_markdown
 
     try:
-        text = Path(markdown).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{markdown}: {exc}")
+        data = Path(markdown).read_bytes()
+    except OSError as exc:
+        fail(f"{markdown}: {exc.strerror or exc}")
         return
-    yaml_text = import_markdown(text, source=markdown)
+    try:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            if b"\0" in data:
+                raise MarkdownError(markdown, line, "binary data, not Markdown") from None
+            raise MarkdownError(
+                markdown, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x})"
+            ) from None
+        yaml_text = import_markdown(text, source=markdown)
+    except MarkdownError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    summary = import_summary(yaml_text, markdown)
     if output:
         Path(output).write_text(yaml_text, encoding="utf-8")
-        click.echo(f"wrote {output}; review it, then: incident-console runbook check {output}")
+        click.echo(f"wrote {output}: {summary}")
+        click.echo(f"review it, then: incident-console runbook check {output}")
     else:
         click.echo(yaml_text, nl=False)
+        click.echo(f"{markdown}: {summary}", err=True)

@@ -96,6 +96,8 @@ def watch(
             f"{len(policy.rules)} rules, at most {policy.limits.restarts_per_hour} restarts "
             "per service per hour"
         )
+        for note in policy.probe_notes():
+            click.echo(note)
         return
 
     from incident_console.transport.targets import describe_error
@@ -130,6 +132,8 @@ def watch(
             f"watching {', '.join(names)} ({mode}policy {policy_path or default_policy_path()}, "
             f"journal {journal.path})"
         )
+        for note in policy.probe_notes():
+            say(note)
     try:
         asyncio.run(_watch(runner))
     except Exception as exc:  # one line, never a traceback

@@ -76,6 +76,10 @@ class ContainerInfo(Event):
     environment: tuple[str, ...] = ()  # KEY=VALUE, secrets already redacted
     command: tuple[str, ...] = ()
     cgroup_path: str = ""  # where its memory/cpu files are on the host, when known
+    pid: int = 0  # State.Pid: its main process on the host (gunicorn's master when exec'd)
+    #: Published ports: ("8000/tcp", host ip, host port), from NetworkSettings.Ports.
+    ports: tuple[tuple[str, str, str], ...] = ()
+    healthcheck: tuple[str, ...] = ()  # Config.Healthcheck.Test, e.g. ("CMD", "curl", URL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ class ContainerGone(Event):
     KIND: ClassVar[str] = "container_gone"
     id: str
     name: str = ""
+    service: str = ""  # com.docker.compose.service, when the event said (destroy events do)
+    project: str = ""  # com.docker.compose.project
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,3 +243,46 @@ class Note(Event):
     KIND: ClassVar[str] = "note"
     what: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def _event_kinds() -> dict[str, type[Event]]:
+    # Named, not found through Event.__subclasses__(): dataclass(slots=True) makes a second
+    # class, and the first one (which compares unequal) can still be listed there.
+    classes: tuple[type[Event], ...] = (
+        ContainerInfo, ContainerGone, ContainerSample, HostMemory, ContainerProcesses, OomKill,
+        HealthChange, ContainerEvent, LogLine, ProbeResult, SourceStatus, LinkChange, Note,
+    )  # fmt: skip
+    return {cls.KIND: cls for cls in classes}
+
+
+def event_from_record(record: dict[str, Any]) -> Event:
+    """The Event that `to_record()` gave `record` (keys it does not know, like 'host', are left).
+
+    Raises:
+        ValueError: an unknown kind, or a field missing or of the wrong shape.
+    """
+    cls = _EVENT_KINDS.get(str(record.get("kind")))
+    if cls is None:
+        raise ValueError(f"not an event record: kind {record.get('kind')!r}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in record:
+            continue
+        value = record[f.name]
+        kind = str(f.type)  # annotations are strings here (from __future__ import annotations)
+        if f.name == "processes" and cls is ContainerProcesses:
+            value = tuple(ProcessRss(**p) for p in value)
+        elif kind.startswith("tuple") and isinstance(value, list):
+            value = tuple(value)
+        elif kind == "OomConstraint":
+            value = OomConstraint(value)
+        elif kind.startswith("LogSignal"):
+            value = LogSignal(value) if value is not None else None
+        values[f.name] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"{cls.KIND} record: {exc}") from None
+
+
+_EVENT_KINDS = _event_kinds()

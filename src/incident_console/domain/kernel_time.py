@@ -18,7 +18,7 @@ import math
 import re
 from datetime import UTC, datetime
 
-__all__ = ["split_dmesg_line"]
+__all__ = ["KernelClock", "split_dmesg_line"]
 
 _F = re.ASCII
 _PRIORITY = re.compile(r"<\d{1,3}>")
@@ -117,3 +117,64 @@ def split_dmesg_line(line: str, boot_time: float | None) -> tuple[float | None, 
     if m := _SYSLOG.match(text):
         return None, _strip_journal_id(text[m.end() :])
     return None, text
+
+
+class KernelClock:
+    """Kernel log stamps against the wall clock: which lines are live, and the kernel's drift.
+
+    `dmesg` turns the kernel's own clock into wall time from the boot time, and the two drift
+    apart as the machine runs (measured here: 0.8 s behind after an hour). So a stamp cannot
+    tell a kill that just happened from one printed a second before the console started.
+    What can: `dmesg --follow` and `journalctl -f` print their history in one burst, then wait.
+    The first pause after the first line (or a quiet stream) ends the replay; every later
+    line arrived as it was printed, so its arrival time minus its stamp measures the drift
+    (plus a little latency: the smallest of the recent ones is kept), and every later stamp is
+    corrected by it. A kill is live when its corrected time is after the replay's last line.
+    """
+
+    #: The replay is printed without a pause; a pause this long means the history is done.
+    QUIET_S = 0.5
+    #: A line this much older than its arrival is history, not a live line that drifted.
+    MAX_DRIFT_S = 30.0
+    #: How many recent live lines the drift estimate is the minimum of (drift moves slowly).
+    WINDOW = 64
+
+    def __init__(self, started: float) -> None:
+        self.offset: float | None = None
+        #: Arrival of the replay's last line (None while the replay goes on).
+        self.replay_end: float | None = None
+        self._started = started
+        self._last_arrival: float | None = None
+        self._lags: list[float] = []
+
+    @property
+    def live(self) -> bool:
+        """True once the history is replayed: lines arrive as the kernel prints them."""
+        return self.replay_end is not None
+
+    def tick(self, now: float) -> None:
+        """Nothing arrived for a while: the replay, if any, is over."""
+        last = self._last_arrival if self._last_arrival is not None else self._started
+        if not self.live and now - last >= self.QUIET_S:
+            self.replay_end = last
+
+    def observe(self, stamp: float | None, arrival: float) -> float:
+        """The wall time of a line stamped `stamp` that arrived at `arrival`."""
+        last = self._last_arrival
+        if not self.live and last is not None and arrival - last >= self.QUIET_S:
+            self.replay_end = last
+        self._last_arrival = arrival
+        if stamp is None:
+            return arrival
+        if self.live and arrival - stamp > self.MAX_DRIFT_S:
+            # Far older than any drift: the replay had only paused (a slow link). Not live.
+            self.replay_end = None
+        elif self.live:
+            self._lags.append(arrival - stamp)
+            del self._lags[: -self.WINDOW]
+            self.offset = min(self._lags)
+        return stamp + (self.offset or 0.0)
+
+    def is_live(self, when: float) -> bool:
+        """True when something the kernel printed at wall time `when` was seen live."""
+        return self.replay_end is not None and when > self.replay_end

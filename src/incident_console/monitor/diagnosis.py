@@ -8,6 +8,7 @@ makes the verdict `problems`; `warning` and `info` do not.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from incident_console.domain.durations import format_bytes, format_duration
 from incident_console.domain.events import OomConstraint, OomKill
-from incident_console.domain.forecast import Forecast, time_to_limit
+from incident_console.domain.forecast import Forecast, host_exhaustion, time_to_limit
 from incident_console.monitor.state import ContainerView, HostState
 
 #: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
@@ -75,6 +76,48 @@ def container_forecast(view: ContainerView, now: float | None = None) -> Forecas
     return time_to_limit(points, float(limit), window_s=FORECAST_WINDOW_S)
 
 
+def host_forecast(state: HostState) -> Forecast | None:
+    """When the host runs out of memory (available + free swap) at the recent trend, if it
+    does (None: no reading yet)."""
+    if not state.memory:
+        return None
+    newest = state.memory[-1]
+    points = [
+        (m.time, float(m.available_bytes + m.swap_free_bytes))
+        for m in itertools.takewhile(
+            lambda m: m.time >= newest.time - FORECAST_WINDOW_S, reversed(state.memory)
+        )
+    ]
+    points.reverse()
+    total = newest.total_bytes + newest.swap_total_bytes
+    return host_exhaustion(points, window_s=FORECAST_WINDOW_S, total_bytes=total or None)
+
+
+def host_forecast_text(forecast: Forecast | None) -> str:
+    """The host's forecast in words: "out of memory in ~12m", "stable", "too little data (...)"."""
+    if forecast is None:
+        return "no host memory reading"
+    if forecast.status == "at_limit":
+        return "out of memory now (under 2% available)"
+    if forecast.limit_in_sight and forecast.seconds_to_limit is not None:
+        rate = format_bytes(forecast.slope_bytes_per_s * 60)
+        return (
+            f"out of memory in ~{format_duration(math.ceil(forecast.seconds_to_limit))}"
+            f" (available falling {rate}/min)"
+        )
+    if forecast.status == "growing" and forecast.horizon_s is not None:
+        rate = format_bytes(forecast.slope_bytes_per_s * 60)
+        return (
+            f"available falling {rate}/min, not out of memory within "
+            f"{format_duration(forecast.horizon_s)}"
+        )
+    if forecast.status == "shrinking":
+        return "available memory rising"
+    if forecast.status == "too_little_data":
+        return f"too little data ({forecast.reason})"
+    return "stable"
+
+
 def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[Finding]:
     findings: list[Finding] = []
     groups: Counter[tuple[str, str]] = Counter()
@@ -98,7 +141,7 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
             trend = ""
             if views:
                 forecast = container_forecast(views[0])
-                if forecast is not None and forecast.status == "growing":
+                if forecast is not None and forecast.status == "growing":  # significant only
                     trend = f", memory growing {format_bytes(forecast.slope_bytes_per_s * 60)}/min"
             summary = f"{count} OOM kill(s) in {where} {window}{at} ({what}){trend}"
         elif constraint == OomConstraint.GLOBAL.value:
@@ -182,11 +225,7 @@ def diagnose_state(
         if info.state == "running" and not memory_limit(view):
             add(Finding("warning", f"{info.name} has no memory limit: it can take the whole host"))
         forecast = container_forecast(view)
-        if (
-            forecast is not None
-            and forecast.seconds_to_limit is not None
-            and forecast.status == "growing"
-        ):
+        if forecast is not None and forecast.limit_in_sight:
             add(
                 Finding(
                     "warning",
@@ -260,6 +299,7 @@ def diagnosis_json(
                 "memory_used_bytes": latest.memory_used_bytes if latest else None,
                 "memory_limit_bytes": memory_limit(view) or None,
                 "cpu_percent": round(latest.cpu_percent, 2) if latest else None,
+                "forecast": forecast.to_json() if (forecast := container_forecast(view)) else None,
             }
         )
     kills = [k for k in state.oom_kills if since is None or k.time >= since]
@@ -272,6 +312,7 @@ def diagnosis_json(
             "available_bytes": mem.available_bytes if mem else None,
             "swap_total_bytes": mem.swap_total_bytes if mem else None,
             "swap_free_bytes": mem.swap_free_bytes if mem else None,
+            "forecast": host.to_json() if (host := host_forecast(state)) else None,
         },
         "containers": containers,
         "oom_kills": [

@@ -1,16 +1,17 @@
 """HostMonitor: runs one host's sources, keeps its HostState, journals every event.
 
 Data flows one way: transport -> sources -> HostMonitor (state + journal) -> subscribers (the UI,
-`diagnose`, the runbook, `watch`). Intents that change the server (run a command, restart a
-container) come back through here so that each is journaled with who ran it, and refused in
-read-only mode.
+`diagnose`, the runbook, `watch`). Every change to the server (a command not known to be
+read-only, a file write, a restart, a recreate) comes back through one method,
+:meth:`HostMonitor.change` (the door, monitor/door.py), which refuses it in read-only mode, asks
+the caller's confirmation hook and journals intent and result. The monitor keeps the transport
+host to itself: callers get :attr:`HostMonitor.host`, a view that can read and never write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,11 @@ from incident_console.domain.events import (
     LogLine,
     SourceStatus,
 )
-from incident_console.monitor.journal import Journal, operator
+from incident_console.monitor.changes import Change, ChangeResult, Confirm
+from incident_console.monitor.changes import ReadOnlyError as ReadOnlyError
+from incident_console.monitor.changes import output_digest as output_digest
+from incident_console.monitor.door import Door, HostView, with_deadline
+from incident_console.monitor.journal import Journal
 from incident_console.monitor.state import HostState
 from incident_console.sources.base import Source
 from incident_console.transport.base import CommandResult, ConnectionState, Host
@@ -37,21 +42,8 @@ Subscriber = Callable[[Event], None]
 SAMPLE_JOURNAL_INTERVAL_S = 10.0
 #: A source that crashed is restarted after this long (it should not crash: it reports instead).
 SOURCE_RESTART_DELAY_S = 5.0
-
-
-class ReadOnlyError(PermissionError):
-    """A mutating action was asked of a read-only host."""
-
-
-def output_digest(stdout: str, stderr: str, keep_lines: int = 20) -> dict[str, Any]:
-    """What the journal keeps of a command's output: a hash and the last lines."""
-    text = stdout + ("\n" + stderr if stderr else "")
-    lines = text.strip().splitlines()
-    return {
-        "sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
-        "lines": len(lines),
-        "tail": lines[-keep_lines:],
-    }
+#: A stop with a deadline cancels the sources again (and closes the host under them) this often.
+STOP_RETRY_S = 5.0
 
 
 def default_sources(probes: Sequence[str] = (), since: float | None = None) -> list[Source]:
@@ -86,9 +78,12 @@ class HostMonitor:
         read_only: bool = False,
         sources: Sequence[Source] | None = None,
     ) -> None:
-        self.host = host
+        # The transport host stays here (the sources and the door use it); callers get a view.
+        self._host = host
+        self.host = HostView(host)
         self.journal = journal
-        self.read_only = read_only
+        self._door = Door(host, lambda: self.journal, read_only=read_only)
+        self._compose: list[str] | None = None
         self.probes = list(probes)
         self.state = HostState(name=host.name)
         self._sources = list(sources) if sources is not None else default_sources(probes, since)
@@ -96,6 +91,15 @@ class HostMonitor:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_journaled: dict[str, float] = {}
         host.on_state(self._on_link)
+
+    @property
+    def read_only(self) -> bool:
+        """Every change is refused. A latch: once read-only, a monitor stays read-only."""
+        return self._door.read_only
+
+    @read_only.setter
+    def read_only(self, value: bool) -> None:
+        self._door.read_only = value
 
     # Subscribers -------------------------------------------------------------------------
 
@@ -125,27 +129,62 @@ class HostMonitor:
     async def start(self) -> None:
         """Connect the host (raising its TransportError) and start every source."""
         self.record(LinkChange(time=time.time(), state="connecting"))
-        await self.host.connect()
-        self._on_link(self.host.state)
+        await self._host.connect()
+        self._on_link(self._host.state)
         for source in self._sources:
             self._tasks.append(
                 asyncio.create_task(self._supervise(source), name=f"{self.host.name}:{source.name}")
             )
 
-    async def stop(self) -> None:
-        """Stop the sources and close the host (ending every process we started there)."""
+    async def stop(self, deadline_s: float | None = None) -> bool:
+        """Stop the sources and close the host (ending every process we started there).
+
+        Args:
+            deadline_s: None waits for as long as the stop takes. Otherwise the stop is given
+                that long: a source can miss its cancellation (Python 3.11's wait_for may
+                swallow a cancel that lands as its inner read completes) and keep the stop
+                waiting forever, so every STOP_RETRY_S the sources are cancelled again and,
+                the first time, the host is closed under them (which ends their reads).
+
+        Returns:
+            True when the monitor stopped (within the deadline, if any).
+        """
+        if deadline_s is None:
+            await self._stop()
+            return True
+        stopper = asyncio.ensure_future(self._stop())
+        deadline = time.monotonic() + deadline_s
+        closed = False
+        while not stopper.done() and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait({stopper}, timeout=min(STOP_RETRY_S, left))
+            if stopper.done():
+                break
+            for task in self._tasks:
+                task.cancel()
+            if not closed:
+                closed = True
+                self.note("sources did not stop in time; closing the host under them")
+                left = deadline - time.monotonic()
+                await with_deadline(self._host.close(), min(STOP_RETRY_S, left))
+        if not stopper.done():
+            return False
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            stopper.result()
+        return True
+
+    async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.host.close()
+        await self._host.close()
 
     async def _supervise(self, source: Source) -> None:
         while True:
             try:
-                await source.run(self.host, self.state, self.record)
+                await source.run(self._host, self.state, self.record)
                 return
             except asyncio.CancelledError:
                 raise
@@ -196,92 +235,89 @@ class HostMonitor:
             return event.signal is not None
         return True
 
-    def record_action(self, what: str, **data: Any) -> None:
-        """Journal a user or runbook action (a record of kind 'action')."""
+    def note(self, what: str) -> None:
+        """Journal a note about this host (a record of kind 'note')."""
         if self.journal is not None:
-            self.journal.write(
-                {"kind": "action", "host": self.host.name, "what": what, "who": operator(), **data}
-            )
+            self.journal.write({"kind": "note", "host": self.host.name, "what": what})
 
-    def record_command(
-        self,
-        argv: Sequence[str],
-        result: CommandResult | None,
-        *,
-        why: str = "",
-        error: str = "",
-    ) -> None:
-        """Journal a command run on the host: argv, who, when, exit status, output digest."""
-        if self.journal is None:
-            return
-        record: dict[str, Any] = {
-            "kind": "command",
-            "host": self.host.name,
-            "argv": list(argv),
-            "who": operator(),
-            "why": why,
-        }
-        if result is not None:
-            record.update(
-                started=result.started,
-                duration_s=round(result.duration_s, 3),
-                exit_status=result.exit_status,
-                output=output_digest(result.stdout, result.stderr),
-            )
-        if error:
-            record["error"] = error
-        self.journal.write(record)
+    # The door and the reads --------------------------------------------------------------
 
-    # Intents -----------------------------------------------------------------------------
+    async def change(self, change: Change, *, confirm: Confirm | None = None) -> ChangeResult:
+        """The one door: let `change` through to the server, or refuse it; journal both.
 
-    def _refuse_if_read_only(self, what: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"{self.host.name} is read-only: {what} refused")
+        Read-only refuses before anything is asked; `confirm` (when given) is asked next and
+        False refuses; then the change runs. Intent and outcome are journaled either way.
 
-    async def run_command(
+        Raises:
+            ReadOnlyError: the monitor is read-only.
+            ChangeDeclined: `confirm` said no.
+            Exception: the change failed to run (its error, journaled).
+        """
+        if change.kind == "restart" and not change.container:
+            view = self.state.containers.get(change.container_id)
+            if view is not None:
+                change = Change.restart(
+                    change.container_id,
+                    container=view.info.name,
+                    grace_s=change.grace_s,
+                    why=change.why,
+                )
+        return await self._door.change(change, confirm=confirm)
+
+    async def read(
         self,
         argv: Sequence[str],
         *,
         timeout: float = 60.0,  # noqa: ASYNC109 - a per-command deadline, passed to the host
         why: str = "",
-        mutating: bool = True,
     ) -> CommandResult:
-        """Run a command on the host and journal it. Mutating commands are refused read-only."""
-        if mutating:
-            self._refuse_if_read_only(" ".join(argv[:3]))
-        try:
-            result = await self.host.run(argv, timeout=timeout)
-        except Exception as exc:
-            self.record_command(argv, None, why=why, error=str(exc))
-            raise
-        self.record_command(argv, result, why=why)
-        return result
+        """Run a command that only reads (read-only hosts too), journaled.
 
-    async def restart_container(self, container_id: str, *, grace_s: int = 10) -> None:
-        """Restart a container through the docker API (in a worker thread), journaled."""
-        view = self.state.containers.get(container_id)
-        name = view.info.name if view else container_id[:12]
-        self._refuse_if_read_only(f"restart {name}")
-        client = await self.host.docker()
-        started = time.time()
-        error = ""
-        try:
-            await asyncio.to_thread(
-                lambda: client.containers.get(container_id).restart(timeout=grace_s)
+        Raises:
+            NotReadOnlyCommand: the classifier does not call `argv` read-only: use change().
+        """
+        return await self._door.read(argv, timeout=timeout, why=why)
+
+    async def compose_command(self) -> list[str]:
+        """The compose front end on the host (`docker compose` or `docker-compose`), cached.
+
+        Raises:
+            ComposeUnavailable: neither answers `version`.
+        """
+        if self._compose is None:
+            from incident_console.lab.compose import detect_compose
+
+            # `<compose> version` is the monitor's own probe, like a source's: no change.
+            self._compose = await detect_compose(self._host)
+        return list(self._compose)
+
+    async def inspect_containers(self, labels: Sequence[str]) -> list[dict[str, Any]]:
+        """`docker inspect` of the running containers with every label in `labels` (API reads).
+
+        Returns:
+            Each container's inspect document (``Name``, ``HostConfig``, ``State``...).
+        """
+        client = await self._host.docker()
+        wanted = list(labels)
+
+        def inspect() -> list[dict[str, Any]]:
+            return [dict(c.attrs) for c in client.containers.list(filters={"label": wanted})]
+
+        return await asyncio.to_thread(inspect)
+
+    async def container_logs(
+        self, container_id: str, *, since: int = 0, tail: int | str = "all"
+    ) -> bytes:
+        """A container's log (stdout and stderr, docker timestamps): an API read."""
+        client = await self._host.docker()
+
+        def read() -> bytes:
+            data = client.api.logs(
+                container_id, stdout=True, stderr=True, timestamps=True, since=since, tail=tail
             )
-        except Exception as exc:
-            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise
-        finally:
-            self.record_action(
-                "restart container",
-                container=name,
-                container_id=container_id,
-                api="POST /containers/{id}/restart",
-                started=started,
-                duration_s=round(time.time() - started, 3),
-                error=error,
-            )
+            return bytes(data)
+
+        return await asyncio.to_thread(read)
 
     def follow_logs(self, container_ids: Iterable[str] | None) -> None:
         """Choose which containers' logs are followed (None = all)."""

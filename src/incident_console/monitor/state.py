@@ -7,6 +7,7 @@ deque with a maximum length.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,6 +40,18 @@ PROCESS_HISTORY = 120
 #: Removed containers kept (with their samples) for the detail view and OOM attribution; the
 #: oldest go beyond this, or a watch that recreates containers for days would grow without end.
 GONE_KEPT = 50
+#: Names of containers seen (a few dozen bytes each), for kills of long-removed containers.
+NAMES_KEPT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerName:
+    """What a container was called, remembered after it is gone (and its view forgotten)."""
+
+    name: str
+    service: str = ""
+    project: str = ""
+    removed: bool = False
 
 
 @dataclass(slots=True)
@@ -80,6 +93,9 @@ class HostState:
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_HISTORY))
     probes: dict[str, deque[ProbeResult]] = field(default_factory=dict)
     sources: dict[str, SourceStatus] = field(default_factory=dict)
+    #: Every container id seen -> its name (inventory, docker events, destroy history): an
+    #: OOM kill of a container removed long ago still says which one it was.
+    names: dict[str, ContainerName] = field(default_factory=dict)
     #: Bumped on every apply, so a reader can tell cheaply whether anything changed.
     version: int = 0
 
@@ -94,16 +110,21 @@ class HostState:
             case HostMemory():
                 self.memory.append(event)
             case ContainerInfo():
+                self._remember(event.id, event.name, event.service, event.project)
                 self._apply_info(event)
             case ContainerGone():
                 view = self.containers.get(event.id)
                 if view is not None:
+                    info = view.info
+                    self._remember(event.id, info.name, info.service, info.project, True)
                     view.gone = True
                     self._forget_old_gone()
+                else:
+                    self._remember(event.id, event.name, event.service, event.project, True)
             case ContainerProcesses():
                 self._apply_processes(event)
             case OomKill():
-                self.oom_kills.append(event)
+                self.oom_kills.append(self._named(event))
                 view = self.containers.get(event.container_id)
                 if view is not None:
                     view.oom_kills += 1
@@ -114,6 +135,7 @@ class HostState:
                     view.health_log.append(event)
                     view.health_since = event.time
             case ContainerEvent():
+                self._remember(event.id, event.name, event.service)
                 self.events.append(event)
                 view = self.containers.get(event.id)
                 if view is not None:
@@ -131,6 +153,50 @@ class HostState:
                 self.link_since = event.time
             case _:
                 pass
+
+    def _remember(
+        self, cid: str, name: str, service: str = "", project: str = "", removed: bool = False
+    ) -> None:
+        """Note what `cid` is called; name kills of it that were attributed by id only."""
+        if not cid or not name or name == cid[:12]:
+            return  # an event that knew no better than the id
+        known = self.names.get(cid)
+        entry = ContainerName(
+            name,
+            service or (known.service if known else ""),
+            project or (known.project if known else ""),
+            removed or (known.removed if known else False),
+        )
+        if entry == known:
+            return
+        self.names[cid] = entry
+        if len(self.names) > NAMES_KEPT:
+            del self.names[next(iter(self.names))]  # the oldest seen
+        if known is None or not known.name:
+            # A kill replayed from the kernel log before the inventory (or the destroy
+            # history) said whose it was: name it now.
+            for i, kill in enumerate(self.oom_kills):
+                if kill.container_id == cid and not kill.container:
+                    self.oom_kills[i] = self._named(kill)
+
+    def _named(self, kill: OomKill) -> OomKill:
+        if kill.container or not kill.container_id:
+            return kill
+        known = self.names.get(kill.container_id)
+        if known is None:
+            return kill
+        return dataclasses.replace(
+            kill, container=known.name, service=kill.service or known.service
+        )
+
+    def container_name(self, cid: str) -> ContainerName | None:
+        """What `cid` was called, whether it is still there or long removed (None: never seen)."""
+        view = self.containers.get(cid)
+        if view is not None:
+            return ContainerName(
+                view.info.name, view.info.service, view.info.project, removed=view.gone
+            )
+        return self.names.get(cid)
 
     def _apply_info(self, info: ContainerInfo) -> None:
         view = self.containers.get(info.id)

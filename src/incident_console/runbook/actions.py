@@ -3,8 +3,14 @@
 `run` runs an argv (or the runbook author's shell snippet, shown first as `sh -c ...`);
 `compose_set` edits the compose file on the server (diff first, a timestamped byte-exact backup
 next to it); `recreate` runs compose up --force-recreate for the service; `restart` restarts
-its containers through the docker API; `wait` only watches. Every command is journaled by the
-monitor; every file change is journaled as a `file_change` record that `runbook undo` replays.
+its containers through the docker API; `wait` only watches.
+
+Nothing here can write to the server except through the monitor's door
+(:meth:`HostMonitor.change`): the executor holds the monitor's read-only host view, reads with
+:meth:`HostMonitor.read` (which runs only what the classifier calls read-only), and every
+command the classifier does not call read-only, whatever the step's kind, is a change. Every
+command is journaled by the monitor; every file change is journaled as a `file_change` record
+that `runbook undo` replays.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from incident_console.lab.compose import detect_compose
+from incident_console.domain.commands import classify_argv
+from incident_console.monitor.changes import Change, ChangeResult
 from incident_console.monitor.host_monitor import HostMonitor, output_digest
 from incident_console.monitor.journal import operator
 from incident_console.runbook.checks import Checker
@@ -26,7 +33,7 @@ from incident_console.runbook.compose_patch import (
 from incident_console.runbook.engine import CheckResult, FileChange, StepRecord
 from incident_console.runbook.schema import Check, Step, render, snippet_argv
 from incident_console.runbook.variables import service_views
-from incident_console.transport.base import TransportError, command_line
+from incident_console.transport.base import CommandResult, TransportError, command_line
 
 
 class ActionError(Exception):
@@ -66,9 +73,9 @@ class HostExecutor:
 
     def __init__(self, monitor: HostMonitor, *, checker: Checker | None = None) -> None:
         self.monitor = monitor
+        # The view: it reads files and nothing more. Changes go through monitor.change().
         self.host = monitor.host
         self.checker = checker or Checker(monitor)
-        self._compose: list[str] | None = None
 
     # Journal -----------------------------------------------------------------------------
 
@@ -133,12 +140,14 @@ class HostExecutor:
     ) -> None:
         record.output = "$ " + command_line(argv) + "\n"
         on_output(record)
-        result = await self.monitor.run_command(
-            argv,
-            timeout=limit_s,
-            why=f"runbook step {record.step.id}: {record.step.title}",
-            mutating=record.step.mutates,
-        )
+        why = f"runbook step {record.step.id}: {record.step.title}"
+        # The classifier, not the step's kind, decides: a `diagnose` step that restarts a
+        # container (an imported runbook's guess) is still a change, refused read-only.
+        result: CommandResult | ChangeResult
+        if classify_argv(argv).read_only:
+            result = await self.monitor.read(argv, timeout=limit_s, why=why)
+        else:
+            result = await self.monitor.change(Change.command(argv, why=why, timeout_s=limit_s))
         record.output += result.stdout + (result.stderr if result.stderr else "")
         record.exit_status = result.exit_status
         record.digest = output_digest(result.stdout, result.stderr)
@@ -174,9 +183,7 @@ class HostExecutor:
         return path, old, compose.dump()
 
     async def _sha256(self, path: str) -> str:
-        result = await self.monitor.run_command(
-            ["sha256sum", "--", path], mutating=False, why="checksum for the backup"
-        )
+        result = await self.monitor.read(["sha256sum", "--", path], why="checksum for the backup")
         if not result.ok:
             raise ActionError(f"sha256sum {path}: {result.stderr.strip() or result.exit_status}")
         return result.stdout.split()[0]
@@ -196,13 +203,17 @@ class HostExecutor:
         before = await self._sha256(path)
         # cp -p copies bytes and mode exactly: the undo must restore the file byte for byte.
         # -n: never overwrite an earlier backup (the checksum below then fails the step).
-        copied = await self.monitor.run_command(
-            ["cp", "-p", "-n", "--", path, backup],
-            why=f"backup before runbook step {record.step.id}",
+        copied = await self.monitor.change(
+            Change.command(
+                ["cp", "-p", "-n", "--", path, backup],
+                why=f"backup before runbook step {record.step.id}",
+            )
         )
         if not copied.ok or await self._sha256(backup) != before:
             raise ActionError(f"backup {backup} failed: {copied.stderr.strip()}")
-        await self.host.write_text(path, new)
+        await self.monitor.change(
+            Change.write(path, new, diff=diff, why=f"runbook step {record.step.id}")
+        )
         after = await self._sha256(path)
         record.change = FileChange(path, backup, before, after)
         record.output += f"\nbackup: {backup}\n"
@@ -226,8 +237,8 @@ class HostExecutor:
         now = time.time()
         for seq in range(100):
             candidate = backup_path(path, now, seq)
-            probe = await self.monitor.run_command(
-                ["test", "-e", candidate], mutating=False, why="find a free backup name"
+            probe = await self.monitor.read(
+                ["test", "-e", candidate], why="find a free backup name"
             )
             if probe.exit_status == 1:
                 return candidate
@@ -240,12 +251,9 @@ class HostExecutor:
         service = render(step.recreate.service, v)
         if not v.get("compose_file"):
             raise ActionError("compose_file unknown: no compose labels seen (--set compose_file=)")
-        if self._compose is None:
-            self._compose = await detect_compose(self.host)
+        prefix = await self.monitor.compose_command()
         compose = ComposeFile(await self.host.read_text(v["compose_file"]), v["compose_file"])
-        return compose_argv(
-            self._compose, v, service, compatibility=compose.limit_under_deploy(service)
-        )
+        return compose_argv(prefix, v, service, compatibility=compose.limit_under_deploy(service))
 
     async def _recreate(
         self, record: StepRecord, v: dict[str, str], on_output: OutputCallback
@@ -266,7 +274,11 @@ class HostExecutor:
         for view in views:
             record.output += f"restarting {view.info.name} (docker API)\n"
             on_output(record)
-            await self.monitor.restart_container(view.info.id)
+            await self.monitor.change(
+                Change.restart(
+                    view.info.id, container=view.info.name, why=f"runbook step {record.step.id}"
+                )
+            )
         record.exit_status = 0
         record.output += "restarted\n"
         on_output(record)
@@ -298,14 +310,15 @@ async def restore_backup(
 
     Raises:
         ActionError: the copy failed or the result differs from the original.
+        ReadOnlyError: the monitor is read-only (nothing was copied).
     """
-    result = await monitor.run_command(
-        ["cp", "-p", "--", backup, path], why=f"undo: restore {path}"
+    result = await monitor.change(
+        Change.command(["cp", "-p", "--", backup, path], why=f"undo: restore {path}")
     )
     if not result.ok:
         raise ActionError(f"restore {path} from {backup}: {result.stderr.strip()}")
     if sha256_before:
-        check = await monitor.run_command(["sha256sum", "--", path], mutating=False)
+        check = await monitor.read(["sha256sum", "--", path], why="checksum after the restore")
         got = check.stdout.split()[0] if check.ok and check.stdout else ""
         if got != sha256_before:
             raise ActionError(f"{path} restored but its checksum differs from the original")

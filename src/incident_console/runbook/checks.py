@@ -19,7 +19,7 @@ from incident_console.domain.events import LogSignal
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.runbook.compose_patch import ComposeError, ComposeFile
 from incident_console.runbook.engine import CheckResult, CheckStatus, StepRecord
-from incident_console.runbook.schema import Check, render
+from incident_console.runbook.schema import VARIABLE_REF, Check, render
 from incident_console.runbook.units import DurationError, parse_duration, parse_size
 from incident_console.runbook.variables import project_of, service_views
 
@@ -77,8 +77,18 @@ class Checker:
     async def _output_matches(
         self, check: Check, record: StepRecord, v: dict[str, str], memo: dict[str, Any]
     ) -> tuple[CheckStatus, str]:
-        pattern = render(check.output_matches or "", v)
-        match = re.search(pattern, record.output, re.MULTILINE)
+        template = check.output_matches or ""
+        empty = sorted({m.group(1) for m in VARIABLE_REF.finditer(template) if not v[m.group(1)]})
+        if empty:
+            return FAILED, f"{', '.join(empty)} unknown: nothing to look for"
+        # A value is matched as written: a container name's '.' is no wildcard.
+        pattern = VARIABLE_REF.sub(lambda m: re.escape(str(v[m.group(1)])), template)
+        if not pattern.strip():
+            return FAILED, "empty pattern: it would match any output"
+        # An empty match proves nothing (a pattern that can match nothing matches everywhere).
+        match = next(
+            (m for m in re.finditer(pattern, record.output, re.MULTILINE) if m.group(0)), None
+        )
         if match:
             return PASSED, f"found {match.group(0)[:80]!r}"
         return FAILED, f"no line matches {pattern!r}"
@@ -237,23 +247,21 @@ class Checker:
 
     async def _limits_in_effect(self, project: str, service: str) -> dict[str, int]:
         """HostConfig.Memory of each running container of the service (docker API, in a thread)."""
-        client = await self.monitor.host.docker()
         labels = [f"com.docker.compose.service={service}"]
         if project:
             labels.append(f"com.docker.compose.project={project}")
-
-        def inspect() -> dict[str, int]:
-            found = client.containers.list(filters={"label": labels})
-            return {c.name: int(c.attrs["HostConfig"].get("Memory") or 0) for c in found}
-
-        return await asyncio.to_thread(inspect)
+        found = await self.monitor.inspect_containers(labels)
+        return {
+            str(c.get("Name", "")).lstrip("/"): int(c["HostConfig"].get("Memory") or 0)
+            for c in found
+        }
 
     def _follow(self, ids: set[str]) -> None:
         """Make sure the service's logs are followed (the monitor follows only what is asked),
         keeping whatever the console already follows."""
         follower = getattr(self.monitor, "log_follower", None)
-        if follower is None:
-            return
+        if follower is None or getattr(follower, "follows_all", False):
+            return  # following every container already: a chosen set would stop the others
         live = {cid for cid, view in self.monitor.state.containers.items() if not view.gone}
         wanted = set(getattr(follower, "following", frozenset())) | (ids & live)
         if not (ids & live) <= set(getattr(follower, "following", frozenset())):

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from incident_console.domain.commands import CommandClass, classify_argv, classify_shell
 from incident_console.runbook.schema import Runbook, Step, render
 
 
@@ -108,6 +109,24 @@ class StepRecord:
         return record
 
 
+def classify_step(step: Step) -> CommandClass | None:
+    """The classifier's verdict on a `run` step's command (None for any other action)."""
+    if step.action != "run" or step.run is None:
+        return None
+    if isinstance(step.run, list):
+        return classify_argv(step.run)
+    return classify_shell(step.run)
+
+
+def changes_server(step: Step) -> bool:
+    """True when the step may change the server: by its kind or action, or because the
+    classifier does not call its command read-only (deny by default, whatever its kind)."""
+    if step.mutates:
+        return True
+    verdict = classify_step(step)
+    return verdict is not None and verdict.changes
+
+
 class StepRefused(Exception):
     """The step may not run now (read-only, already running, a missing variable)."""
 
@@ -149,8 +168,11 @@ class Engine:
         step = record.step
         if record.state is StepState.RUNNING:
             return "already running"
-        if self.read_only and step.mutates:
-            return "read-only: only diagnose and verify steps run"
+        if self.read_only and changes_server(step):
+            verdict = classify_step(step)
+            if verdict is not None and verdict.changes:
+                return f"read-only: its command may change the server ({verdict.reason})"
+            return f"read-only: a {step.kind} step that changes the server ({step.action})"
         if step.action == "manual":
             return "manual step: do it yourself, then mark it with s"
         missing = [
@@ -164,8 +186,8 @@ class Engine:
         return ""
 
     def needs_confirmation(self, i: int) -> bool:
-        """Remediate steps (and anything that changes the server) confirm first."""
-        return self.records[i].step.mutates
+        """Remediate steps (and anything that may change the server) confirm first."""
+        return changes_server(self.records[i].step)
 
     # Transitions -----------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
-"""Import a markdown runbook into a YAML runbook for review.
+"""Import a Markdown runbook into a YAML runbook for review.
 
-Headings become sections (and say whether a step diagnoses, remediates or verifies); fenced
-shell blocks become `run` steps, one per command; `ssh user@host '<cmd>'` wrappers are
-unwrapped (the console already holds the session); what belongs on the operator's laptop
-(git, scp, editing files, repository scripts) or cannot work (`docker exec ... export`, a
-command that never ends) becomes a `manual` step that says why.
+A fenced shell block is one step (a script, shown whole) unless its lines are independent
+commands; loops, `if`, here-documents and line continuations stay whole. Each command is
+classified (domain/commands.py): one that changes the server is a `remediate` step (it asks
+first and read-only mode refuses it), one that never ends or needs a terminal is a `manual`
+step, the rest diagnose or verify. Headings say which part of the runbook a step is in and
+the prose under them becomes the step's `why`. Placeholders become variables (placeholders.py),
+blocks in other languages become manual "apply this" steps, and what is not imported (sample
+output, diagrams, text that is no command) is listed at the top of the output, by line.
 """
 
 from __future__ import annotations
@@ -20,77 +23,100 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+-]*)")
-_SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh", ""}
-_SHELL_META = re.compile(r"[|&;<>()$`*?\[\]{}~]|\|\|")
-_PLACEHOLDER = re.compile(r"\S*<[^<>\s]+>\S*")
+from incident_console.domain.command_class import CommandClass
+from incident_console.domain.commands import classify_argv, classify_shell
+from incident_console.runbook.markdown_scan import (
+    Block,
+    Heading,
+    MarkdownError,
+    plain_text,
+    prepare_text,
+    repair_mojibake,
+    scan,
+)
+from incident_console.runbook.placeholders import (
+    assigned_names,
+    is_builtin,
+    replace_angles,
+    replace_shell_variables,
+)
+from incident_console.runbook.schema import BUILTIN_VARIABLES, VARIABLE_REF
+from incident_console.runbook.shell_units import Unit, is_shell_block, split_units
 
+__all__ = ["MarkdownError", "import_markdown", "repair_mojibake"]
+
+_SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh", "", "shell-session", "terminal",
+                "bash-session", "shellsession", "sh-session", "ksh", "dash"}  # fmt: skip
+#: Blocks that show what a command printed, or draw a diagram: listed, not imported.
+_NOT_STEPS = {"text", "txt", "log", "logs", "output", "plaintext", "plain", "mermaid", "dot",
+              "plantuml", "ascii", "none", "stdout", "stderr"}  # fmt: skip
 # Words that say which part of a runbook a heading is (English and Russian stems).
 _KIND_WORDS = {
-    "verify": ("verif", "check", "monitor", "провер", "мониторинг", "watch"),
+    "verify": ("verif", "monitor", "провер", "мониторинг", "watch", "validat"),
     "remediate": (
         "fix",
         "remed",
         "solution",
         "deploy",
+        "recover",
+        "resolution",
+        "cleanup",
+        "clean up",
+        "prevent",
         "решени",
         "исправ",
         "деплой",
         "рекомендац",
         "оптимиз",
         "настройк",
-    ),
-    "diagnose": ("diagnos", "symptom", "cause", "диагност", "симптом", "причин", "проблем"),
+    ),  # fmt: skip
+    "diagnose": (
+        "diagnos",
+        "symptom",
+        "cause",
+        "investigat",
+        "debug",
+        "detect",
+        "assess",
+        "identify",
+        "triage",
+        "диагност",
+        "симптом",
+        "причин",
+        "проблем",
+    ),  # fmt: skip
 }
-#: Commands that change the server: remediate steps, whatever section they are in.
-_MUTATING = {"restart", "up", "rm", "kill", "stop", "start", "down", "systemctl", "reboot"}
+#: Prose that says the block is a file's content: "In backend/entrypoint.sh:".
+_FILE_CONTENT = re.compile(
+    r"(?i)(?:^|\b)(?:in|inside|into|file|в|файл[еа]?)\s+([\w./-]+\.(?:sh|bash|ya?ml|conf|cfg|json|ini|"
+    r"toml|env|py|service|txt))\b[^.]*:\s*$"
+)
 #: Commands of the operator's laptop or repository, not of the server.
-_LAPTOP = {"git", "scp", "rsync", "vim", "vi", "nano", "code", "emacs", "open"}
-#: Known server commands, accepted in fenced blocks that name no language.
-_KNOWN = {
-    "docker",
-    "docker-compose",
-    "dmesg",
-    "journalctl",
-    "free",
-    "curl",
-    "systemctl",
-    "ps",
-    "top",
-    "df",
-    "grep",
-    "tail",
-    "cat",
-    "ls",
-    "watch",
-    "ssh",
-    "cd",
-    "git",
-    "scp",
-}
-#: First words of lines that are file content shown in a block, not commands.
-_NOT_COMMANDS = {"exec", "set", "then", "fi", "do", "done", "else", "esac", "return"}
+_LAPTOP = {"git", "scp", "rsync", "code", "open", "gh"}
 
 
 @dataclass(slots=True)
 class _Section:
     title: str
     kind: str
+    prose: str = ""
 
 
 @dataclass(slots=True)
-class _Draft:
+class _Out:
     steps: list[CommentedMap] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # name -> why
+    used_ids: set[str] = field(default_factory=set)
 
 
-def _plain(text: str) -> str:
-    """Heading text without emoji, markdown emphasis or links."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = text.replace("**", "").replace("`", "")
-    kept = "".join(ch for ch in text if unicodedata.category(ch)[0] in "LNPZ" or ch in "+-/=")
-    return " ".join(kept.split())
+def shorten(text: str, limit: int = 72) -> str:
+    """`text` in at most `limit` characters, cut between words (never inside one)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit - 1)
+    return (text[: cut if cut > limit // 3 else limit - 1].rstrip(" ,;:-") + "…").strip()
 
 
 def _kind(title: str, parent: str) -> str:
@@ -101,266 +127,290 @@ def _kind(title: str, parent: str) -> str:
     return parent
 
 
-def _logical_lines(block: list[str]) -> list[str]:
-    out: list[str] = []
-    buf = ""
-    for raw in block:
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            buf += line[:-1].rstrip() + " "
-            continue
-        out.append((buf + line.strip()).strip() if buf else line.strip())
-        buf = ""
-    if buf:
-        out.append(buf.strip())
-    return out
+def _is_listable(text: str) -> bool:
+    """One simple command with no shell syntax: stored as an argv list."""
+    from incident_console.domain.shell_words import parse
 
-
-def _strip_comment(line: str) -> tuple[str, str]:
-    """(command, trailing comment) - a `#` outside quotes starts the comment."""
-    try:
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        list(lexer)
-    except ValueError:
-        return line, ""
-    match = re.search(r"\s#\s.*$", line)
-    if (
-        match
-        and line.count("'", 0, match.start()) % 2 == 0
-        and line.count('"', 0, match.start()) % 2 == 0
-    ):
-        return line[: match.start()].rstrip(), match.group(0).strip()[1:].strip()
-    return line, ""
-
-
-def _unwrap_ssh(command: str) -> tuple[str | None, str]:
-    """`ssh root@h 'cmd'` -> ('cmd', note); bare `ssh root@h` -> (None, note)."""
-    try:
-        tokens = shlex.split(command)
-    except ValueError:
-        return command, ""
-    if not tokens or tokens[0] != "ssh":
-        return command, ""
-    i = 1
-    while i < len(tokens) and tokens[i].startswith("-"):
-        i += 2 if tokens[i] in ("-p", "-i", "-l", "-o", "-J", "-F") else 1
-    rest = tokens[i + 1 :]
-    if not rest:
-        return None, "interactive ssh: the console already holds the session"
-    return " ".join(rest), "unwrapped from ssh: the console already holds the session"
-
-
-def _placeholders(command: str) -> str:
-    def repl(match: re.Match[str]) -> str:
-        token = match.group(0)
-        low = token.lower()
-        if any(w in low for w in ("container", "id>", "backend", "name")):
-            quote = token[0] if token[0] in "'\"" else ""
-            return f"{quote}{{{{container}}}}{quote}"
-        return token
-
-    return _PLACEHOLDER.sub(repl, command)
-
-
-def _classify(command: str) -> tuple[str, str]:
-    """('run'|'manual'|'skip', reason) for one command line."""
-    try:
-        tokens = shlex.split(command)
-    except ValueError:
-        tokens = command.split()
-    if not tokens:
-        return "skip", ""
-    first = tokens[0]
-    if first == "cd":
-        return "manual", "cd: the console runs compose in the project's directory itself"
-    if first in _LAPTOP or first.endswith("push.sh"):
-        return "manual", f"{first}: belongs on the operator's laptop or in the repository"
-    if first.startswith("./") or first.startswith("../"):
-        return "manual", f"{first}: a script from the repository; run it where it lives"
-    if first == "docker" and "exec" in tokens and any("export " in t for t in tokens):
-        return "manual", (
-            "has no effect: the exported variable dies with that shell; set it in the "
-            "compose file and recreate the container instead"
-        )
-    if first == "watch" or ("-f" in tokens and first in ("docker", "tail", "journalctl")):
-        return "manual", "runs until interrupted: the console shows this live"
-    if "<" in command and ">" in command and _PLACEHOLDER.search(command):
-        return "manual", "has a placeholder to fill in"
-    return "run", ""
-
-
-def _is_command(line: str, lang: str) -> bool:
-    first = line.split()[0] if line.split() else ""
-    if not re.match(r"^[A-Za-z0-9_./][\w./-]*$", first) or first in _NOT_COMMANDS:
+    bare = VARIABLE_REF.sub("x", text)
+    parsed = parse(bare)
+    if parsed.problems or parsed.substitutions or len(parsed.commands) != 1:
         return False
-    if "=" in first or line.split()[1:2] == ["="]:
+    command = parsed.commands[0]
+    if command.redirects or command.end not in ("", ";"):
         return False
-    return lang != "" or first in _KNOWN
+    if "=" in command.words[0].value:
+        return False
+    if any(w.dynamic or re.search(r"[*?\[~{}]", w.value) for w in command.words):
+        return False
+    try:
+        return shlex.split(bare, comments=True) == [w.value for w in command.words]
+    except ValueError:  # shlex and the shell disagree (a trailing backslash): keep the text
+        return False
 
 
 class _Importer:
     def __init__(self, source: str) -> None:
         self.source = source
-        self.draft = _Draft()
+        self.out = _Out()
         self.sections: list[tuple[int, _Section]] = []
-        self.used_ids: set[str] = set()
 
     @property
     def section(self) -> _Section:
         return self.sections[-1][1] if self.sections else _Section("", "diagnose")
 
-    def heading(self, level: int, text: str) -> None:
-        while self.sections and self.sections[-1][0] >= level:
+    def heading(self, item: Heading, prose: str) -> None:
+        while self.sections and self.sections[-1][0] >= item.level:
             self.sections.pop()
-        title = _plain(text)
-        self.sections.append((level, _Section(title, _kind(title, self.section.kind))))
+        title = shorten(plain_text(_strip_symbols(item.text)), 100)
+        self.sections.append((item.level, _Section(title, _kind(title, self.section.kind), prose)))
 
-    def _id(self, base: str) -> str:
-        slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:40].strip("-")
-        n = len(self.draft.steps) + 1
+    # Variables ---------------------------------------------------------------------------
+
+    def declare(self, name: str, placeholder: str) -> str:
+        if not is_builtin(name):
+            self.out.variables.setdefault(name, f"the source's placeholder {placeholder}")
+        return name
+
+    def fill(self, text: str) -> str:
+        text = replace_angles(text, self.declare)
+        return replace_shell_variables(text, self.declare, assigned_names(text))
+
+    # Steps -------------------------------------------------------------------------------
+
+    def _id(self, title: str) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+        if len(slug) > 40:
+            slug = slug[:40].rsplit("-", 1)[0] or slug[:40]
+        n = len(self.out.steps) + 1
         candidate = f"{n:02d}-{slug}" if slug else f"step-{n:02d}"
-        while candidate in self.used_ids:
+        while candidate in self.out.used_ids:
             candidate += "-x"
-        self.used_ids.add(candidate)
+        self.out.used_ids.add(candidate)
         return candidate
 
-    def add(self, title: str, kind: str, action: str, value: object, why: str = "") -> None:
+    def add(self, title: str, kind: str, action: str, value: object, why: str, line: int) -> None:
         step = CommentedMap()
+        title = shorten(title or self.section.title or "step")
         step["id"] = self._id(title)
-        step["title"] = title or self.section.title or "step"
+        step["title"] = title
         step["kind"] = kind
         if self.section.title:
             step["section"] = self.section.title
         if why:
-            step["why"] = why
+            step["why"] = shorten(why, 400)
+        text = value if isinstance(value, str) else " ".join(str(v) for v in value)  # type: ignore[attr-defined]
+        names = sorted(
+            {m.group(1) for m in VARIABLE_REF.finditer(text)}
+            & (set(self.out.variables) | {"container", "service", "project", "compose_file"})
+        )
+        if names and action == "run":
+            step["requires"] = names
         step[action] = value
-        self.draft.steps.append(step)
+        self.out.steps.append(step)
+        step.yaml_set_start_comment(f"from line {line}", indent=2)
 
-    def block(self, lang: str, lines: list[str]) -> None:
-        kind = self.section.kind
-        if lang not in _SHELL_LANGS:
-            if kind == "remediate" and lines:
-                text = "\n".join(lines).rstrip() + "\n"
-                self.add(
-                    f"Edit ({lang}): {self.section.title}",
-                    kind,
-                    "manual",
-                    LiteralScalarString(f"Apply this {lang} change by hand:\n{text}"),
-                    "a file edit shown in the markdown; review it before applying",
-                )
+    def command_step(self, unit: Unit, section_kind: str) -> None:
+        text = self.fill(unit.text)
+        first_line = text.splitlines()[0]
+        title = unit.hint or (
+            f"{self.section.title}: {first_line}" if self.section.title else first_line
+        )
+        why = unit.why or self.section_why()
+        first = text.split(maxsplit=1)[0] if text.split() else ""
+        value: object
+        if _is_listable(text):
+            seq = CommentedSeq(shlex.split(text, comments=True))
+            seq.fa.set_flow_style()
+            value = seq
+            found = classify_argv(list(seq))
+        else:
+            value = LiteralScalarString(text + "\n") if "\n" in text else text
+            found = classify_shell(text)
+        # A command that changes the server is remediate wherever it stands; one that reads
+        # only verifies in a verify section (or under a "verify ..." comment), else diagnoses.
+        verifying = section_kind == "verify" or "verif" in unit.hint.lower()
+        kind = "remediate" if found.changes else ("verify" if verifying else "diagnose")
+        manual = _manual_reason(first, text, found, unit)
+        if manual:
+            self.add(title, kind, "manual", _manual_text(text, manual), why, unit.line)
             return
-        title_hint = ""
-        in_output = False
-        for line in _logical_lines(lines):
-            if not line:
-                in_output = False
-                continue
-            if line.startswith("#"):
-                comment = line.lstrip("#").strip()
-                # "# Result:" / "# Результат:" introduces sample output, not commands.
-                in_output = bool(re.match(r"(?i)(result|output|результат|вывод)", comment))
-                title_hint = "" if in_output else _plain(comment)
-                continue
-            if in_output or not _is_command(line, lang):
-                continue
-            command, trailing = _strip_comment(line)
-            unwrapped, note = _unwrap_ssh(command)
-            title = title_hint or _plain(trailing) or f"{self.section.title}: {command[:50]}"
-            title_hint = ""
-            if unwrapped is None:
-                continue  # a bare `ssh host`: the console is the session
-            command = _placeholders(unwrapped)
-            what, reason = _classify(command)
-            if what == "skip":
-                continue
-            # "# Check memory" above a command says what the command is for.
-            step_kind = _kind(title, kind) if title != self.section.title else kind
-            words = set(re.split(r"[\s'\"]+", command))
-            if words & _MUTATING or "--force-recreate" in words:
-                step_kind = "remediate"
-            if what == "manual":
-                self.add(title, step_kind, "manual", f"{command}\n({reason})", note)
-                continue
-            value: object
-            if _SHELL_META.search(command.replace("{{container}}", "")):
-                value = command
-            else:
-                seq = CommentedSeq(shlex.split(command))
-                seq.fa.set_flow_style()
-                value = seq
-            self.add(title, step_kind, "run", value, note)
+        self.add(title, kind, "run", value, why, unit.line)
+
+    def section_why(self) -> str:
+        return self.section.prose
+
+    def block(self, block: Block) -> None:
+        lang = block.lang
+        section_kind = self.section.kind
+        shell = lang in _SHELL_LANGS and (lang != "" or is_shell_block(block.lines))
+        if (
+            lang in _NOT_STEPS
+            or not any(x.strip() for x in block.lines)
+            or (lang == "" and not shell)
+        ):
+            first = next((x.strip() for x in block.lines if x.strip()), "")
+            what = "a diagram" if lang in ("mermaid", "dot", "plantuml") else "sample output"
+            self.out.skipped.append(
+                f"line {block.line}: {what} ({lang or 'no language'}): {shorten(first, 60)}"
+            )
+            return
+        named = _FILE_CONTENT.search(block.prose)
+        if lang not in _SHELL_LANGS or named:
+            body = "\n".join(block.lines).rstrip() + "\n"
+            if named and lang in _SHELL_LANGS:  # "In entrypoint.sh:": that file, not commands
+                lang = f"content of {named.group(1)}"
+            elif named:
+                lang = f"{lang} ({named.group(1)})"
+            title = (
+                f"Apply this {lang}: {self.section.title}"
+                if self.section.title
+                else f"Apply this {lang}"
+            )
+            kind = "remediate" if section_kind == "remediate" else section_kind
+            self.add(
+                title,
+                kind,
+                "manual",
+                LiteralScalarString(f"Apply this {lang} by hand (it is not a command):\n{body}"),
+                block.prose or self.section_why(),
+                block.line,
+            )
+            return
+        units, skipped = split_units(block.lines, block.line, block.prose)
+        self.out.skipped.extend(skipped)
+        if not units:
+            if not skipped:
+                self.out.skipped.append(f"line {block.line}: a shell block with no command")
+            return
+        for unit in units:
+            self.command_step(unit, section_kind)
 
 
-def repair_mojibake(text: str) -> tuple[str, str]:
-    """Undo UTF-8 text that was decoded as Mac Roman / cp1252 / latin-1 and saved again.
+def _strip_symbols(text: str) -> str:
+    """Heading text without emoji and other pictographs (they say nothing to a screen reader)."""
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LNPZ" or ch in "+-/=<>")
 
-    The seed's runbook came that way ("–†–µ—à–µ–Ω" for "Решен"). Returns (text, how): the
-    repair is kept only when it decodes cleanly and leaves fewer non-ASCII characters.
-    """
-    non_ascii = sum(1 for ch in text if ord(ch) > 127)
-    if not non_ascii:
-        return text, ""
-    for codec in ("mac_roman", "cp1252", "latin-1"):
-        try:
-            fixed = text.encode(codec).decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            continue
-        if sum(1 for ch in fixed if ord(ch) > 127) < non_ascii:
-            return fixed, f"text was UTF-8 read as {codec}: repaired"
-    return text, ""
+
+def _manual_reason(first: str, text: str, found: CommandClass, unit: Unit) -> str:
+    """Why a command is not run by the console ('' when it may be)."""
+    if unit.note:
+        return unit.note
+    if first in _LAPTOP:
+        return f"{first}: belongs on the operator's laptop or in the repository"
+    if first.startswith(("./", "../")):
+        return f"{first}: a script from the repository; run it where it lives"
+    if re.match(r"docker\s+(exec|compose\s+exec)\b.*\bexport\s", text):
+        return (
+            "has no effect: the exported variable dies with that shell; set it in the "
+            "compose file and recreate the container instead"
+        )
+    if found.interactive:
+        return f"interactive ({found.reason}): run it yourself in a terminal"
+    if found.never_ends:
+        return f"never ends ({found.reason}): the console shows this live; or run it yourself and stop it with Ctrl-C"
+    if text.strip().startswith("cd ") and "\n" not in text.strip():
+        return "cd: the console runs compose in the project's directory itself"
+    return ""
+
+
+def _manual_text(text: str, reason: str) -> str:
+    out = f"{text}\n({reason})"
+    return LiteralScalarString(out + "\n") if "\n" in text else out
 
 
 def import_markdown(text: str, *, source: str = "runbook.md") -> str:
-    """The YAML text of a runbook made from markdown `text` (review it before running)."""
+    """The YAML text of a runbook made from Markdown `text` (review it before running).
+
+    Raises:
+        MarkdownError: empty or binary input, or a fence that is never closed: one line,
+            `FILE:LINE: message`.
+    """
+    crlf = "\r\n" in text
+    text = prepare_text(text, source)
     text, repaired = repair_mojibake(text)
+    doc = scan(text, source)
     imp = _Importer(source)
-    title = ""
-    fence: str | None = None
-    lang = ""
-    block: list[str] = []
-    for line in text.splitlines():
-        if fence is not None:
-            if line.strip().startswith(fence):
-                imp.block(lang, block)
-                fence, block = None, []
-            else:
-                block.append(line)
-            continue
-        match = _FENCE.match(line)
-        if match:
-            fence, lang = match.group(1), match.group(2).lower()
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            if level == 1 and not title:
-                title = _plain(heading.group(2))
+    title = plain_text(_strip_symbols(doc.title)).strip()
+    for item in doc.items:
+        if isinstance(item, Heading):
+            if item.level == 1 and not title:
+                title = shorten(plain_text(_strip_symbols(item.text)), 100)
                 continue
-            imp.heading(level, heading.group(2))
-    name = re.sub(r"[^a-z0-9]+", "-", Path(source).stem.lower()).strip("-") or "imported"
-    doc = CommentedMap()
-    doc["name"] = name if name[0].isalnum() else f"imported-{name}"
-    doc["title"] = title or name
-    doc["description"] = f"Imported from {Path(source).name}: review every step before running."
-    steps = imp.draft.steps or [
+            imp.heading(item, doc.heading_prose.get(item.line, ""))
+        else:
+            imp.block(item)
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(source).stem.lower()).strip("-") or "imported"
+    out = imp.out
+    doc_map = CommentedMap()
+    doc_map["name"] = stem if stem[0].isalnum() else f"imported-{stem}"
+    doc_map["title"] = title or stem
+    described = f"Imported from {Path(source).name}: review every step before running."
+    if doc.description:
+        described = f"{shorten(doc.description, 300)} ({described})"
+    if out.skipped:
+        described += f" {len(out.skipped)} part(s) were not imported: see the comments above."
+    doc_map["description"] = described
+    _declare_leftovers(out, doc_map_strings(out.steps))
+    if out.variables:
+        variables = CommentedMap()
+        for name, why in sorted(out.variables.items()):
+            variables[name] = CommentedMap(why=f"{why}: set it with --set {name}=VALUE")
+        doc_map["variables"] = variables
+    doc_map["steps"] = out.steps or [
         CommentedMap(
             id="nothing",
-            title="Nothing to run was found",
+            title="No command was found",
             kind="diagnose",
-            manual="read the source document",
+            manual="read the source document: it has no shell code block to import",
         )
     ]
-    doc["steps"] = steps
     yaml = YAML(typ="rt")
     yaml.allow_unicode = True
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
-    out = io.StringIO()
-    out.write(f"# Imported from {Path(source).name} by `incident-console runbook import`.\n")
-    out.write("# Review it: add checks to the run steps, then `incident-console runbook check`.\n")
+    buf = io.StringIO()
+    buf.write(f"# Imported from {Path(source).name} by `incident-console runbook import`.\n")
+    buf.write("# Review it: add checks to the run steps, then `incident-console runbook check`.\n")
     if repaired:
-        out.write(f"# Note: {repaired}.\n")
-    yaml.dump(doc, out)
-    return out.getvalue()
+        buf.write(f"# Note: {repaired}.\n")
+    if crlf:
+        buf.write("# Note: CRLF line endings were read as LF.\n")
+    for note in doc.notes:
+        buf.write(f"# Note: {note}\n")
+    if out.skipped:
+        buf.write("# Not imported (no step was made of these):\n")
+        for entry in out.skipped:
+            buf.write(f"#   {_comment_safe(entry)}\n")
+    yaml.dump(doc_map, buf)
+    return buf.getvalue()
+
+
+def _comment_safe(text: str) -> str:
+    return " ".join(text.split())
+
+
+def doc_map_strings(steps: list[CommentedMap]) -> list[str]:
+    """Every string value of the steps (to find variable references)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str):
+            found.append(node)
+
+    walk(steps)
+    return found
+
+
+def _declare_leftovers(out: _Out, strings: list[str]) -> None:
+    """A ``{{name}}`` the source wrote itself (a template of its own) is a variable too."""
+    for text in strings:
+        for match in VARIABLE_REF.finditer(text):
+            name = match.group(1)
+            if name not in BUILTIN_VARIABLES:
+                out.variables.setdefault(name, f"the source's placeholder {match.group(0)}")

@@ -19,6 +19,7 @@ from incident_console.runbook.engine import (
     StepRecord,
     StepRefused,
     StepState,
+    changes_server,
 )
 from incident_console.runbook.schema import Check, Step, render
 from incident_console.runbook.units import DurationError, parse_duration
@@ -160,15 +161,18 @@ class Runner:
     ) -> int:
         """Run every step in order. Returns 0 all passed, 1 a check failed, 2 an error.
 
-        Manual steps and (in read-only mode) mutating steps are skipped with the reason. A failed
-        remediate step stops the run: verifying a fix that was not applied proves nothing.
+        Manual steps and (in read-only mode) steps that may change the server are skipped with
+        the reason (the monitor's door would refuse them anyway). A failed remediate step stops
+        the run: verifying a fix that was not applied proves nothing.
         """
         engine = self.engine
         for i, record in enumerate(engine.records):
             engine.cursor = i
             reason = engine.refusal(i)
             if reason:
-                if record.step.action == "manual" or (engine.read_only and record.step.mutates):
+                if record.step.action == "manual" or (
+                    engine.read_only and changes_server(record.step)
+                ):
                     engine.skip(i, self.clock(), reason)
                     self._journal(record)
                     if on_done:

@@ -3,7 +3,10 @@
 A runbook is a list of steps. A step has an id, a title, a kind (diagnose, remediate, verify),
 a `why`, exactly one action (run, compose_set, recreate, restart, wait, manual) and checks that
 decide pass/fail. Strings may name variables as ``{{name}}``: the double braces keep compose's
-own ``${VAR:-default}`` syntax usable in values the runbook writes into a compose file.
+own ``${VAR:-default}`` syntax usable in values the runbook writes into a compose file, and
+docker's own Go templates (``{{.State.OOMKilled}}``, ``{{range .Mounts}}...{{end}}``, ``{{json
+.}}``) are not variables: they never name an identifier alone, except the template keywords,
+which are left out.
 """
 
 from __future__ import annotations
@@ -13,8 +16,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from incident_console.domain.commands import CommandClass, classify_argv, classify_shell
+
+#: Go template words that stand alone in braces (``{{end}}``, ``{{else}}``): never variables.
+TEMPLATE_KEYWORDS = frozenset(("end", "else", "break", "continue", "nil", "true", "false"))
 #: ``{{ name }}``: a variable reference inside any string of a runbook.
-VARIABLE_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+VARIABLE_REF = re.compile(
+    r"\{\{\s*(?!(?:"
+    + "|".join(sorted(TEMPLATE_KEYWORDS))
+    + r")\s*\}\})([A-Za-z_][A-Za-z0-9_]*)\s*\}\}"
+)
 
 #: Variables every runbook may use without declaring them (variables.py fills them in).
 BUILTIN_VARIABLES: dict[str, str] = {
@@ -116,10 +127,19 @@ class Check(_Model):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
+            if not value.strip():
+                raise ValueError("an empty pattern matches any output: the check could not fail")
+            # Each {{variable}} stands for a non-empty literal (checks escape the value).
+            probe = VARIABLE_REF.sub("x", value)
             try:
-                re.compile(value)
+                compiled = re.compile(probe)
             except re.error as exc:
                 raise ValueError(f"not a regular expression: {exc}") from None
+            if compiled.search("") is not None:
+                raise ValueError(
+                    f"{value!r} matches the empty string, so it matches any output: "
+                    "the check could not fail"
+                )
         return value
 
 
@@ -205,9 +225,27 @@ class Step(_Model):
         return next(n for n in ACTIONS if getattr(self, n) is not None)
 
     @property
+    def command_class(self) -> CommandClass | None:
+        """What the classifier says of a `run` step's command (None for other actions).
+
+        The command as written, variables unfilled: a ``{{name}}`` is one literal word here,
+        as it is one quoted parameter when the snippet runs.
+        """
+        if self.run is None:
+            return None
+        if isinstance(self.run, list):
+            return classify_argv(self.run)
+        return classify_shell(self.run)
+
+    @property
     def mutates(self) -> bool:
-        """True when the step changes the server (read-only mode disables it)."""
-        return self.kind == "remediate" or self.action in ("compose_set", "recreate", "restart")
+        """True when the step changes the server (read-only mode disables it): a remediate
+        step, a compose edit, a recreate or restart, and a `run` step whose command the
+        classifier does not know to be read-only, whatever its kind."""
+        if self.kind == "remediate" or self.action in ("compose_set", "recreate", "restart"):
+            return True
+        found = self.command_class
+        return found is not None and found.changes
 
 
 class VariableDecl(_Model):

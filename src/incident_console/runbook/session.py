@@ -12,17 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from incident_console.monitor.host_monitor import HostMonitor
-from incident_console.monitor.journal import read_journal
+from incident_console.monitor.journal import operator, read_journal
 from incident_console.monitor.state import ContainerView
 from incident_console.runbook.actions import restore_backup
+from incident_console.runbook.recycling import SinceStart, health_paths, is_request
 from incident_console.runbook.schema import Runbook
 from incident_console.runbook.variables import Variables, discover
+from incident_console.sources.inventory import parse_docker_time
 
 #: Seconds of process frames wanted before proposing (frames come every 5 s).
 GROWTH_SPAN_S = 10.0
+#: Seconds of collecting before a proposal from the samples is taken (under load: hundreds
+#: of requests).
+PROPOSAL_S = 25.0
+#: At most this many lines of a container's log are read to count its requests since start.
+SINCE_START_LINES = 50_000
+#: A log whose first line comes later than this after the start was cut by that limit.
+SINCE_START_GAP_S = 60.0
 
 
-def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
+def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
     state = monitor.state
     if "docker_events" not in state.sources or "kernel_log" not in state.sources:
         return False
@@ -31,12 +40,16 @@ def _seen_enough(monitor: HostMonitor, service_hint: str) -> bool:
     views = [v for v in state.containers.values() if not v.gone and v.info.state == "running"]
     if not views:
         return True
-    target = [v for v in views if v.info.service == service_hint] or views
-    # The service's access lines give its request rate (max_requests comes from it): the
-    # follower starts with the recent tail, timestamps included.
+    target = [
+        v
+        for v in views
+        if v.info.service == service_hint and (not project or v.info.project == project)
+    ] or views
+    # The service's access lines give its growth per request (max_requests comes from it):
+    # the follower starts with the recent tail, timestamps included.
     monitor.follow_logs([v.info.id for v in target])
     # Process RSS arrives every few seconds: the proposals come from it, and a worker's growth
-    # rate needs frames spanning some seconds.
+    # needs frames spanning some seconds.
     return all(v.samples for v in target) and any(_frames_span(v) for v in target)
 
 
@@ -45,50 +58,110 @@ def _frames_span(view: ContainerView) -> bool:
     return len(frames) >= 3 and frames[-1].time - frames[0].time >= GROWTH_SPAN_S
 
 
-async def gather(
+def host_address(monitor: HostMonitor) -> str:
+    """The address the console reaches the host at ('' when local): a discovered health URL
+    on a port published on the server's loopback is reachable only when that is loopback too."""
+    host = monitor.host
+    if getattr(host, "is_local", False):
+        return ""
+    return str(getattr(host, "host", "") or "")
+
+
+def _discover(
     monitor: HostMonitor,
     runbook: Runbook,
     overrides: dict[str, str],
-    *,
-    max_s: float = 30.0,
-    min_s: float = 3.0,
+    since_start: SinceStart | None = None,
 ) -> Variables:
-    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables."""
-    started = time.monotonic()
-    hint = overrides.get("service", "backend")
-    while time.monotonic() - started < max_s:
-        if time.monotonic() - started >= min_s:
-            kills = [k.service for k in monitor.state.oom_kills if k.service]
-            if _seen_enough(monitor, kills[-1] if kills else hint):
-                break
-        await asyncio.sleep(0.5)
     return discover(
         monitor.state,
         runbook,
         overrides,
         host_name=monitor.host.name,
         probes=list(monitor.probes),
+        host_address=host_address(monitor),
+        since_start=since_start,
     )
 
 
-async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:
-    """Stop the monitor; True when it stopped within `limit_s`.
+async def requests_since_start(monitor: HostMonitor, found: Variables) -> SinceStart | None:
+    """The service container's requests since it started, from its whole log (None when the
+    log does not reach back to the start: then the count would prove nothing).
 
-    A source can miss its cancellation (Python 3.11's wait_for may swallow a cancel that lands
-    as its inner read completes) and keep the stop waiting forever: every few seconds the other
-    tasks are cancelled again, and the caller is told when it still did not stop.
+    At idle the samples have no request to measure the growth over; the log since the start
+    and what the workers hold now (and held when killed) still say how much a request keeps.
     """
-    stopper = asyncio.ensure_future(monitor.stop())
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        done, _ = await asyncio.wait({stopper}, timeout=5.0)
-        if done:
-            return True
-        me = asyncio.current_task()
-        for task in asyncio.all_tasks():
-            if task is not me and task is not stopper:
-                task.cancel()
-    return stopper.done()
+    view = monitor.state.container_by_name(found.values.get("container", ""))
+    if view is None or not view.info.started_at or view.info.state != "running":
+        return None
+    started = view.info.started_at
+    skip = health_paths([view], [_path(found.values.get("health_url", ""))])
+    try:
+        data = await monitor.container_logs(
+            view.info.id, since=int(started), tail=SINCE_START_LINES
+        )
+        lines = data.decode("utf-8", errors="replace").splitlines()
+    except Exception:  # noqa: BLE001 - no count is no evidence, never a failed run
+        return None
+    stamps = [parse_docker_time(line.split(" ", 1)[0]) for line in lines[:1]]
+    if not lines or stamps[0] is None or stamps[0] - started > SINCE_START_GAP_S:
+        return None  # the tail cut the log: it does not reach back to the start
+    texts = [line.split(" ", 1)[1] if " " in line else "" for line in lines]
+    return SinceStart(
+        container_id=view.info.id,
+        requests=sum(is_request(text, skip) for text in texts),
+        recycled=any("Autorestarting worker" in text for text in texts),
+    )
+
+
+def _path(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.partition("/")[2].split("?")[0] if "/" in rest else ""
+
+
+async def gather(
+    monitor: HostMonitor,
+    runbook: Runbook,
+    overrides: dict[str, str],
+    *,
+    max_s: float = 45.0,
+    min_s: float = 3.0,
+) -> Variables:
+    """Let the monitor collect for `min_s`..`max_s` seconds, then discover the variables.
+
+    It stops early once the fix can be proposed (the growth per request is measured), or
+    when nothing more can be learnt by waiting (the project is ambiguous: the caller refuses).
+    At idle it waits `max_s` for traffic, then the proposal says it was declined and why.
+    """
+    started = time.monotonic()
+    hint = overrides.get("service", "backend")
+    project = overrides.get("project", "")
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    while elapsed() < max_s:
+        if elapsed() >= min_s:
+            kills = [k.service for k in monitor.state.oom_kills if k.service]
+            if _seen_enough(monitor, kills[-1] if kills else hint, project):
+                found = _discover(monitor, runbook, overrides)
+                if found.ambiguous:
+                    return found
+                # A first proposal may rest on a few seconds of requests: a little longer
+                # under load makes it rest on a few hundred.
+                if found.values.get("max_requests") and elapsed() >= PROPOSAL_S:
+                    return found
+        await asyncio.sleep(0.5)
+    found = _discover(monitor, runbook, overrides)
+    if found.values.get("max_requests") or found.ambiguous:
+        return found
+    since = await requests_since_start(monitor, found)
+    return _discover(monitor, runbook, overrides, since) if since is not None else found
+
+
+async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:
+    """Stop the monitor; True when it stopped within `limit_s` (HostMonitor.stop's deadline)."""
+    return await monitor.stop(deadline_s=limit_s)
 
 
 def file_changes(journal: Path) -> list[dict[str, Any]]:
@@ -111,7 +184,11 @@ def file_changes(journal: Path) -> list[dict[str, Any]]:
 
 
 async def undo_changes(monitor: HostMonitor, changes: list[dict[str, Any]]) -> list[str]:
-    """Restore each changed file from its backup, newest change first. Returns what was done."""
+    """Restore each changed file from its backup, newest change first. Returns what was done.
+
+    Each restore is a change through the monitor's door: a read-only monitor refuses the
+    first one (ReadOnlyError) and nothing is copied.
+    """
     done: list[str] = []
     for change in changes:
         await restore_backup(
@@ -120,5 +197,12 @@ async def undo_changes(monitor: HostMonitor, changes: list[dict[str, Any]]) -> l
             str(change["backup"]),
             str(change["sha256_before"]),
         )
+        if monitor.journal is not None:
+            # The same record the console's undo writes: the report's timeline shows it.
+            monitor.journal.write(
+                {"kind": "file_restore", "host": monitor.host.name, "who": operator(),
+                 "path": str(change["path"]), "backup": str(change["backup"]),
+                 "time": time.time()}
+            )  # fmt: skip
         done.append(f"restored {change['path']} from {change['backup']}")
     return done

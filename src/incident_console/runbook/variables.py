@@ -1,10 +1,13 @@
 """Runbook variables: discovered from what the monitor saw, each value with the reason for it.
 
-The service is the compose service whose containers had OOM kills (else `backend`); the compose
-file and project directory come from its container's compose labels; the worker count and the
-memory limit are proposed from the measured per-worker peak RSS, max-requests from how much a
-worker keeps per request (its RSS growth over the access-log request rate). Every value can be
-overridden with `--set key=value`.
+The service is the compose service whose containers had OOM kills (else `backend`). Its
+compose project is never guessed: when the service runs in more than one project on the host,
+`project` stays unknown and its `why` names every candidate (`runbook run` refuses, the
+walkthrough asks). The compose file and project directory come from the container's compose
+labels; the health URL from a probe, else from docker (a published port and the service's
+healthcheck path); the worker count, memory limit and max-requests from one proposal computed
+on everything the monitor has seen (`domain.advice.propose_fix`), declined when that is too
+little. Every value can be overridden with `--set key=value` (or the walkthrough's form).
 """
 
 from __future__ import annotations
@@ -14,39 +17,76 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from incident_console.domain.advice import propose_fix
+from incident_console.monitor.endpoints import discover_health_url
 from incident_console.monitor.state import ContainerView, HostState
-from incident_console.runbook.recycling import recycle_advice, split_gunicorn
+from incident_console.runbook.recycling import SinceStart, measure
 from incident_console.runbook.schema import BUILTIN_VARIABLES, Runbook
 from incident_console.runbook.units import format_size, parse_duration, parse_size
 
 MIB = 1024 * 1024
 
-#: Defaults when nothing was measured: the seed's own values.
-SEED_WORKERS = 2
-SEED_MAX_REQUESTS = 1000
-SEED_JITTER = 50
-SEED_LIMIT = 512 * MIB
 SEED_WATCH = "30m"
+#: What an empty value reads as in any text shown to a person.
+UNKNOWN = "unknown"
 
 
 @dataclass(slots=True)
 class Variables:
-    """Resolved variables and, for each, why it has that value."""
+    """Resolved variables and, for each, why it has that value ('' = unknown).
+
+    Attributes:
+        values: name -> value ('' when not known).
+        why: name -> the reason for the value, or why it is unknown.
+        candidates: name -> values seen on the host that it could take (for a form).
+        ambiguous: '' or one line naming the compose projects to choose between.
+    """
 
     values: dict[str, str] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)
+    candidates: dict[str, list[str]] = field(default_factory=dict)
+    ambiguous: str = ""
 
     def set(self, name: str, value: object, why: str) -> None:
         self.values[name] = "" if value is None else str(value)
         self.why[name] = why
+
+    def shown(self) -> dict[str, str]:
+        """The values for text a person reads: an unknown one says so, never ''."""
+        return {k: v if v != "" else UNKNOWN for k, v in self.values.items()}
+
+
+def shown(values: Mapping[str, str]) -> dict[str, str]:
+    """`values` with every empty one replaced by 'unknown' (for titles and why texts)."""
+    return {k: v if v != "" else UNKNOWN for k, v in values.items()}
 
 
 class VariableError(ValueError):
     """A `--set` that names no variable or gives a bad value."""
 
 
+def check_value(name: str, value: str) -> None:
+    """Raise VariableError when `value` is no good for `name` (durations, sizes, counts)."""
+    if name == "watch":
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise VariableError(f"{name}: {exc}") from None
+    elif name in ("mem_limit", "mem_reservation", "memory_target") and value:
+        try:
+            parse_size(value)
+        except ValueError as exc:
+            raise VariableError(f"{name}: {exc}") from None
+    elif (
+        name in ("workers", "max_requests", "max_requests_jitter")
+        and value
+        and (not value.isdigit() or (name != "max_requests_jitter" and int(value) < 1))
+    ):
+        raise VariableError(f"{name}: expected a whole number, got {value!r}")
+
+
 def parse_sets(pairs: list[str] | tuple[str, ...], runbook: Runbook) -> dict[str, str]:
-    """`["watch=90s"]` -> {"watch": "90s"}; unknown names and bad durations raise VariableError."""
+    """`["watch=90s"]` -> {"watch": "90s"}; unknown names and bad values raise VariableError."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -56,11 +96,10 @@ def parse_sets(pairs: list[str] | tuple[str, ...], runbook: Runbook) -> dict[str
         if name not in runbook.known_variables:
             known = ", ".join(sorted(runbook.known_variables))
             raise VariableError(f"--set {name}: no such variable (known: {known})")
-        if name == "watch":
-            try:
-                parse_duration(value)
-            except ValueError as exc:
-                raise VariableError(f"--set watch: {exc}") from None
+        try:
+            check_value(name, value)
+        except VariableError as exc:
+            raise VariableError(f"--set {exc}") from None
         out[name] = value
     return out
 
@@ -79,81 +118,145 @@ def service_views(state: HostState, service: str, project: str = "") -> list[Con
     ]
 
 
-def _oom_target(state: HostState, project: str) -> tuple[str, str]:
-    """(service, project) with the most OOM kills, the latest kill breaking ties."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for kill in state.oom_kills:
-        where = project_of(state, kill.container_id)
-        if kill.service and (not project or where == project):
-            counts[(kill.service, where)] += 1
-    return counts.most_common(1)[0][0] if counts else ("", project)
-
-
-def _worker_figures(
-    view: ContainerView | None, state: HostState, service: str
-) -> tuple[int, int, int]:
-    """(current workers, per-worker peak RSS, master RSS) from what the monitor measured."""
-    if view is None:
-        return 0, 0, 0
-    master, worker_procs = split_gunicorn(view.processes.processes if view.processes else ())
-    master_pid = master.pid if master else None
-    master_rss = master.rss_bytes if master else 0
-    workers = len(worker_procs)
-    peaks = [rss for pid, rss in view.peak_rss.items() if pid != master_pid]
-    # A worker the kernel killed was at its biggest when it died: the kill line says how big.
-    # Only this project's kills: another stack's `backend` is not ours to size.
-    project = view.info.project
-    peaks += [
-        k.anon_rss_bytes
-        for k in state.oom_kills
-        if k.service == service
-        and k.anon_rss_bytes
-        and project_of(state, k.container_id) == project
+def _all_views(state: HostState, service: str, project: str) -> list[ContainerView]:
+    """The service's containers in `project`, live first, then removed ones (a recreated
+    container's samples and kills are still evidence about the same service)."""
+    views = [
+        v
+        for v in state.containers.values()
+        if v.info.service == service and v.info.project == project
     ]
-    return workers, max(peaks, default=0), master_rss
+    return sorted(views, key=lambda v: v.gone)
 
 
-def _advice(limit: int, worker_peak: int, master: int, current: int) -> tuple[int, int, str]:
-    """(workers, limit bytes, why): what fits at the measured peak, at most half the workers
-    seen (the seed went 4 -> 2: a leaking worker's peak is only bounded once it is recycled)."""
-    from incident_console.domain.advice import advise_workers
-
-    advice = advise_workers(limit, worker_peak, master, current_workers=current or None)
-    workers, why = advice.workers, advice.why
-    if current > 1 and workers > current // 2:
-        workers = current // 2
-        why += f"; halved from the {current} seen, as the seed did"
-    new_limit = max(advice.limit_bytes, limit) if limit else advice.limit_bytes
-    return workers, new_limit, why
+def kills_by_project(state: HostState, service: str) -> Counter[str]:
+    """OOM kills of `service` per compose project (of containers the monitor knows)."""
+    counts: Counter[str] = Counter()
+    for kill in state.oom_kills:
+        if kill.service == service:
+            where = project_of(state, kill.container_id)
+            if where:
+                counts[where] += 1
+    return counts
 
 
-def _int_or(text: str, default: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return default
+def project_candidates(state: HostState, service: str) -> list[str]:
+    """Compose projects with a live container of `service`: the most OOM kills first."""
+    kills = kills_by_project(state, service)
+    projects = {v.info.project for v in service_views(state, service) if v.info.project}
+    return sorted(projects, key=lambda p: (-kills[p], p))
 
 
-def _propose_recycling(
-    v: Variables, state: HostState, views: list[ContainerView], overrides: Mapping[str, str]
-) -> None:
-    """max_requests and its jitter from the measured growth per request, for the workers and
-    limit proposed (or `--set`): what each worker may keep before it is recycled."""
-    workers = _int_or(overrides.get("workers", v.values["workers"]), 0)
-    try:
-        limit = parse_size(overrides.get("mem_limit", v.values["mem_limit"]))
-    except ValueError:
-        limit = 0
-    advice = recycle_advice(
-        state, views, limit_bytes=limit, workers=workers, fallback=(SEED_MAX_REQUESTS, SEED_JITTER)
+def ambiguity(state: HostState, service: str, host: str) -> str:
+    """One line naming every project `service` runs in, or '' when there are fewer than two."""
+    candidates = project_candidates(state, service)
+    if len(candidates) < 2:
+        return ""
+    kills = kills_by_project(state, service)
+    named = ", ".join(f"{p} ({kills[p]} OOM kill(s))" for p in candidates)
+    return (
+        f"{service} runs in {len(candidates)} compose projects on {host}: {named}; "
+        f"nothing was picked: choose one with --set project=NAME"
     )
-    why = advice.why if advice.growth_per_request else f"{advice.why} (the seed's value)"
-    v.set("max_requests", advice.max_requests, why)
+
+
+def _oom_service(state: HostState, project: str) -> tuple[str, int]:
+    """(service, kills) with the most OOM kills (in `project` when given), latest breaking ties."""
+    counts: Counter[str] = Counter()
+    for kill in state.oom_kills:
+        if kill.service and (not project or project_of(state, kill.container_id) == project):
+            counts[kill.service] += 1
+    if not counts:
+        return "", 0
+    top = max(counts.values())
+    latest = [k.service for k in state.oom_kills if counts.get(k.service) == top]
+    return latest[-1], top
+
+
+def _host_address(host_address: str) -> str:
+    return host_address or "127.0.0.1"
+
+
+def _propose(
+    v: Variables,
+    state: HostState,
+    views: list[ContainerView],
+    overrides: Mapping[str, str],
+    skip_paths: list[str],
+    since_start: SinceStart | None = None,
+) -> None:
+    """workers, mem_limit, max_requests and jitter: one proposal that holds together."""
+    if not views:
+        project = overrides.get("project", "")
+        why = (
+            f"no running container of the service in project {project} to measure"
+            if project
+            else "no container of the service to measure (choose the project first)"
+        )
+        for name in ("current_workers", "worker_peak", "workers", "max_requests"):
+            v.set(name, "", why)
+        v.set("max_requests_jitter", "", why)
+        v.set("mem_limit", "", why)
+        return
+    evidence = measure(state, views, skip_paths=skip_paths, since_start=since_start)
+    workers = overrides.get("workers", "")
+    limit = overrides.get("mem_limit", "")
+    proposal = propose_fix(
+        evidence,
+        workers=int(workers) if workers.isdigit() and int(workers) > 0 else None,
+        limit_bytes=parse_size(limit) if limit else None,
+    )
+    v.set(
+        "current_workers",
+        evidence.current_workers or "",
+        f"{evidence.current_workers} worker processes seen (master: {evidence.master_how}, "
+        f"{evidence.master_bytes // MIB} MiB)"
+        if evidence.current_workers
+        else "no gunicorn worker processes measured yet",
+    )
+    v.set(
+        "worker_peak",
+        format_size(evidence.peak_bytes) if evidence.peak_bytes else "",
+        f"largest RSS a worker reached: {evidence.peak_how}"
+        if evidence.peak_bytes
+        else "no worker measured yet",
+    )
+    v.set("workers", proposal.workers or "", proposal.why_workers)
+    v.set("max_requests", proposal.max_requests or "", proposal.why_max_requests)
     v.set(
         "max_requests_jitter",
-        advice.jitter,
-        "about a tenth more, at random, so workers do not all restart at once",
+        proposal.jitter or "",
+        "about a tenth more, at random, so workers do not all restart at once"
+        if proposal.jitter
+        else proposal.why_max_requests,
     )
+    v.set("mem_limit", format_size(proposal.limit_bytes) if proposal.limit_bytes else "",
+          proposal.why_limit)  # fmt: skip
+
+
+def candidates(state: HostState, service: str, project: str) -> dict[str, list[str]]:
+    """Values seen on the host each variable could take (the walkthrough's form offers them)."""
+    live = [v for v in state.containers.values() if not v.gone]
+    kills = Counter(k.service for k in state.oom_kills if k.service)
+    services = sorted(
+        {v.info.service for v in live if v.info.service}, key=lambda s: (-kills[s], s)
+    )
+    mine = [
+        v for v in live if v.info.service == service and (not project or v.info.project == project)
+    ]
+    files: list[str] = []
+    for view in mine:
+        for name in view.info.config_files:
+            path = os.path.join(view.info.working_dir, name) if view.info.working_dir else name
+            if path not in files:
+                files.append(path)
+    return {
+        "service": services,
+        "project": project_candidates(state, service),
+        "container": [v.info.name for v in mine],
+        "compose_file": files,
+        "project_dir": sorted({v.info.working_dir for v in mine if v.info.working_dir}),
+    }
 
 
 def discover(
@@ -163,76 +266,92 @@ def discover(
     *,
     host_name: str = "",
     probes: list[str] | None = None,
+    host_address: str = "",
+    since_start: SinceStart | None = None,
 ) -> Variables:
-    """Every variable the runbook may use, from the runbook's defaults, the host and `--set`."""
+    """Every variable the runbook may use, from the runbook's defaults, the host and `--set`.
+
+    Args:
+        state: the monitor's state.
+        runbook: the runbook (its declared variables and defaults).
+        overrides: `--set` values (and the walkthrough's form): they win over everything.
+        host_name: the host's name as the console knows it.
+        probes: URLs the console probes (the first is the health URL).
+        host_address: the address the console reaches the host at (for a discovered health
+            URL on a port published on the server's loopback); '' when local.
+        since_start: the service container's requests since it started (runbook session).
+    """
     overrides = dict(overrides or {})
     v = Variables()
-    v.set("host", host_name or state.name, "the host the console is connected to")
-    oom_service, oom_project = _oom_target(state, overrides.get("project", ""))
+    host = host_name or state.name
+    v.set("host", host, "the host the console is connected to")
+    chosen_project = overrides.get("project", "")
+    oom_service, n_kills = _oom_service(state, chosen_project)
     if "service" in overrides:
         v.set("service", overrides["service"], "--set")
     elif oom_service:
-        n = sum(1 for k in state.oom_kills if k.service == oom_service)
-        v.set("service", oom_service, f"{n} OOM kill(s) were attributed to it")
+        v.set("service", oom_service, f"{n_kills} OOM kill(s) were attributed to it")
     else:
         v.set("service", "backend", "no OOM kill attributed yet: the seed's backend")
     service = v.values["service"]
-    project = overrides.get("project") or (oom_project if service == oom_service else "")
-    views = service_views(state, service, project)
+    project = chosen_project
+    found = project_candidates(state, service)
+    if project:
+        v.set("project", project, "--set")
+    elif len(found) == 1:
+        v.set("project", found[0], f"the only compose project with a running {service}")
+    elif found:
+        v.ambiguous = ambiguity(state, service, host)
+        v.set("project", "", v.ambiguous)
+    else:
+        v.set("project", "", f"no running container of {service} with compose labels")
+    project = v.values["project"]
+    views = service_views(state, service, project) if project or not found else []
     view = views[0] if views else None
     info = view.info if view else None
-    v.set("container", info.name if info else "", "the service's running container")
-    v.set("project", info.project if info else project, "label com.docker.compose.project")
+    missing = v.why["project"] if not info else ""
+    v.set("container", info.name if info else "", "the service's running container" if info
+          else missing)  # fmt: skip
     workdir = info.working_dir if info else ""
-    v.set("project_dir", workdir, "label com.docker.compose.project.working_dir")
+    v.set("project_dir", workdir, "label com.docker.compose.project.working_dir" if workdir
+          else missing or "the container has no compose working_dir label")  # fmt: skip
     compose_file = ""
     if info and info.config_files:
         compose_file = info.config_files[0]
         if workdir and not os.path.isabs(compose_file):
             compose_file = os.path.join(workdir, compose_file)
-    v.set("compose_file", compose_file, "label com.docker.compose.project.config_files")
-    v.set("health_url", (probes or [""])[0], "the first URL the console probes")
+    v.set("compose_file", compose_file, "label com.docker.compose.project.config_files"
+          if compose_file else missing or "the container has no compose config_files label")  # fmt: skip
+    if probes:
+        v.set("health_url", probes[0], "the first URL the console probes (--probe)")
+    else:
+        url = discover_health_url(
+            state, service, project, server=_host_address(host_address)
+        ) if info else None  # fmt: skip
+        if url is not None:
+            v.set("health_url", url.url, url.where)
+        else:
+            v.set("health_url", "", missing or (
+                f"no published port with a healthcheck path for {service}: --probe URL"
+            ))  # fmt: skip
     v.set("watch", SEED_WATCH, "the seed watched 30 minutes after the fix")
 
-    limit = info.memory_limit_bytes if info else 0
-    current, worker_peak, master = _worker_figures(view, state, service)
-    v.set(
-        "current_workers",
-        current or "",
-        f"{current} worker processes seen" if current else "no processes measured",
+    skip = [v.values["health_url"].split("://", 1)[-1].partition("/")[2]]
+    skip = ["/" + s.split("?")[0] for s in skip if s]
+    evidence_views = (
+        [*views, *(x for x in _all_views(state, service, project) if x.gone)] if views else []
     )
-    v.set(
-        "worker_peak",
-        format_size(worker_peak) if worker_peak else "",
-        "largest RSS a worker reached (process samples and kill lines)",
-    )
-    if worker_peak:
-        workers, new_limit, how = _advice(limit, worker_peak, master, current)
-        measured = (
-            f"workers peaked at {worker_peak // MIB} MiB, master {master // MIB} MiB, "
-            f"limit now {limit // MIB if limit else 'none'} MiB"
-        )
-        v.set("workers", workers, f"{measured}: {how}")
-        v.set("mem_limit", format_size(new_limit), how)
+    _propose(v, state, evidence_views, overrides, skip, since_start)
+    limit_text = overrides.get("mem_limit") or v.values["mem_limit"]
+    if limit_text:
+        limit_now = parse_size(limit_text)
+        v.set("mem_reservation", format_size(limit_now // 2),
+              "half the limit (the seed: 512M/256M)")  # fmt: skip
+        v.set("memory_target", format_size(int(limit_now * 0.9)),
+              "90% of the limit: the service stays clear of it")  # fmt: skip
     else:
-        v.set(
-            "workers",
-            max(1, current // 2) if current else SEED_WORKERS,
-            "nothing measured: half the workers seen (the seed: 4 -> 2)",
-        )
-        v.set(
-            "mem_limit",
-            format_size(max(limit, SEED_LIMIT)),
-            "nothing measured: the seed's 512M (or the current limit if larger)",
-        )
-    limit_now = parse_size(v.values["mem_limit"])
-    v.set("mem_reservation", format_size(limit_now // 2), "half the limit (the seed: 512M/256M)")
-    v.set(
-        "memory_target",
-        format_size(int(limit_now * 0.9)),
-        "90% of the limit: the service stays clear of it",
-    )
-    _propose_recycling(v, state, views, overrides)
+        v.set("mem_reservation", "", "follows mem_limit, which is not known")
+        v.set("memory_target", "", "follows mem_limit, which is not known")
 
     for name, decl in runbook.variables.items():
         # The runbook author's default wins over what was discovered; --set wins over both.
@@ -244,4 +363,8 @@ def discover(
         v.set(name, value, "--set")
     for name in runbook.known_variables:
         v.values.setdefault(name, "")
+        v.why.setdefault(name, "not discovered")
+    v.candidates = candidates(state, service, project)
+    if v.values["health_url"]:
+        v.candidates["health_url"] = [v.values["health_url"]]
     return v

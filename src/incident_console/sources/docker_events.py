@@ -25,7 +25,7 @@ from incident_console.domain.events import (
     SourceStatus,
 )
 from incident_console.sources.base import Emit, Source, one_line
-from incident_console.sources.inventory import LABEL_SERVICE, container_info
+from incident_console.sources.inventory import LABEL_PROJECT, LABEL_SERVICE, container_info
 from incident_console.transport.base import Host, TransportError
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ class DockerEventsSource(Source):
                     str(info.get("CgroupVersion") or "1"),
                     str(info.get("CgroupDriver") or "cgroupfs"),
                 )
+        first = self._since is None
         if self._since is None:
             self._since = time.time()
         docs = await asyncio.to_thread(_list_and_inspect, client)
@@ -108,6 +109,33 @@ class DockerEventsSource(Source):
         for cid, view in list(state.containers.items()):
             if cid not in seen and not view.gone:
                 emit(ContainerGone(time=now, id=cid, name=view.info.name))
+        if first and self._since is not None:
+            # After the rows, not before: the names are for the OOM feed's old kills.
+            await self._removed_before(client, emit, self._since)
+
+    async def _removed_before(self, client: docker.DockerClient, emit: Emit, until: float) -> None:
+        """The containers removed before we started, from docker's event history (it keeps
+        only its last 256 events): the kernel log replays kills of containers the inventory
+        never sees, and a bare id is no use to the engineer."""
+        try:
+            events = await asyncio.to_thread(_destroy_history, client, until)
+        except Exception:  # noqa: BLE001 - an engine without history: kills stay by id
+            return
+        for event in events:
+            actor = event.get("Actor") or {}
+            attributes: Mapping[str, Any] = actor.get("Attributes") or {}
+            cid = str(actor.get("ID") or event.get("id") or "")
+            name = str(attributes.get("name") or "")
+            if cid and name:
+                emit(
+                    ContainerGone(
+                        time=_event_time(event),
+                        id=cid,
+                        name=name,
+                        service=str(attributes.get(LABEL_SERVICE) or ""),
+                        project=str(attributes.get(LABEL_PROJECT) or ""),
+                    )
+                )
 
     async def _follow(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -186,7 +214,8 @@ class DockerEventsSource(Source):
             )
         )
         if action == "destroy":
-            emit(ContainerGone(time=when, id=cid, name=name))
+            project = str(attributes.get(LABEL_PROJECT) or (view.info.project if view else ""))
+            emit(ContainerGone(time=when, id=cid, name=name, service=service, project=project))
         elif action in REINSPECT:
             info = await self._inspect(client, cid, when)
             if info is not None:
@@ -207,6 +236,23 @@ def _event_time(event: Mapping[str, Any]) -> float:
         return float(event.get("time") or time.time())
     except (TypeError, ValueError):
         return time.time()
+
+
+def _destroy_history(client: docker.DockerClient, until: float) -> list[dict[str, Any]]:
+    """Docker's remembered `destroy` events up to `until` (a bounded read: it ends)."""
+    # `until` in the past: the daemon answers from its buffer at once (in the future it
+    # would hold the request open until then).
+    stream = client.api.events(
+        since=0,
+        until=until,
+        filters={"type": "container", "event": "destroy"},
+        decode=True,
+    )
+    try:
+        return [event for event in stream if isinstance(event, dict)]
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close()
 
 
 def _inspect(client: docker.DockerClient, cid: str) -> dict[str, Any] | None:

@@ -52,6 +52,25 @@ def _int(value: object) -> int:
         return 0
 
 
+def _ports(attrs: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """("8000/tcp", host ip, host port) of each published port: the live mapping of a running
+    container, else what its HostConfig asks for."""
+    live = _dict(attrs.get("NetworkSettings")).get("Ports")
+    asked = _dict(attrs.get("HostConfig")).get("PortBindings")
+    out: list[tuple[str, str, str]] = []
+    for private, bindings in _dict(live or asked).items():
+        for binding in bindings if isinstance(bindings, list) else []:
+            port = str(_dict(binding).get("HostPort") or "")
+            if port:
+                out.append((str(private), str(_dict(binding).get("HostIp") or ""), port))
+    return tuple(out)
+
+
+def _health_test(config: Mapping[str, Any]) -> list[str]:
+    test = _dict(config.get("Healthcheck")).get("Test")
+    return [str(a) for a in test] if isinstance(test, list) else []
+
+
 def container_info(
     attrs: Mapping[str, Any],
     now: float | None = None,
@@ -103,4 +122,8 @@ def container_info(
         environment=redact_env(config.get("Env") or []),
         command=command,
         cgroup_path=cgroup_dirs(cid, *cgroup)[0] if cgroup and cid else "",
+        pid=_int(state.get("Pid")),
+        ports=_ports(attrs),
+        # A healthcheck may carry credentials (curl -u user:secret): hidden like the command.
+        healthcheck=tuple(str(a) for a in redact_record(list(_health_test(config)))),
     )

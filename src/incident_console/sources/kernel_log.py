@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from incident_console.domain.events import ContainerInfo, OomKill, SourceStatus
+from incident_console.domain.kernel_time import KernelClock
 from incident_console.domain.oom import OomAssembler, attribute, split_dmesg_line
 from incident_console.sources.base import Emit, Source, one_line
 from incident_console.sources.inventory import container_info
@@ -26,8 +27,6 @@ from incident_console.transport.base import CommandFailed, Host, TransportError
 if TYPE_CHECKING:
     from incident_console.monitor.state import HostState
 
-#: A kill printed before the stream started (minus clock slack) was replayed, not seen live.
-REPLAY_SLACK_S = 2.0
 #: How long an unfinished "Kill process" burst waits for its "Killed process" line.
 EXPIRE_EVERY_S = 5.0
 
@@ -54,9 +53,11 @@ class KernelLogSource(Source):
         """
         self.since = since
         self.retry_s = retry_s
-        self._seen: deque[tuple[int, int]] = deque(maxlen=2000)
-        self._seen_set: set[tuple[int, int]] = set()
+        self._seen: deque[tuple[int, str]] = deque(maxlen=2000)
+        self._seen_set: set[tuple[int, str]] = set()
         self.method = "none"
+        #: True once the stream's history is replayed and lines arrive as the kernel prints them.
+        self.live = False
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Follow the best available kernel log; restart it when it ends; never raise."""
@@ -123,7 +124,7 @@ class KernelLogSource(Source):
     ) -> None:
         assembler = OomAssembler()
         queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        started = time.time()
+        clock = KernelClock(started=time.time())
 
         async def read() -> None:
             try:
@@ -157,29 +158,36 @@ class KernelLogSource(Source):
                             time=time.time(), source=self.name, method=method, detail=detail
                         )
                     )
+                now = time.time()
                 if item:
-                    when, text = split_dmesg_line(item, boot_time)
-                    kills = assembler.feed(when if when is not None else time.time(), text, method)
+                    stamp, text = split_dmesg_line(item, boot_time)
+                    kills = assembler.feed(clock.observe(stamp, now), text, method)
                 else:
-                    kills = assembler.expire(time.time(), method)
+                    clock.tick(now)
+                    kills = assembler.expire(now, method)
+                self.live = clock.live
                 for kill in kills:
-                    await self._emit_kill(host, kill, state, emit, started)
+                    await self._emit_kill(host, kill, state, emit, live=clock.is_live(kill.time))
         finally:
+            self.live = False
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
     async def _emit_kill(
-        self, host: Host, kill: OomKill, state: HostState, emit: Emit, started: float
+        self, host: Host, kill: OomKill, state: HostState, emit: Emit, *, live: bool
     ) -> None:
-        key = (round(kill.time * 1000), kill.pid)
+        # Not the time: a replay after a restart stamps without the drift a live line had.
+        key = (kill.pid, kill.container_id or kill.process)
         if key in self._seen_set:
             return  # the same kill again, after the stream restarted and replayed
         if len(self._seen) == self._seen.maxlen:
             self._seen_set.discard(self._seen[0])
         self._seen.append(key)
         self._seen_set.add(key)
-        if self.since is not None and kill.time < self.since:
+        # `since` applies to the history the stream replays; a kill seen live is news, whatever
+        # its stamp says (the kernel's clock drifts from the wall clock).
+        if not live and self.since is not None and kill.time < self.since:
             return
         infos = {cid: view.info for cid, view in state.containers.items()}
         if kill.container_id and kill.container_id not in infos:
@@ -188,7 +196,7 @@ class KernelLogSource(Source):
             if info is not None:
                 infos[info.id] = info
         kill = attribute(kill, infos)
-        if kill.time < started - REPLAY_SLACK_S:
+        if not live:
             kill = dataclasses.replace(kill, replayed=True)
         emit(kill)
 

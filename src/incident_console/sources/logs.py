@@ -178,7 +178,11 @@ class _Follower:
 
 
 class LogFollower(Source):
-    """Follows the logs of a changeable set of containers (`follow(ids)`)."""
+    """Follows the logs of every running container, or of a chosen set (`follow(ids)`).
+
+    It starts following all of them: a console opened on a server whose containers already
+    run shows their recent lines (the tail) and then the stream, with no one having to ask.
+    """
 
     name = "logs"
 
@@ -198,7 +202,8 @@ class LogFollower(Source):
         self.tail = tail
         self.batch_interval = batch_interval
         self.max_lines_per_batch = max_lines_per_batch
-        self._wanted: set[str] = set()
+        #: None: every running container the inventory knows (the default); else these ids.
+        self._wanted: set[str] | None = None
         self._followers: dict[str, _Follower] = {}
         self._resume: dict[str, float | None] = {}
         #: A container whose stream ended is followed again no sooner than this (monotonic).
@@ -208,9 +213,20 @@ class LogFollower(Source):
         #: driver is closed, so that read has every line; the stream may have ended before.
         self._final_read: set[str] = set()
 
-    def follow(self, ids: Iterable[str]) -> None:
-        """Follow exactly these container ids from now on (others stop)."""
-        self._wanted = set(ids)
+    def follow(self, ids: Iterable[str] | None) -> None:
+        """Follow exactly these container ids from now on (others stop); None: all of them."""
+        self._wanted = None if ids is None else set(ids)
+
+    def wanted(self, state: HostState) -> set[str]:
+        """The ids to follow now: the chosen set, or every container that is not gone."""
+        if self._wanted is not None:
+            return self._wanted
+        return {cid for cid, view in state.containers.items() if not view.gone}
+
+    @property
+    def follows_all(self) -> bool:
+        """True while every container is followed (no set was chosen)."""
+        return self._wanted is None
 
     @property
     def following(self) -> frozenset[str]:
@@ -250,11 +266,12 @@ class LogFollower(Source):
                 delay = min(30.0, delay * 2)
 
     def _reconcile(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
+        wanted = self.wanted(state)
         for cid in list(self._followers):
             follower = self._followers[cid]
-            if cid not in self._wanted:
+            if cid not in wanted:
                 follower.stop()
-            if cid not in self._wanted or follower.done.is_set():
+            if cid not in wanted or follower.done.is_set():
                 # Keep where it got to: a restarted container resumes, not replays its tail.
                 # What it read before its stream ended is delivered (a dying container's
                 # last lines are the ones that matter).
@@ -262,12 +279,17 @@ class LogFollower(Source):
                 self._flush_one(follower, state, emit)
                 if follower.done.is_set():
                     self._not_before[cid] = time.monotonic() + RESTART_AFTER_S
-                    if follower.follows and cid in self._wanted:
+                    if follower.follows and cid in wanted:
                         self._final_read.add(cid)
                 del self._followers[cid]
-        self._final_read &= self._wanted
+        self._final_read &= wanted
+        if len(self._resume) > len(state.containers):
+            # Following all, removed containers come and go: forget where theirs got to.
+            for cid in [c for c in self._resume if c not in state.containers]:
+                self._resume.pop(cid, None)
+                self._not_before.pop(cid, None)
         now = time.monotonic()
-        for cid in self._wanted - set(self._followers):
+        for cid in wanted - set(self._followers):
             view = state.containers.get(cid)
             if view is None or view.gone or view.info.state != "running":
                 # Unknown, gone or stopped: follow once the inventory says it runs. A stopped

@@ -277,6 +277,12 @@ class IncidentApp(IntentActions):
                 return not self.active_dashboard.read_only
             except Exception:  # noqa: BLE001 - before compose there is nothing to mutate
                 return False
+        if action == "runbook":
+            # A viewer of serve's shared collection has no host of its own to run steps on.
+            try:
+                return getattr(self.active_dashboard.monitor, "runs_runbooks", True) is not False
+            except Exception:  # noqa: BLE001 - before compose
+                return True
         return True
 
     @on(TabbedContent.TabActivated)
@@ -337,7 +343,9 @@ class IncidentApp(IntentActions):
         except ImportError:
             self.notify("the runbook screen is not available in this build", severity="warning")
             return
-        self.push_screen(RunbookScreen(self.active_dashboard.monitor, name))
+        dashboard = self.active_dashboard
+        # The selected row's project is offered first when the service runs in several.
+        self.push_screen(RunbookScreen(dashboard.monitor, name, selected=dashboard.selected_id))
 
     def command_table(self) -> list[PaletteCommand]:
         """Every palette entry: hosts, containers, runbooks, themes, actions."""

@@ -26,6 +26,13 @@ from incident_console.domain.events import (
     ProcessRss,
     SourceStatus,
 )
+from incident_console.monitor.changes import (
+    Change,
+    ChangeDeclined,
+    ChangeResult,
+    Confirm,
+    ReadOnlyError,
+)
 from incident_console.monitor.state import HostState
 from incident_console.transport.base import ConnectionState, LinkState
 
@@ -52,6 +59,7 @@ class FakeMonitor:
         self.state = HostState(name=name, link="connected", link_since=DEMO_NOW)
         self.read_only = read_only
         self.restarted: list[str] = []
+        self.changes: list[Change] = []
         self.followed: list[list[str] | None] = []
         self.started = False
         self.stopped = False
@@ -76,13 +84,20 @@ class FakeMonitor:
     async def start(self) -> None:
         self.started = True
 
-    async def stop(self) -> None:
+    async def stop(self, deadline_s: float | None = None) -> bool:
         self.stopped = True
+        return True
 
-    async def restart_container(self, container_id: str) -> None:
+    async def change(self, change: Change, *, confirm: Confirm | None = None) -> ChangeResult:
+        """The door's contract without a server: refuse read-only, ask, then record it."""
         if self.read_only:
-            raise PermissionError("read-only")
-        self.restarted.append(container_id)
+            raise ReadOnlyError(self.host.name, change.what)
+        if confirm is not None and not await confirm(change):
+            raise ChangeDeclined(self.host.name, change.what)
+        if change.kind == "restart":
+            self.restarted.append(change.container_id)
+        self.changes.append(change)
+        return ChangeResult(change, f"fake{len(self.changes)}")
 
     def follow_logs(self, container_ids: Iterable[str] | None) -> None:
         self.followed.append(None if container_ids is None else list(container_ids))
@@ -135,12 +150,13 @@ def demo_monitor(
                 command=("gunicorn", "app:app", "-w", "4"),
             )
         )
-        for t in range(120):
-            growth = (t / 119) if service == "backend" else 0.5 + 0.5 * ((t * 7) % 10) / 10
+        # Three minutes of samples: enough for a forecast to call a trend (or "stable").
+        for t in range(180):
+            growth = (t / 179) if service == "backend" else 0.5 + 0.5 * ((t * 7) % 10) / 10
             used = int(used_mib * MiB * (0.6 + 0.4 * growth))
             post(
                 ContainerSample(
-                    time=now - 119 + t,
+                    time=now - 179 + t,
                     id=cid,
                     memory_used_bytes=used,
                     memory_limit_bytes=limit_mib * MiB if limit_mib else 2**63,

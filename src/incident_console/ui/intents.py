@@ -1,8 +1,9 @@
 """The console's intents: what the keys ask of the world (restart, report, screenshot, quit).
 
 A mixin of :class:`~incident_console.ui.app.IncidentApp`, kept apart so the app stays a layout
-and a refresh loop. Every intent goes through the monitor (which journals it and refuses it in
-read-only mode) or through the journal; none talks SSH or docker itself.
+and a refresh loop. Every change goes through the monitor's door (`monitor.change`, which
+refuses it in read-only mode, asks the confirmation dialog through its hook and journals intent
+and outcome); none talks SSH or docker itself.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from textual import work
 from textual.app import App
 from textual.content import Content
 
+from incident_console.monitor.changes import Change, ChangeDeclined, ChangeRefused
 from incident_console.transport.base import command_line
 from incident_console.ui import format as fmt
 from incident_console.ui.screens.confirm import ConfirmScreen
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
     from incident_console.ui.protocol import MonitorLike
     from incident_console.ui.widgets.dashboard import HostDashboard
 
-#: How long quitting waits for a monitor to stop before closing its host directly.
-STOP_TIMEOUT_S = 5.0
+#: How long quitting waits for a monitor to stop (its sources, then its host closed under them).
+STOP_TIMEOUT_S = 10.0
 
 
 class IntentActions(App[int]):
@@ -63,30 +65,42 @@ class IntentActions(App[int]):
     def action_restart(self) -> None:
         dashboard = self.active_dashboard
         view = dashboard.monitor.state.containers.get(dashboard.selected_id or "")
+        # The binding is gone in read-only mode; the monitor's door refuses it regardless.
         if view is None or dashboard.read_only:
             return
-        name = fmt.clean(view.info.name)
-        action = Content.assemble(
-            "docker engine API: ",
-            ("POST /containers/", "bold"),
-            (view.info.id[:12], "bold"),
-            ("/restart", "bold"),
-            "\nthe same as: ",
-            (command_line(["docker", "restart", view.info.name]), "bold"),
-        )
-        detail = Content(f"on {dashboard.monitor.host.name}; journaled with your user name")
-        monitor = dashboard.monitor
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._restart(monitor, view.info.id, name)
-
-        self.push_screen(ConfirmScreen(f"Restart {name}?", action, detail), confirmed)
+        self._restart(dashboard.monitor, view.info.id, view.info.name)
 
     @work(group="intents", exit_on_error=False)
-    async def _restart(self, monitor: MonitorLike, container_id: str, name: str) -> None:
+    async def _restart(self, monitor: MonitorLike, container_id: str, container: str) -> None:
+        name = fmt.clean(container)
+
+        async def ask(_change: Change) -> bool:
+            # The door asks (after its read-only check): the dialog shows what will be done.
+            action = Content.assemble(
+                "docker engine API: ",
+                ("POST /containers/", "bold"),
+                (container_id[:12], "bold"),
+                ("/restart", "bold"),
+                "\nthe same as: ",
+                (command_line(["docker", "restart", container]), "bold"),
+            )
+            detail = Content(f"on {monitor.host.name}; journaled with your user name")
+            answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+            def answered(yes: bool | None) -> None:
+                if not answer.done():
+                    answer.set_result(bool(yes))
+
+            self.push_screen(ConfirmScreen(f"Restart {name}?", action, detail), answered)
+            return await answer
+
+        change = Change.restart(container_id, container=container, why="console: restart key")
         try:
-            await monitor.restart_container(container_id)
+            await monitor.change(change, confirm=ask)
+        except ChangeDeclined:
+            return
+        except ChangeRefused as error:
+            self.notify(fmt.clean(str(error)), severity="warning")
         except Exception as error:  # noqa: BLE001 - shown, never a crash
             self.notify(f"restart {name} failed: {fmt.clean(str(error))}", severity="error")
         else:
@@ -100,17 +114,10 @@ class IntentActions(App[int]):
         self.exit(0)
 
     async def _stop(self, monitor: MonitorLike) -> None:
-        # A source that ignores cancellation must not keep the console open: give the monitor
-        # a deadline, then close the host ourselves (that ends our processes on the server).
-        try:
-            await asyncio.wait_for(monitor.stop(), STOP_TIMEOUT_S)
-            return
-        except Exception:  # noqa: BLE001 - quitting never fails
-            pass
-        close = getattr(monitor.host, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(close(), STOP_TIMEOUT_S)
+        # A source that ignores cancellation must not keep the console open: the monitor's
+        # stop has a deadline (and closes the host under such a source). Quitting never fails.
+        with contextlib.suppress(Exception):
+            await monitor.stop(deadline_s=STOP_TIMEOUT_S)
 
     def action_report(self) -> None:
         journal = self.journal()
@@ -121,7 +128,7 @@ class IntentActions(App[int]):
 
     @work(thread=True, group="report", exclusive=True, exit_on_error=False)
     def _write_report(self, journal_path: Path) -> None:
-        from incident_console.monitor.report import write_report
+        from incident_console.report import write_report
 
         try:
             written = write_report(journal_path)

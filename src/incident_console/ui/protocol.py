@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from incident_console.domain.events import Event
+from incident_console.monitor.changes import Change, ChangeResult, Confirm
 from incident_console.monitor.state import HostState
 from incident_console.transport.base import ConnectionState
 
@@ -36,8 +37,10 @@ class MonitorLike(Protocol):
 
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, deadline_s: float | None = None) -> bool: ...
 
-    async def restart_container(self, container_id: str) -> None: ...
+    async def change(self, change: Change, *, confirm: Confirm | None = None) -> ChangeResult:
+        """The monitor's one door for changes to the server (see monitor/door.py)."""
+        ...
 
     def follow_logs(self, container_ids: Iterable[str] | None) -> None: ...

@@ -89,8 +89,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+#: A probe URL that asks watch to find the URL on the host (a published port of the
+#: frontend/proxy, the path from the service's healthcheck). Until a URL is found the probe is
+#: off, as with no URL at all: a default never probes, or acts on, a URL nobody configured.
+DISCOVER = "discover"
+
+
 class Probe(_Model):
-    """An HTTP GET from the watching machine; 2xx and 3xx are up."""
+    """An HTTP GET from the watching machine; 2xx and 3xx are up.
+
+    `url` is an http(s) URL, or `discover` / empty: no URL configured, the probe is off (and
+    so are the rules on it) until one is configured or discovered (`with_url`).
+    """
 
     name: str
     url: str
@@ -109,10 +119,28 @@ class Probe(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = expand_env(value)
+        value = expand_env(value).strip()
+        if value in ("", DISCOVER):
+            return value
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"invalid probe URL {value!r}: expected http:// or https://")
+            raise ValueError(
+                f"invalid probe URL {value!r}: expected http:// or https:// (or {DISCOVER})"
+            )
         return value
+
+    @property
+    def configured(self) -> bool:
+        """The probe has a URL to GET (not empty, not waiting for discovery)."""
+        return self.url not in ("", DISCOVER)
+
+    @property
+    def discover(self) -> bool:
+        """The URL is to be found on the host (the discovery hook; off until found)."""
+        return self.url == DISCOVER
+
+    def with_url(self, url: str) -> Probe:
+        """This probe with a URL found on the host (for `discover`); validated like any."""
+        return Probe.model_validate({**self.model_dump(), "url": url})
 
     @model_validator(mode="after")
     def _positive(self) -> Probe:
@@ -244,11 +272,48 @@ class Policy(_Model):
         """The status line interval."""
         if self.status_interval:
             return self.status_interval
-        return min((p.interval for p in self.probes), default=30.0)
+        return min((p.interval for p in self.active_probes), default=30.0)
 
     def probe(self, name: str) -> Probe | None:
         """The probe called `name`."""
         return next((p for p in self.probes if p.name == name), None)
+
+    @property
+    def active_probes(self) -> list[Probe]:
+        """The probes that have a URL: the only ones probed, and acted on."""
+        return [p for p in self.probes if p.configured]
+
+    def rule_is_off(self, rule: Rule) -> bool:
+        """A probe_fails rule whose probe has no URL never fires."""
+        if rule.probe_fails is None:
+            return False
+        probe = self.probe(rule.probe_fails.probe)
+        return probe is None or not probe.configured
+
+    def probe_notes(self) -> list[str]:
+        """What is not probed and what that turns off, one line each (startup, --check)."""
+        off = [p for p in self.probes if not p.configured]
+        if not off:
+            return []
+        rules = [r for r in self.rules if self.rule_is_off(r)]
+        restarts = [r for r in rules if r.action == "restart"]
+        waiting = [p.name for p in off if p.discover]
+        line = f"no probe configured (no URL for {', '.join(p.name for p in off)}): not probed"
+        if restarts:
+            line += "; " + ", ".join(
+                f"{r.target} restarts on probe failure are off" for r in restarts
+            )
+        notifies = [r.name for r in rules if r.action != "restart"]
+        if notifies:
+            line += f"; no notice from {', '.join(notifies)}"
+        notes = [line]
+        if waiting:
+            notes.append(
+                f"probe {', '.join(waiting)}: url is '{DISCOVER}' (watch acts on no URL it"
+                " was not given); give a URL with the environment variable the policy names, or url: in a"
+                " policy file (watch --print-policy)"
+            )
+        return notes
 
 
 def _semantic_errors(file: str, tree: Any, policy: Policy) -> list[LoadError]:

@@ -82,6 +82,8 @@ def memory_evidence(view: ContainerView, now: float) -> dict[str, Any]:
     if forecast is not None:
         evidence.update(
             trend=forecast.describe(),
+            trend_status=forecast.status,
+            trend_reason=forecast.reason,
             slope_bytes_per_min=round(forecast.slope_bytes_per_s * 60),
             seconds_to_limit=forecast.seconds_to_limit,
         )
@@ -293,9 +295,11 @@ class RuleEngine:
             forecast = container_forecast(view, now)
             if forecast is None:
                 continue
+            # At the limit is an observation; anything else needs a significant trend with the
+            # limit in sight: never a page from a step, a wander or 15 s of samples.
             at_limit = forecast.status == "at_limit"
             soon = (
-                forecast.status == "growing"
+                forecast.limit_in_sight
                 and forecast.seconds_to_limit is not None
                 and forecast.seconds_to_limit < rule.time_to_limit.below
             )
@@ -399,7 +403,7 @@ def _last_probes(state: HostState) -> list[dict[str, Any]]:
 def _urls_of(policy: Policy, probes: Iterable[str] | None = None) -> dict[str, list[str]]:
     wanted = None if probes is None else set(probes)
     urls: dict[str, list[str]] = {}
-    for probe in policy.probes:
+    for probe in policy.active_probes:  # a probe without a URL is never probed nor acted on
         if wanted is None or probe.name in wanted:
             urls.setdefault(probe.url, []).append(probe.name)
     return urls

@@ -2,10 +2,11 @@
 
 One HostMonitor and one RuleEngine per host. Events reach the engine as they happen (a probe
 result, an OOM kill: a notification leaves within the second), and a one-second tick covers
-what depends on time (unhealthy for N s, time to the memory limit). Restarts go through
-`HostMonitor.restart_container`, so they are journaled and refused on read-only hosts; in
-dry-run and on read-only hosts the intent is journaled (``acted: false`` and why) and nothing
-changes on the server. Every decision is a journal record of kind ``watch``.
+what depends on time (unhealthy for N s, time to the memory limit). Restarts go through the
+monitor's door (`HostMonitor.change`), so they are journaled and refused on read-only hosts;
+in dry-run the monitors themselves are read-only, and on read-only hosts the intent is
+journaled (``acted: false`` and why) and nothing changes on the server. Every decision is a
+journal record of kind ``watch``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 
 from incident_console.domain.durations import format_bytes
 from incident_console.domain.events import Event
+from incident_console.monitor.changes import Change
 from incident_console.monitor.diagnosis import container_forecast, memory_limit
 from incident_console.monitor.host_monitor import HostMonitor, default_sources
 from incident_console.monitor.journal import Journal
+from incident_console.monitor.state import ContainerView
 from incident_console.sources.base import Source
 from incident_console.sources.probes import ProbeSource
 from incident_console.transport.base import Host
@@ -35,8 +38,8 @@ TICK_S = 1.0
 STOP_GRACE_S = 15.0
 #: How long a restart waits for the container inventory at start.
 INVENTORY_WAIT_S = 15.0
-#: How long the sources get to end before the host is closed under them.
-STOP_SOURCES_S = 5.0
+#: How long a monitor gets to stop (its sources, then the host closed under them).
+STOP_MONITOR_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class WatchedHost:
     escalations: int = 0
     intents: int = 0
     in_flight: set[str] = field(default_factory=set)
+    #: The policy's probes for this host that have no URL (not probed, their rules off).
+    unprobed: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -85,6 +90,8 @@ def status_line(watched: WatchedHost, now: float | None = None) -> str:
         # What follows was true when the link was last up: never let it read as now.
         since = time.strftime("%H:%M:%SZ", time.gmtime(state.link_since))
         parts.append(f"LINK {state.link.upper()} since {since}, last known")
+    if watched.unprobed:
+        parts.append(f"not probed (no URL): {','.join(watched.unprobed)}")
     for probe in watched.probes:
         history = state.probes.get(probe.url)
         if not history:
@@ -137,6 +144,20 @@ def status_line(watched: WatchedHost, now: float | None = None) -> str:
     return f"{stamp} {watched.name}{link}: " + " | ".join(parts)
 
 
+def _projects_to_choose(views: Sequence[ContainerView], target: str, project: str | None) -> str:
+    """'' when `views` are in one compose project (or one was named), else one line naming
+    every project and how to choose."""
+    if project or "/" in target:
+        return ""
+    projects = sorted({v.info.project for v in views if v.info.project})
+    if len(projects) < 2:
+        return ""
+    return (
+        f"{target} runs in {len(projects)} compose projects ({', '.join(projects)}): nothing "
+        f"restarted; choose one with `project: NAME` in the policy or target PROJECT/{target}"
+    )
+
+
 class Watch:
     """Watches hosts under a policy until asked to stop.
 
@@ -172,7 +193,8 @@ class Watch:
         first = targets[0].name
         started = time.time()
         for target in targets:
-            probes = [p for p in policy.probes if (p.host or first) == target.name]
+            # Only probes with a URL: a default never probes one nobody configured.
+            probes = [p for p in policy.active_probes if (p.host or first) == target.name]
             sources = [*default_sources((), since=started), *probe_sources(probes)]
             monitor = HostMonitor(
                 target.host,
@@ -184,7 +206,12 @@ class Watch:
                 sources=sources,
             )
             engine = RuleEngine(policy, probe_urls(policy, [p.name for p in probes]))
-            self.hosts.append(WatchedHost(target, monitor, engine, probes))
+            unprobed = [
+                p.name
+                for p in policy.probes
+                if not p.configured and (p.host or first) == target.name
+            ]
+            self.hosts.append(WatchedHost(target, monitor, engine, probes, unprobed=unprobed))
 
     # -- life -----------------------------------------------------------------------------
 
@@ -198,6 +225,7 @@ class Watch:
             {"kind": "watch_start", "hosts": [h.name for h in self.hosts], "dry_run": self.dry_run,
              "read_only": [h.name for h in self.hosts if h.target.read_only],
              "probes": [p.model_dump() for p in self.policy.probes],
+             "notes": self.policy.probe_notes(),
              "rules": [r.name for r in self.policy.rules]}
         )  # fmt: skip
         unsubscribe: list[Callable[[], None]] = []
@@ -218,22 +246,15 @@ class Watch:
                            "escalations": sum(h.escalations for h in self.hosts)})  # fmt: skip
 
     async def _stop_monitor(self, watched: WatchedHost) -> None:
-        """Stop a monitor; if a source will not end, close the host under it, then move on.
+        """Stop a monitor within STOP_MONITOR_S, whatever its sources do, then move on.
 
         A watch must stop on SIGTERM whatever a source does: systemd would otherwise kill it
-        after its own timeout, leaving the processes it started on the server.
+        after its own timeout, leaving the processes it started on the server. The monitor
+        closes the host under a source that will not end (and journals a note saying so).
         """
-        stopping = asyncio.create_task(watched.monitor.stop())
-        done, _ = await asyncio.wait({stopping}, timeout=STOP_SOURCES_S)
-        if not done:
+        if not await watched.monitor.stop(deadline_s=STOP_MONITOR_S):
             self._journal({"kind": "watch_note", "host": watched.name,
-                           "what": "sources did not stop in time; closing the host under them"})  # fmt: skip
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(watched.target.host.close(), STOP_SOURCES_S)
-            done, _ = await asyncio.wait({stopping}, timeout=STOP_SOURCES_S)
-        if done:
-            with contextlib.suppress(Exception):
-                stopping.result()
+                           "what": f"the monitor did not stop in {STOP_MONITOR_S:g} s"})  # fmt: skip
 
     async def _loop(self, stop: asyncio.Event) -> None:
         next_status = time.monotonic() + min(self.policy.tick_s, 5.0)
@@ -312,6 +333,16 @@ class Watch:
                 ids = [decision.container_id]
             else:
                 views = target_containers(state, decision.target, self.policy.project)
+                ambiguous = _projects_to_choose(views, decision.target, self.policy.project)
+                if ambiguous:
+                    # Two stacks with the same service: restarting both, or one at random, is
+                    # not what anyone asked for.
+                    self._record(watched, decision, acted=False, why_not=ambiguous)
+                    self._say(f"refused {decision.summary}: {ambiguous}")
+                    self.notifier.send(
+                        self._event(watched, decision, acted=False, why_not=ambiguous)
+                    )
+                    return
                 ids = [v.info.id for v in views]
             if not ids:
                 error = f"no container of service or name {decision.target!r} on {watched.name}"
@@ -323,8 +354,12 @@ class Watch:
             errors: list[str] = []
             for cid in ids:
                 try:
-                    await watched.monitor.restart_container(
-                        cid, grace_s=max(0, round(self.policy.stop_timeout))
+                    await watched.monitor.change(
+                        Change.restart(
+                            cid,
+                            grace_s=max(0, round(self.policy.stop_timeout)),
+                            why=f"watch rule {decision.rule}: {decision.summary}",
+                        )
                     )
                 except Exception as exc:  # journaled by the monitor; reported here
                     errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

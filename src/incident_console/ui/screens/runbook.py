@@ -1,6 +1,13 @@
 """The runbook walkthrough: steps with their states; the current step's why, command or diff,
 checks and live output. enter runs (steps that change the server confirm first), s skips, u
-undoes the step's file change, n/p move. Read-only mode runs diagnose and verify steps only.
+undoes the step's file change, n/p move, v sets variables (the step's missing ones first,
+pre-filled with what the host shows). Read-only mode runs diagnose and verify steps only.
+
+Variables are discovered from the monitor's state when the screen opens, and what is still
+unknown is looked for again every few seconds (the inventory or the traffic may come later)
+until a step that changes the server has run. When the service runs in several compose
+projects the screen asks which one (the selected container's first); nothing is picked for the
+operator, and every remediate step's header names the project it changes.
 """
 
 from __future__ import annotations
@@ -15,47 +22,22 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, ListItem, ListView, Static
+from textual.widgets import Footer, ListView, Static
 
 from incident_console.runbook.engine import Engine, StepRecord, StepRefused, StepState
 from incident_console.runbook.loader import RunbookError, load_runbook
 from incident_console.runbook.runner import Executor, Runner
-from incident_console.runbook.schema import Runbook, render
-from incident_console.runbook.variables import discover
+from incident_console.runbook.schema import Runbook, Step, render
+from incident_console.runbook.variables import UNKNOWN, VariableError, check_value, shown
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.screens.confirm import ConfirmScreen
+from incident_console.ui.screens.runbook_steps import STATE_MARK, StepItem
+from incident_console.ui.screens.variables_form import ProjectChoice, VariablesForm
+from incident_console.ui.screens.walk_variables import WalkVariables
 
-STATE_MARK = {
-    StepState.PENDING: ("·", "$text-muted"),
-    StepState.RUNNING: ("▶", "$accent"),
-    StepState.PASSED: ("✔", "$success"),
-    StepState.FAILED: ("✘", "$error"),
-    StepState.SKIPPED: ("↷", "$text-muted"),
-    StepState.ROLLED_BACK: ("↶", "$warning"),
-}
 OUTPUT_LINES = 60
-
-
-class StepItem(ListItem):
-    """One step in the list: its state mark, kind and title."""
-
-    def __init__(self, record: StepRecord, title: str, disabled_reason: str) -> None:
-        super().__init__(classes="-disabled" if disabled_reason else "")
-        self.record = record
-        self.title_text = title
-        self.label = Static(self._content())
-
-    def _content(self) -> Content:
-        mark, style = STATE_MARK[self.record.state]
-        return Content.assemble(
-            (mark, style), " ", (f"{self.record.step.kind:<10}", "$text-muted"), self.title_text
-        )
-
-    def compose(self) -> ComposeResult:
-        yield self.label
-
-    def refresh_state(self) -> None:
-        self.label.update(self._content())
+#: Seconds between looks for what is still unknown.
+REDISCOVER_S = 2.0
 
 
 class RunbookScreen(Screen[None]):
@@ -76,6 +58,13 @@ class RunbookScreen(Screen[None]):
         ),
         Binding("s", "skip_step", "Skip", id="rb_skip", tooltip="Mark the step skipped"),
         Binding("u", "undo_step", "Undo", id="rb_undo", tooltip="Restore the file it changed"),
+        Binding(
+            "v",
+            "set_variables",
+            "Variables",
+            id="rb_variables",
+            tooltip="Set the step's missing variables (or any other)",
+        ),
         Binding("n", "move(1)", "Next", id="rb_next", tooltip="Next step"),
         Binding("p", "move(-1)", "Prev", id="rb_prev", tooltip="Previous step"),
         Binding("escape", "close", "Back", id="rb_back", tooltip="Back to the dashboard"),
@@ -88,9 +77,12 @@ class RunbookScreen(Screen[None]):
         *,
         executor: Executor | None = None,
         variables: dict[str, str] | None = None,
+        selected: str | None = None,
     ) -> None:
         super().__init__()
         self.monitor = monitor
+        #: The container selected on the dashboard: its project is offered first.
+        self.selected = selected
         self.load_error = ""
         if isinstance(runbook, str):
             try:
@@ -112,15 +104,10 @@ class RunbookScreen(Screen[None]):
                     }
                 )
         self.runbook = runbook
-        self.why: dict[str, str] = {}
+        self.vars = WalkVariables(monitor, runbook, selected, discovering=variables is None)
+        self._asked_project = False
         if variables is None:
-            found = discover(
-                monitor.state,
-                runbook,
-                host_name=monitor.host.name,
-                probes=list(getattr(monitor, "probes", []) or []),
-            )
-            variables, self.why = found.values, found.why
+            variables = self.vars.discover().values
         self.engine = Engine(runbook, variables, read_only=monitor.read_only)
         if executor is None:
             from incident_console.runbook.actions import HostExecutor
@@ -131,6 +118,96 @@ class RunbookScreen(Screen[None]):
         self._preview: dict[int, str] = {}
         self._items: list[StepItem] = []
 
+    # Variables ---------------------------------------------------------------------------
+
+    def _changed_server(self) -> bool:
+        return any(r.step.mutates and r.state is not StepState.PENDING for r in self.engine.records)
+
+    def _rediscover(self) -> None:
+        """Fill in what is still unknown from the monitor's state (never change a known value
+        after a change was made: the steps that follow must see what the change used)."""
+        if not self.vars.discovering or self._changed_server():
+            return
+        self._follow_service()
+        fresh = self.vars.fill_unknown(self.engine.variables)
+        if fresh:
+            self.engine.variables.update(fresh)
+            self._preview.clear()
+            self._retitle()
+        asked = self._asked_project
+        if self.vars.ambiguous and not self.engine.variables.get("project") and not asked:
+            self._ask_project()
+        if self.is_mounted:
+            self._show()
+
+    def _follow_service(self) -> None:
+        """Ask the monitor to follow the service's logs (its access lines are the requests the
+        growth per request is measured over), keeping what it follows already."""
+        ids = self.vars.service_ids(self.engine.variables)
+        follower = getattr(self.monitor, "log_follower", None)
+        following = set(getattr(follower, "following", frozenset()))
+        if ids and not ids <= following:
+            self.monitor.follow_logs(following | ids)
+
+    def _apply(self, changes: dict[str, str], how: str) -> None:
+        """The operator's values: into the engine, journaled, and shown."""
+        if not changes:
+            return
+        self.vars.apply(self.engine.variables, changes, how, frozen=self._changed_server())
+        self.executor.journal(
+            {"kind": "runbook_variables", "runbook": self.runbook.name, "set": dict(changes),
+             "how": how}
+        )  # fmt: skip
+        self._preview.clear()
+        self._retitle()
+        self._show()
+        self.notify(", ".join(f"{k} = {v or UNKNOWN}" for k, v in changes.items()))
+
+    def _retitle(self) -> None:
+        for i, item in enumerate(self._items):
+            item.set_title(self._title(item.record.step), self.engine.refusal(i))
+
+    def _title(self, step: Step) -> str:
+        return self.vars.title(step, self.engine.variables)
+
+    def _missing(self, i: int) -> list[str]:
+        return self.vars.missing(self.engine.records[i].step, self.engine.variables)
+
+    def _ask_project(self) -> None:
+        self._asked_project = True
+        service = self.engine.variables.get("service") or "the service"
+        options = self.vars.project_options(service)
+        question = f"{service} runs in {len(options)} compose projects: which one is this about?"
+
+        def chosen(project: str | None) -> None:
+            if project:
+                self._apply({"project": project}, "chosen in the walkthrough")
+
+        self.app.push_screen(ProjectChoice(question, options), chosen)
+
+    def action_set_variables(self) -> None:
+        step = self.engine.current.step
+        fields = self.vars.form_fields(step, self.engine.variables)
+        missing = [f.name for f in fields if f.missing]
+
+        def check(name: str, value: str) -> None:
+            try:
+                check_value(name, value)
+            except VariableError as exc:
+                raise ValueError(str(exc)) from None
+
+        title = f"variables of {step.id}"
+        if missing:
+            title += f": {', '.join(missing)} needed"
+
+        def done(changes: dict[str, str] | None) -> None:
+            if changes:
+                self._apply(changes, "set in the walkthrough")
+
+        self.app.push_screen(
+            VariablesForm(title, fields, set(self.runbook.known_variables), check), done
+        )
+
     # Layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -140,7 +217,7 @@ class RunbookScreen(Screen[None]):
             yield Static("read-only: only diagnose and verify steps run", id="rb-banner")
         with Horizontal(id="rb-body"):
             self._items = [
-                StepItem(r, render(r.step.title, self.engine.variables), self.engine.refusal(i))
+                StepItem(r, self._title(r.step), self.engine.refusal(i))
                 for i, r in enumerate(self.engine.records)
             ]
             yield ListView(*self._items, id="rb-steps")
@@ -160,6 +237,11 @@ class RunbookScreen(Screen[None]):
             self.notify(self.load_error, severity="error")
         self.query_one("#rb-steps", ListView).index = 0
         self._show()
+        if self.vars.discovering:
+            self._follow_service()
+            self.set_interval(REDISCOVER_S, self._rediscover)
+        if self.vars.ambiguous and not self.engine.variables.get("project"):
+            self._ask_project()
 
     # Display -----------------------------------------------------------------------------
 
@@ -178,17 +260,40 @@ class RunbookScreen(Screen[None]):
         record = self.engine.current
         step, v = record.step, self.engine.variables
         refusal = self.engine.refusal(self.cursor)
+        missing = self._missing(self.cursor)
         head = Content.assemble(
             (f"{step.kind} · {step.action} · ", "$text-muted"),
-            (render(step.title, v), "bold"),
+            (self._title(step), "bold"),
             (f"  [{record.state.value}]", STATE_MARK[record.state][1]),
         )
-        if refusal and not record.done:
+        if step.mutates:
+            # The stack a change lands in, on every step that changes one.
+            project = v.get("project") or UNKNOWN
+            head = Content.assemble(
+                head, (f"\nproject {project} on {v.get('host') or self.monitor.host.name}",
+                       "$accent" if v.get("project") else "$warning")
+            )  # fmt: skip
+        if missing and not record.done:
+            why = self.vars.why
+            reasons = "".join(f"\n  {n}: {why.get(n) or 'not discovered'}" for n in missing)
+            head = Content.assemble(
+                head, (f"\nneeds {', '.join(missing)}: press v to set{reasons}", "$warning")
+            )
+        elif refusal and not record.done:
             head = Content.assemble(head, ("\n" + refusal, "$warning"))
         self.query_one("#rb-step-title", Static).update(head)
-        self.query_one("#rb-why", Static).update(Content(" ".join(render(step.why, v).split())))
+        self.query_one("#rb-why", Static).update(
+            Content(" ".join(render(step.why, shown(v)).split()))
+        )
         preview = self._preview.get(self.cursor)
-        if preview is None:
+        if missing and preview is None:
+            # A preview without them would only say what is missing, in the actions' words.
+            self.query_one("#rb-action", Static).update(
+                Content(
+                    f"(shown once {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} set)"
+                )
+            )
+        elif preview is None:
             self.query_one("#rb-action", Static).update(Content("…"))
             self._load_preview(self.cursor)
         else:
@@ -244,7 +349,11 @@ class RunbookScreen(Screen[None]):
 
     def action_run_step(self) -> None:
         i = self.cursor
+        missing = self._missing(i)
         reason = self.engine.refusal(i)
+        if missing and not (self.monitor.read_only and self.engine.records[i].step.mutates):
+            self.notify(f"needs {', '.join(missing)}: press v to set", severity="warning")
+            return
         if reason:
             self.notify(reason, severity="warning")
             return
@@ -257,7 +366,10 @@ class RunbookScreen(Screen[None]):
             if not answer.done():
                 answer.set_result(bool(yes))
 
-        title = f"{record.step.kind}: {render(record.step.title, self.engine.variables)}?"
+        title = f"{record.step.kind}: {self._title(record.step)}?"
+        if record.step.mutates:
+            v = self.engine.variables
+            title += f" (project {v.get('project') or UNKNOWN} on {v.get('host') or ''})"
         self.app.push_screen(ConfirmScreen(title, Content(preview)), done)
         return await answer
 

@@ -21,9 +21,14 @@ from incident_console.domain.events import ContainerInfo
 from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
+from incident_console.ui.widgets.container_rows import (
+    OOM_MARK_S,
+    forecast_cell,
+    memory_band,
+    memory_share,
+    severity,
+)
 
-#: A kill this recent marks its row.
-OOM_MARK_S = 600
 SPARK_WIDTH = 10
 #: A running container's newest sample older than this is not shown as its memory now.
 SAMPLE_STALE_S = 10.0
@@ -47,22 +52,6 @@ COLUMNS = (
 COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
 #: A cell is its width plus one space each side.
 ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)
-
-
-def severity(view: ContainerView, now: float) -> tuple[int, float]:
-    """Sort key, worst first: recent OOM, unhealthy, not running, then % of limit."""
-    latest = view.latest
-    pct = 0.0
-    if latest and fmt.has_limit(latest.memory_limit_bytes):
-        pct = latest.memory_used_bytes / latest.memory_limit_bytes
-    rank = 0
-    if view.last_oom is not None and now - view.last_oom < OOM_MARK_S:
-        rank += 4
-    if view.info.health == "unhealthy":
-        rank += 2
-    if view.info.state not in ("running", ""):
-        rank += 1
-    return (-rank, -pct)
 
 
 class ContainersTable(ScrollView, can_focus=True):
@@ -148,6 +137,8 @@ class ContainersTable(ScrollView, can_focus=True):
         self._forecasts: dict[str, tuple[float, str]] = {}
         #: container id -> (its info, what its cells depend on, the cells).
         self._rows: dict[str, tuple[ContainerInfo, tuple[object, ...], tuple[Content, ...]]] = {}
+        #: container id -> its memory band in the order (sticky, see `memory_band`).
+        self._bands: dict[str, int] = {}
         self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(256)
         self._header = tuple(Content(label) for _, label, _ in COLUMNS)
         self.state: HostState | None = None
@@ -243,13 +234,15 @@ class ContainersTable(ScrollView, can_focus=True):
             if not v.gone
             and (not needle or needle in v.info.name.lower() or needle in v.info.service.lower())
         ]
-        views.sort(key=lambda v: (severity(v, now), v.info.name))
+        views.sort(key=lambda v: self._order_key(v, now))
         live = state.is_live
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
         for gone in set(self._forecasts) - set(rows):
             del self._forecasts[gone]
         for gone in set(self._rows) - set(rows):
             del self._rows[gone]
+        for gone in set(self._bands) - set(rows):
+            del self._bands[gone]
         keys = list(rows)
         selected = self.selected_id
         if keys != self._keys or force:
@@ -273,6 +266,14 @@ class ContainersTable(ScrollView, can_focus=True):
         if subtitle != (self.border_subtitle or ""):
             self.border_subtitle = subtitle  # a set repaints the whole table
         self.set_class(not live, "stale")
+
+    def _order_key(self, view: ContainerView, now: float) -> tuple[int, int, str, str]:
+        """Worst first, a total order: severity, then the memory band (sticky), then the name
+        and the id, so equal rows never trade places and a row moves only when its rank
+        really changed."""
+        band = memory_band(memory_share(view), self._bands.get(view.info.id))
+        self._bands[view.info.id] = band
+        return (-severity(view, now), -band, view.info.name, view.info.id)
 
     def _refresh_row(self, row: int) -> None:
         """Repaint the line of `row` if it is on screen (line 0 is the header)."""
@@ -316,17 +317,12 @@ class ContainersTable(ScrollView, can_focus=True):
         return strip
 
     def _to_limit(self, view: ContainerView, newest: float) -> str:
-        """The same forecast diagnose and watch use (robust, 'stable' when flat), cached."""
+        """The same forecast diagnose and watch use, cached: a time only for a significant
+        trend with the limit in sight; otherwise what there is ("stable", "<2m data")."""
         cached = self._forecasts.get(view.info.id)
         if cached is not None and 0 <= newest - cached[0] < FORECAST_EVERY_S:
             return cached[1]
-        forecast = container_forecast(view)
-        text = "-"
-        if forecast is not None:
-            if forecast.status == "growing" and forecast.seconds_to_limit is not None:
-                text = fmt.duration(forecast.seconds_to_limit)
-            elif forecast.status in ("stable", "at_limit"):
-                text = "at limit" if forecast.status == "at_limit" else "stable"
+        text = forecast_cell(container_forecast(view))
         self._forecasts[view.info.id] = (newest, text)
         return text
 

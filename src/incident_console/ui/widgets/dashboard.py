@@ -35,6 +35,8 @@ class HostDashboard(Vertical):
         self._prompt_mode = "filter"
         self._prompt_target: str = "containers"
         self._ready = False
+        #: The container whose log alone the monitor follows (None: every container's).
+        self._followed_alone: str | None = None
 
     def on_mount(self) -> None:
         # The app's refresh timer can fire before the panes exist; draw only from here on.
@@ -96,6 +98,7 @@ class HostDashboard(Vertical):
         changed = state.version - self._version
         self._version = state.version
         self.logs.follow(self.selected_id)
+        self._tell_monitor_what_to_follow()
         if self.logs.show(state, now) == changed and not force:
             return
         self.table.show(state, now)
@@ -110,10 +113,16 @@ class HostDashboard(Vertical):
 
     @on(ContainersTable.Highlighted, "#containers")
     def _selection_moved(self) -> None:
-        selected = self.selected_id
-        self.logs.follow(selected)
-        if not self.logs.follow_all and selected is not None:
-            self.monitor.follow_logs([selected])
+        self.logs.follow(self.selected_id)
+        self._tell_monitor_what_to_follow()
+
+    def _tell_monitor_what_to_follow(self) -> None:
+        # The monitor follows every container's log (from its tail) unless the pane follows
+        # the selection: then one stream is enough, and back in "all" every one resumes.
+        alone = None if self.logs.follow_all else self.selected_id
+        if alone != self._followed_alone:
+            self._followed_alone = alone
+            self.monitor.follow_logs(None if alone is None else [alone])
 
     # The prompt: one Input for the filter (containers or logs) and the log search. -----------
 

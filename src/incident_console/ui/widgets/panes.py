@@ -11,7 +11,10 @@ from textual.content import Content, Span
 from textual.geometry import Region
 from textual.widgets import Static
 
-from incident_console.domain.events import OomConstraint
+from incident_console.domain.durations import format_duration
+from incident_console.domain.events import OomConstraint, OomKill
+from incident_console.domain.forecast import MIN_SPAN_S
+from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
 
@@ -98,6 +101,11 @@ class StatePane(Static, can_focus=True):
 class HostMemoryPane(StatePane):
     """The host: memory, swap, pressure, and how fast available memory is shrinking."""
 
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        #: (time of the host reading it is based on, the forecast's words).
+        self._forecast_cache: tuple[float | None, str] | None = None
+
     def on_mount(self) -> None:
         self.border_title = "Host"
 
@@ -130,17 +138,25 @@ class HostMemoryPane(StatePane):
         out.append(Content(f"forecast {self._forecast(state)}"))
         return out
 
-    @staticmethod
-    def _forecast(state: HostState) -> str:
-        history = [m for m in state.memory if m.time >= state.memory[-1].time - 300]
-        if len(history) < 5:
-            return "-"
-        first, last = history[0], history[-1]
-        dt = last.time - first.time
-        drop = first.available_bytes - last.available_bytes
-        if dt <= 0 or drop <= 0:
-            return "available memory steady"
-        return f"out of memory in ~{fmt.duration(last.available_bytes / (drop / dt))}"
+    def _forecast(self, state: HostState) -> str:
+        # The same significant-trend forecast as diagnose's: no time from a wander or a step.
+        # Worked out once per host reading (the pane is drawn up to 10 times a second).
+        newest = state.memory[-1].time if state.memory else None
+        cached = self._forecast_cache
+        if cached is None or cached[0] != newest:
+            forecast = host_forecast(state)
+            if forecast is not None and forecast.status == "too_little_data":
+                # The pane is narrow: "(45 s/2 m)" of the data a trend needs; diagnose says
+                # it in full.
+                text = (
+                    f"too little data ({format_duration(forecast.span_s)}/"
+                    f"{format_duration(MIN_SPAN_S)})"
+                )
+            else:
+                text = host_forecast_text(forecast)
+            cached = (newest, text)
+            self._forecast_cache = cached
+        return cached[1]
 
 
 class OomFeed(StatePane):
@@ -165,7 +181,7 @@ class OomFeed(StatePane):
                 if kill.constraint is OomConstraint.LIMIT
                 else "?"
             )
-            who = kill.container or (kill.container_id[:12] if kill.container_id else "host")
+            who, about = self._whose(state, kill)
             out.append(
                 Content.assemble(
                     (fmt.clock(kill.time), "$text-muted"),
@@ -173,13 +189,28 @@ class OomFeed(StatePane):
                     ("OOM", "bold $oom"),
                     " ",
                     (fmt.clean(who), "bold"),
-                    f" ({fmt.clean(kill.service) or '-'}) ",
+                    f" ({fmt.clean(about)}) ",
                     fmt.clean(kill.process),
                     f" pid {kill.pid}",
                     f" rss {fmt.size(kill.anon_rss_bytes)} ({where})",
                 )
             )
         return out
+
+    @staticmethod
+    def _whose(state: HostState, kill: OomKill) -> tuple[str, str]:
+        """The container a kill hit and what is known of it: "(backend)", "(backend,
+        removed)", "(removed)" for a container gone before anyone saw its name."""
+        if not kill.container_id:
+            return (kill.container or "host", kill.service or "-")
+        known = state.container_name(kill.container_id)
+        name = kill.container or (known.name if known else "") or kill.container_id[:12]
+        service = kill.service or (known.service if known else "")
+        # Gone: docker said so, or the inventory is in and has no such container.
+        inventory = state.sources.get("docker_events")
+        removed = known.removed if known else inventory is not None and inventory.ok
+        parts = [p for p in (service, "removed" if removed else "") if p]
+        return (name, ", ".join(parts) or "-")
 
 
 class HealthPane(StatePane):
