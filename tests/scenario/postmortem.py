@@ -12,6 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+#: The summary's lines about this incident (others may list the other projects hit).
+_INCIDENT_LINES = {
+    "what happened",
+    "affected project",
+    "impact window",
+    "likely cause",
+    "remediation",
+    "outcome",
+}
 _CLOCK = re.compile(r"(\d{4}-\d{2}-\d{2}[ T])?(\d{2}:\d{2}:\d{2})")
 
 
@@ -164,11 +173,11 @@ def contradictions(markdown: str, expected: Expected) -> list[str]:
                 f"{len(rows_after)}"
             )
 
-    # Only the affected project in the summary's account (the impact window named a
-    # neighbour's container); a line that sets another project apart as "not this incident"
-    # may name it.
+    # Only the affected project in the summary's account of this incident (the impact window
+    # named a neighbour's container). Lines that set other projects apart may name them.
     for line in summary.splitlines():
-        if "not this incident" in line.lower():
+        label = re.match(r"^- \*\*([^*:]+):?\*\*", line.strip())
+        if not label or label[1].strip().lower() not in _INCIDENT_LINES:
             continue
         for other in expected.other_projects:
             if other in line:
