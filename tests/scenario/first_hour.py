@@ -35,6 +35,8 @@ class FirstHour(Walkthrough):
         self.home = home
         self.neighbour_backend = f"{engine.neighbour.project}_backend_1"
         self.kill_pid = 0
+        #: Processes under the sshd before the console (other tests' sessions).
+        self.before_console: set[int] = set()
         self.report_path: Path | None = None
 
     # 1 ------------------------------------------------------------------------------------------
@@ -49,6 +51,8 @@ class FirstHour(Walkthrough):
             "--known-hosts",
             str(self.sshd.known_hosts),
         ]
+        assert self.sshd.proc is not None
+        self.before_console = set(descendants(self.sshd.proc.pid))
         self.sc.note("typed: " + shlex.join(command))
         self.tmux.type(CONSOLE, shlex.join(command) + '; echo "console exit status $?"')
         self.keys("Enter")
@@ -283,16 +287,22 @@ class FirstHour(Walkthrough):
         status = re.search(r"console exit status (\d+)", screen)
         assert status is not None
         assert self.sshd.proc is not None
+        # The sshd is the test session's: count only what came since the console started.
         deadline = time.monotonic() + 10
-        left = descendants(self.sshd.proc.pid)
+        left = self.server_processes()
         while left and time.monotonic() < deadline:
             time.sleep(0.2)
-            left = descendants(self.sshd.proc.pid)
+            left = self.server_processes()
         if left:
             names = [_cmdline(pid) for pid in left]
             raise StepFailed(f"processes left on the server under sshd: {names}", screen)
         if status[1] != "0":
             raise StepFailed(f"the console exited {status[1]}", screen)
+
+    def server_processes(self) -> list[int]:
+        """Processes under the sshd that were not there before the console started."""
+        assert self.sshd.proc is not None
+        return [p for p in descendants(self.sshd.proc.pid) if p not in self.before_console]
 
 
 def _cmdline(pid: int) -> str:
