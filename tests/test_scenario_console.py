@@ -32,14 +32,6 @@ from scenario.postmortem import Expected, contradictions
 from scenario.runner import Scenario, Tmux, artifacts_dir, fresh_folder
 from scenario.walkthrough import CONSOLE, LOAD
 
-pytestmark = [
-    pytest.mark.sshd,
-    pytest.mark.docker,
-    pytest.mark.lab,
-    pytest.mark.slow,
-    pytest.mark.timeout(1200),
-]
-
 
 def require_tmux() -> None:
     if shutil.which("tmux") is None:
@@ -63,6 +55,12 @@ def busy_engine(tmp_path: Path) -> Iterator[world.BusyEngine]:
 ARTIFACTS = artifacts_dir("scenario")
 
 
+# The session needs the real world and takes minutes (the reading tests below need neither).
+@pytest.mark.sshd
+@pytest.mark.docker
+@pytest.mark.lab
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_a_new_users_first_hour(
     sshd: SshdServer, busy_engine: world.BusyEngine, tmp_path: Path
 ) -> None:
