@@ -42,6 +42,7 @@ def require_tmux() -> None:
 
 @pytest.fixture
 def busy_engine(tmp_path: Path) -> Iterator[world.BusyEngine]:
+    require_tmux()
     require_docker()
     require_kernel_log()
     fresh_folder(ARTIFACTS)
@@ -64,7 +65,6 @@ ARTIFACTS = artifacts_dir("scenario")
 def test_a_new_users_first_hour(
     sshd: SshdServer, busy_engine: world.BusyEngine, tmp_path: Path
 ) -> None:
-    require_tmux()
     home = tmp_path / "home"
     home.mkdir()
     bin_dir = str(Path(world.CONSOLE).parent)
