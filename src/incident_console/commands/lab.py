@@ -163,7 +163,9 @@ def lab_load(
     stop = threading.Event()
     t0 = time.monotonic()
 
-    def progress(stats: LoadStats) -> None:
+    checking = threading.Lock()
+
+    def check(stats: LoadStats) -> None:
         used = lab.backend_memory_bytes()
         mem = f" backend {_mib(used)}" if used is not None else ""
         click.echo(stats.describe() + mem)
@@ -182,12 +184,26 @@ def lab_load(
                 if until_oom:
                     stop.set()
 
+    def check_then_release(stats: LoadStats) -> None:
+        try:
+            check(stats)
+        finally:
+            checking.release()
+
+    def progress(stats: LoadStats) -> None:
+        # The load paces its requests from this thread: the checks (several docker commands,
+        # seconds each on a lab server's emulated CPU) run beside it, one at a time.
+        if checking.acquire(blocking=False):
+            threading.Thread(target=check_then_release, args=(stats,), daemon=True).start()
+
     click.echo(f"loading {lab.leak_url} at {rate:g}/s for {duration:g} s")
     try:
         final = lab.load(duration_s=duration, rate=rate, progress=progress, stop=stop)
     except (LabError, ValueError) as exc:
         fail(str(exc))
         return
+    with checking:  # the last check's lines come before the summary
+        pass
     click.echo(f"done: {final.describe()}")
 
 
