@@ -99,7 +99,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServerRu
     server = LabServer(tmp_path_factory.mktemp("labserver"))
     t0 = time.monotonic()
     try:
-        report = server.up()
+        # Shown with the failure when `up` fails: how far it got, and when.
+        report = server.up(progress=lambda msg: print(f"{time.monotonic() - t0:6.1f}s {msg}"))
         seconds = time.monotonic() - t0
         state = server.state()
         assert state is not None

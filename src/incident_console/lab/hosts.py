@@ -36,6 +36,8 @@ class LabHost(Protocol):
     where: str
     #: The address the stack's ports are published on, on the host.
     publish_address: str
+    #: Healthcheck interval, timeout and start period (s): each check starts a python3.
+    healthcheck_s: tuple[int, int, int]
 
     def run(
         self,
@@ -75,6 +77,7 @@ class LocalLabHost:
 
     where = "this machine"
     publish_address = "127.0.0.1"
+    healthcheck_s = (5, 4, 5)
 
     def run(
         self,

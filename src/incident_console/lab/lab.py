@@ -87,6 +87,9 @@ class Lab:
             leak_kib=leak_kib,
             limits=limits,
             publish_address=self.host.publish_address,
+            health_interval_s=self.host.healthcheck_s[0],
+            health_timeout_s=self.host.healthcheck_s[1],
+            health_start_s=self.host.healthcheck_s[2],
         )
         self._compose: list[str] | None = None
         #: What the last successful `up` did (None before).

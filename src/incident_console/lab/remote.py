@@ -57,6 +57,9 @@ class ServerLabHost:
         #: The VM's network is reached only through qemu's forwards on this machine's
         #: loopback, so the stack publishes on every address of the VM.
         self.publish_address = "0.0.0.0"
+        #: python3's start takes ~15x longer on the emulated CPU, and 4 containers checking
+        #: every 5 s kept the VM's CPUs busy: the backend went 'unhealthy' while idle.
+        self.healthcheck_s = (15, 12, 60)
 
     def as_user(self, user: str) -> ServerLabHost:
         """The same server, logged in as `user`."""

@@ -250,8 +250,10 @@ class LabServer:
         except LabError:
             self._stop_qemu(state)
             raise
+        say(f"sshd answered after {time.monotonic() - t0:.0f} s; waiting for dockerd ...")
+        self._wait_for_docker(state, host)
         boot_s = time.monotonic() - t0
-        say(f"sshd answered after {boot_s:.0f} s; starting the stack as {DEPLOY_USER} ...")
+        say(f"dockerd answered after {boot_s:.0f} s; starting the stack as {DEPLOY_USER} ...")
         t1 = time.monotonic()
         lab = Lab(
             DEFAULT_PROJECT,
@@ -379,6 +381,23 @@ class LabServer:
             f"the VM's sshd did not answer within {_BOOT_TIMEOUT_S:.0f} s; "
             f"last console line: {self._last_console_line()}"
         )
+
+    def _wait_for_docker(self, state: ServerState, host: ServerLabHost) -> None:
+        # sshd comes up before dockerd on a fresh boot, and an emulated CPU makes the gap long.
+        deadline = time.monotonic() + _BOOT_TIMEOUT_S
+        last = ""
+        while time.monotonic() < deadline and self.running(state):
+            try:
+                done = host.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=60)
+            except subprocess.TimeoutExpired:
+                last = "docker info timed out"
+                continue
+            if done.returncode == 0:
+                return
+            lines = done.stderr.strip().splitlines()
+            last = lines[-1] if lines else f"exit status {done.returncode}"
+            time.sleep(2)
+        raise LabError(f"dockerd in the VM did not answer within {_BOOT_TIMEOUT_S:.0f} s: {last}")
 
     def _last_console_line(self) -> str:
         with contextlib.suppress(OSError):

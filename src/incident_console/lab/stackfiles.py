@@ -39,6 +39,9 @@ class LabSettings:
         leak_kib: KiB each /api/v1/items request keeps in its worker.
         limits: False for no container memory limit at all (the seed's server before the fix).
         publish_address: where the ports are published on the host (a lab server's VM: all).
+        health_interval_s: seconds between healthchecks (each starts a python3).
+        health_timeout_s: seconds a healthcheck may take.
+        health_start_s: the healthchecks' start period.
     """
 
     project: str
@@ -50,6 +53,9 @@ class LabSettings:
     leak_kib: int = 1024
     limits: bool = True
     publish_address: str = "127.0.0.1"
+    health_interval_s: int = 5
+    health_timeout_s: int = 4
+    health_start_s: int = 5
 
     def save(self, directory: Path) -> None:
         """Write the settings to `directory`/lab.json."""
@@ -65,14 +71,14 @@ class LabSettings:
             return None
 
 
-def _healthcheck(test: str) -> str:
+def _healthcheck(test: str, s: LabSettings) -> str:
     return (
         "    healthcheck:\n"
         f"      test: {json.dumps(['CMD', '/usr/bin/python3', '-c', test])}\n"
-        "      interval: 5s\n"
-        "      timeout: 4s\n"
+        f"      interval: {s.health_interval_s}s\n"
+        f"      timeout: {s.health_timeout_s}s\n"
         "      retries: 3\n"
-        "      start_period: 5s\n"
+        f"      start_period: {s.health_start_s}s\n"
     )
 
 
@@ -104,7 +110,7 @@ def compose_yaml(s: LabSettings) -> str:
         + "      - ./backend:/app:ro\n"
         + limit(s.mem_limit, swap=True)
         + f'    ports:\n      - "{addr}:{s.backend_port}:8000"\n'
-        + _healthcheck(_HEALTH_HTTP.format(port=8000, path="/api/v1/health"))
+        + _healthcheck(_HEALTH_HTTP.format(port=8000, path="/api/v1/health"), s)
         + "    depends_on:\n      - db\n      - redis\n"
     )
     frontend = (
@@ -116,7 +122,7 @@ def compose_yaml(s: LabSettings) -> str:
         + "      - ./frontend:/app:ro\n"
         + limit("64m")
         + f'    ports:\n      - "{addr}:{s.frontend_port}:8080"\n'
-        + _healthcheck(_HEALTH_HTTP.format(port=8080, path="/"))
+        + _healthcheck(_HEALTH_HTTP.format(port=8080, path="/"), s)
         + "    depends_on:\n      - backend\n"
     )
     standins = ""
@@ -129,7 +135,7 @@ def compose_yaml(s: LabSettings) -> str:
             + mounts
             + "      - ./standins:/app:ro\n"
             + limit("32m")
-            + _healthcheck(_HEALTH_TCP.format(port=port))
+            + _healthcheck(_HEALTH_TCP.format(port=port), s)
         )
     idle = ""
     for i in range(1, s.extra + 1):
