@@ -109,7 +109,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServerRu
         build = f"{report.build_s:.0f} s" if report.build_s is not None else "cached"
         v = status.versions
         _TIMES.append(
-            f"lab server: build {build}, boot to sshd {report.boot_s:.0f} s, stack healthy "
+            f"lab server: build {build}, boot to sshd+dockerd {report.boot_s:.0f} s, stack healthy "
             f"{report.stack_s:.0f} s (up {seconds:.0f} s); docker {v.get('docker')} cgroup "
             f"{v.get('cgroup')} compose {v.get('compose')}, kernel {v.get('kernel')}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -166,12 +167,17 @@ def lab_load(
     checking = threading.Lock()
 
     def check(stats: LoadStats) -> None:
-        used = lab.backend_memory_bytes()
-        mem = f" backend {_mib(used)}" if used is not None else ""
-        click.echo(stats.describe() + mem)
+        try:
+            used = lab.backend_memory_bytes()
+        except (LabError, subprocess.TimeoutExpired) as exc:
+            # A server out of memory answers slowly or not at all: say so, keep loading.
+            click.echo(f"{stats.describe()} (backend memory unknown: {exc})")
+        else:
+            mem = f" backend {_mib(used)}" if used is not None else ""
+            click.echo(stats.describe() + mem)
         try:
             kills = lab.oom_kills()
-        except (LabError, KernelLogUnavailable):
+        except (LabError, KernelLogUnavailable, subprocess.TimeoutExpired):
             return
         for kill in kills:
             if kill.lines[-1] not in known:

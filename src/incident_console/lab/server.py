@@ -79,7 +79,7 @@ class UpReport:
         target: the console's target line (with -i and --known-hosts).
         frontend_url: the stack's frontend, reachable from this machine.
         build_s: the image build, None when the cached one was used.
-        boot_s: qemu start to sshd taking the lab's key.
+        boot_s: qemu start to sshd taking the lab's key and dockerd answering.
         stack_s: compose up to a healthy backend, the lab image import included.
     """
 
@@ -288,8 +288,12 @@ class LabServer:
                 done = host.run(argv, timeout=60)
                 versions[name] = done.stdout.strip() if done.returncode == 0 else "?"
             containers = self.lab(state).status()
-        except (LabError, subprocess.TimeoutExpired) as exc:
-            return ServerStatus(state, True, versions, [], str(exc) or "timed out")
+        except LabError as exc:
+            return ServerStatus(state, True, versions, [], str(exc))
+        except subprocess.TimeoutExpired as exc:
+            return ServerStatus(
+                state, True, versions, [], f"the VM did not answer within {exc.timeout:g} s"
+            )
         return ServerStatus(state, True, versions, containers)
 
     def down(self, purge: bool = False) -> list[str]:
@@ -306,8 +310,13 @@ class LabServer:
                 # of Lab.down (a minute of docker commands on an emulated CPU) buys nothing.
                 self.lab(state).compose("down", "--timeout", "5", timeout=120)
                 done.append(f"stack {state.project!r} stopped")
-            except (LabError, subprocess.TimeoutExpired) as exc:
-                done.append(f"stack not removed ({exc or 'timed out'}); the VM goes anyway")
+            except LabError as exc:
+                done.append(f"stack not stopped ({exc}); the VM goes anyway")
+            except subprocess.TimeoutExpired as exc:
+                done.append(
+                    f"stack not stopped (the VM did not answer within {exc.timeout:g} s); "
+                    "the VM goes anyway"
+                )
             for user in (DEPLOY_USER, "root"):
                 self.host(state, user).close_master()
             self._stop_qemu(state)
