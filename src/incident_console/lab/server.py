@@ -10,11 +10,8 @@ stack) live in the server's folder; `down` removes them and ends qemu.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -31,6 +28,7 @@ from incident_console.lab.model import (
     free_loopback_port,
     parse_size,
 )
+from incident_console.lab.qemu import is_our_qemu, last_console_line, qemu_argv, run_tool, stop_qemu
 from incident_console.lab.remote import ServerLabHost
 from incident_console.lab.vm import DEPLOY_USER, VM_LAB_TAR, VmImage, build_image, purge_images
 
@@ -109,17 +107,6 @@ class ServerStatus:
     error: str = ""
 
 
-def _is_our_qemu(pid: int, overlay: Path) -> bool:
-    # The pid must still be qemu running our overlay: a recycled pid is never signalled.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(b"qemu-system" in a for a in cmdline[:1]) and any(
-        str(overlay).encode() in a for a in cmdline
-    )
-
-
 class LabServer:
     """The lab server whose run files are in `directory`.
 
@@ -161,7 +148,7 @@ class LabServer:
     def running(self, state: ServerState | None = None) -> bool:
         """Whether the recorded qemu is alive."""
         state = state or self.state()
-        return state is not None and _is_our_qemu(state.pid, self.overlay)
+        return state is not None and is_our_qemu(state.pid, self.overlay)
 
     def host(self, state: ServerState, user: str = DEPLOY_USER) -> ServerLabHost:
         """The VM as a lab host (SSH as `user`)."""
@@ -229,26 +216,36 @@ class LabServer:
         if frontend_port == backend_port:
             backend_port = self._free_port({ssh_port, frontend_port})
         self.known_hosts.write_text(image.known_hosts_line(ssh_port))
-        self._run(
+        run_tool(
             ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", "raw",
              str(self.overlay)],
             "qemu-img create",
         )  # fmt: skip
         t0 = time.monotonic()
         started = time.time()
-        self._run(self._qemu_argv(image, mib, ssh_port, frontend_port, backend_port), "qemu")
+        run_tool(
+            qemu_argv(
+                image,
+                mib,
+                self.overlay,
+                self.console_log,
+                self._pidfile,
+                [(ssh_port, 22), (frontend_port, frontend_port), (backend_port, backend_port)],
+            ),
+            "qemu",
+        )
         pid = int(self._pidfile.read_text().strip())
         state = ServerState(
             pid, ssh_port, frontend_port, backend_port, str(image.directory), memory, limits,
             DEFAULT_PROJECT, started,
         )  # fmt: skip
         (self.directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2) + "\n")
-        say(f"qemu pid {pid}: booting (software emulation, about 30 s) ...")
+        say(f"qemu pid {pid}: booting (software emulation, about a minute) ...")
         host = self.host(state)
         try:
             self._wait_for_ssh(state, host)
         except LabError:
-            self._stop_qemu(state)
+            stop_qemu(state.pid, self.overlay)
             raise
         say(f"sshd answered after {time.monotonic() - t0:.0f} s; waiting for dockerd ...")
         self._wait_for_docker(state, host)
@@ -319,7 +316,7 @@ class LabServer:
                 )
             for user in (DEPLOY_USER, "root"):
                 self.host(state, user).close_master()
-            self._stop_qemu(state)
+            stop_qemu(state.pid, self.overlay)
             done.append(f"qemu pid {state.pid} stopped")
         elif state is not None:
             done.append(f"qemu pid {state.pid} was not running")
@@ -336,54 +333,12 @@ class LabServer:
             if candidate not in taken:
                 return candidate
 
-    def _qemu_argv(
-        self, image: VmImage, mib: int, ssh: int, frontend: int, backend: int
-    ) -> list[str]:
-        fwd = ",".join(
-            f"hostfwd=tcp:127.0.0.1:{host_port}-:{guest_port}"
-            for host_port, guest_port in ((ssh, 22), (frontend, frontend), (backend, backend))
-        )
-        return [
-            "qemu-system-x86_64",
-            "-name", "incident-console-lab-server",
-            # KVM does not run a standard kernel on this machine kind (issue 14): software only.
-            # One TCG thread: with one per vCPU (MTTCG) the kernel patching its own code (static
-            # keys, e.g. at "crng init done") raced the other vCPU and oopsed on int3 (1 boot
-            # in 5 here). Two vCPUs still, as the seed's server had.
-            "-accel", "tcg,thread=single",
-            "-smp", "2",
-            "-m", f"{mib}M",
-            "-nodefaults",
-            "-display", "none",
-            "-serial", f"file:{self.console_log}",
-            "-kernel", str(image.kernel),
-            "-initrd", str(image.initrd),
-            "-append", "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=1",
-            "-no-reboot",
-            "-drive", f"file={self.overlay},format=qcow2,if=virtio",
-            "-netdev", f"user,id=n0,{fwd}",
-            "-device", "virtio-net-pci,netdev=n0",
-            "-daemonize",
-            "-pidfile", str(self._pidfile),
-        ]  # fmt: skip
-
-    def _run(self, argv: list[str], what: str) -> None:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-        except FileNotFoundError:
-            raise LabError(
-                f"{argv[0]} is not installed (apt-get install qemu-system-x86 qemu-utils)"
-            ) from None
-        if done.returncode != 0:
-            lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-            raise LabError(f"{what} failed: {lines[-1] if lines else done.returncode}")
-
     def _wait_for_ssh(self, state: ServerState, host: ServerLabHost) -> None:
         deadline = time.monotonic() + _BOOT_TIMEOUT_S
         while time.monotonic() < deadline:
             if not self.running(state):
                 raise LabError(
-                    f"qemu exited while booting; see {self.console_log}: {self._last_console_line()}"
+                    f"qemu exited while booting; see {self.console_log}: {last_console_line(self.console_log)}"
                 )
             if host.open_master():
                 host.as_user("root").open_master()
@@ -391,7 +346,7 @@ class LabServer:
             time.sleep(2)
         raise LabError(
             f"the VM's sshd did not answer within {_BOOT_TIMEOUT_S:.0f} s; "
-            f"last console line: {self._last_console_line()}"
+            f"last console line: {last_console_line(self.console_log)}"
         )
 
     def _wait_for_docker(self, state: ServerState, host: ServerLabHost) -> None:
@@ -410,27 +365,6 @@ class LabServer:
             last = lines[-1] if lines else f"exit status {done.returncode}"
             time.sleep(2)
         raise LabError(f"dockerd in the VM did not answer within {_BOOT_TIMEOUT_S:.0f} s: {last}")
-
-    def _last_console_line(self) -> str:
-        with contextlib.suppress(OSError):
-            lines = [
-                ln for ln in self.console_log.read_text(errors="replace").splitlines() if ln.strip()
-            ]
-            return lines[-1].strip() if lines else "(empty)"
-        return "(no console log)"
-
-    def _stop_qemu(self, state: ServerState) -> None:
-        if not _is_our_qemu(state.pid, self.overlay):
-            return
-        # The disk is a throwaway overlay: nothing to flush, so no guest shutdown to wait for.
-        os.kill(state.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _is_our_qemu(state.pid, self.overlay):
-            time.sleep(0.2)
-        if _is_our_qemu(state.pid, self.overlay):
-            os.kill(state.pid, signal.SIGKILL)
-            while _is_our_qemu(state.pid, self.overlay):
-                time.sleep(0.1)
 
     def _remove_run_files(self) -> None:
         for path in (self.overlay, self._pidfile, self.known_hosts, self.directory / STATE_FILE):
