@@ -8,4 +8,4 @@ import os
 # may only skip elsewhere, with the reason.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-pytest_plugins = ["fixtures_sshd", "fixtures_lab"]
+pytest_plugins = ["fixtures_sshd", "fixtures_lab", "fixtures_labserver"]

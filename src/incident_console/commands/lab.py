@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -129,8 +130,18 @@ def lab_status(project: str, directory: Path | None) -> None:
     help="Requests per second (through the frontend's loopback port).",
 )
 @click.option("--until-oom", is_flag=True, help="Stop at the first kernel OOM kill in the backend.")
+@click.option(
+    "--server",
+    is_flag=True,
+    help="Load the stack in the lab server (VM); --dir is then the server's folder.",
+)
 def lab_load(
-    project: str, directory: Path | None, duration: float, rate: float, until_oom: bool
+    project: str,
+    directory: Path | None,
+    duration: float,
+    rate: float,
+    until_oom: bool,
+    server: bool,
 ) -> None:
     """Load the leaking endpoint until a worker is OOM-killed (with the defaults: ~1 min)."""
     from incident_console.lab.lab import Lab, LabError
@@ -138,7 +149,14 @@ def lab_load(
     from incident_console.lab.oom import KernelLogUnavailable
 
     try:
-        lab = Lab.existing(project, directory)
+        if server:
+            from incident_console.lab.server import LabServer
+
+            # The frontend is forwarded to this machine's loopback; the kernel's kill lines
+            # are read in the VM (as root: deploy may not read them).
+            lab = LabServer(directory).lab()
+        else:
+            lab = Lab.existing(project, directory)
         known = {k.lines[-1] for k in lab.oom_kills()}
     except (LabError, KernelLogUnavailable) as exc:
         fail(str(exc))
@@ -146,13 +164,20 @@ def lab_load(
     stop = threading.Event()
     t0 = time.monotonic()
 
-    def progress(stats: LoadStats) -> None:
-        used = lab.backend_memory_bytes()
-        mem = f" backend {_mib(used)}" if used is not None else ""
-        click.echo(stats.describe() + mem)
+    checking = threading.Lock()
+
+    def check(stats: LoadStats) -> None:
+        try:
+            used = lab.backend_memory_bytes()
+        except (LabError, subprocess.TimeoutExpired) as exc:
+            # A server out of memory answers slowly or not at all: say so, keep loading.
+            click.echo(f"{stats.describe()} (backend memory unknown: {exc})")
+        else:
+            mem = f" backend {_mib(used)}" if used is not None else ""
+            click.echo(stats.describe() + mem)
         try:
             kills = lab.oom_kills()
-        except (LabError, KernelLogUnavailable):
+        except (LabError, KernelLogUnavailable, subprocess.TimeoutExpired):
             return
         for kill in kills:
             if kill.lines[-1] not in known:
@@ -165,12 +190,26 @@ def lab_load(
                 if until_oom:
                     stop.set()
 
+    def check_then_release(stats: LoadStats) -> None:
+        try:
+            check(stats)
+        finally:
+            checking.release()
+
+    def progress(stats: LoadStats) -> None:
+        # The load paces its requests from this thread: the checks (several docker commands,
+        # seconds each on a lab server's emulated CPU) run beside it, one at a time.
+        if checking.acquire(blocking=False):
+            threading.Thread(target=check_then_release, args=(stats,), daemon=True).start()
+
     click.echo(f"loading {lab.leak_url} at {rate:g}/s for {duration:g} s")
     try:
         final = lab.load(duration_s=duration, rate=rate, progress=progress, stop=stop)
     except (LabError, ValueError) as exc:
         fail(str(exc))
         return
+    with checking:  # the last check's lines come before the summary
+        pass
     click.echo(f"done: {final.describe()}")
 
 
@@ -187,3 +226,116 @@ def lab_down(project: str, directory: Path | None) -> None:
         fail(str(exc))
         return
     click.echo(f"lab {project!r} removed")
+
+
+# -- the lab server: the stack in a VM ------------------------------------------------------
+
+_server_dir = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the server's run files (default: <user data dir>/lab-server).",
+)
+
+
+@lab_group.group("server")
+def server_group() -> None:
+    """Today's compose server in a VM (qemu): Debian 13, cgroup v2, docker 26, compose v2.
+
+    The image is built once with debootstrap (needs root) and cached; each run boots a
+    throwaway copy of it. Everything is forwarded on 127.0.0.1 only.
+    """
+
+
+@server_group.command("up")
+@_server_dir
+@click.option("--memory", default="1536m", show_default=True, help="The VM's memory.")
+@click.option(
+    "--no-limits",
+    is_flag=True,
+    help="No container memory limit: under load the server itself runs out (host-wide OOM).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="SSH port on 127.0.0.1 (default: a free one)."
+)
+@click.option("--mem-limit", default="256m", show_default=True, help="Backend memory limit.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--extra", default=0, show_default=True, type=click.IntRange(0, 200))
+@click.option(
+    "--mirror",
+    help="Debian mirror for the image build (default: $INCIDENT_CONSOLE_LAB_MIRROR, else apt's).",
+)
+def server_up(
+    directory: Path | None,
+    memory: str,
+    no_limits: bool,
+    port: int | None,
+    mem_limit: str,
+    workers: int,
+    extra: int,
+    mirror: str | None,
+) -> None:
+    """Build (once), boot the VM, start the lab's stack in it as `deploy`; print the target."""
+    from incident_console.lab.model import LabError
+    from incident_console.lab.server import LabServer
+
+    server = LabServer(directory)
+    try:
+        report = server.up(
+            memory, not no_limits, port, mem_limit, workers, extra, mirror, progress=click.echo
+        )
+    except LabError as exc:
+        fail(f"{exc} (the VM, if it started, stays up: `incident-console lab server down`)")
+        return
+    build = f"build {report.build_s:.0f} s, " if report.build_s is not None else "cached image, "
+    click.echo(f"up: {build}boot {report.boot_s:.0f} s, stack {report.stack_s:.0f} s")
+    click.echo(f"target:   {report.target}")
+    click.echo(f"frontend: {report.frontend_url}")
+    limits = "no container limits" if no_limits else f"backend limit {mem_limit}"
+    click.echo(f"stack:    {limits}, {workers} workers; VM memory {memory}")
+    click.echo(f"next:     incident-console diagnose {report.target}")
+    click.echo("          incident-console lab load --server")
+
+
+@server_group.command("status")
+@_server_dir
+def server_status(directory: Path | None) -> None:
+    """Is the VM running: pid, ports, target, versions inside, the stack's containers."""
+    from incident_console.lab.server import LabServer
+
+    server = LabServer(directory)
+    st = server.status()
+    if st.state is None:
+        click.echo(f"lab server: not started from {server.directory}")
+        return
+    if not st.running:
+        click.echo(f"lab server: not running (qemu pid {st.state.pid} is gone)")
+        return
+    s = st.state
+    click.echo(f"lab server: running, qemu pid {s.pid}, memory {s.memory}, ssh port {s.ssh_port}")
+    click.echo(f"target:   {server.target(s)}")
+    click.echo(f"frontend: http://127.0.0.1:{s.frontend_port}/")
+    inside = ", ".join(f"{k} {v}" for k, v in st.versions.items())
+    click.echo(f"inside:   {inside}")
+    if st.error:
+        click.echo(f"stack:    could not be read: {st.error}")
+        return
+    limits = "" if s.limits else " (no container limits)"
+    click.echo(f"stack:    project {s.project!r}, {len(st.containers)} containers{limits}")
+    for c in st.containers:
+        click.echo(
+            f"  {c.service:<10} {c.name:<24} {c.state:<11} {c.health or '-':<10} "
+            f"{_mib(c.memory_limit):>9} {c.restarts}"
+        )
+
+
+@server_group.command("down")
+@_server_dir
+@click.option("--purge", is_flag=True, help="Also remove the cached image (rebuilt at next up).")
+def server_down(directory: Path | None, purge: bool) -> None:
+    """Stop the stack and the VM; the cached image stays unless --purge."""
+    from incident_console.lab.server import LabServer
+
+    for line in LabServer(directory).down(purge):
+        click.echo(line)
+    click.echo("lab server down")

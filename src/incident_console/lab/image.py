@@ -8,10 +8,10 @@ gunicorn run inside.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import tarfile
 import time
+from pathlib import Path
 
 #: The tag of the lab image. Bump the number when the rootfs layout changes.
 LAB_IMAGE = "incident-console-lab:1"
@@ -41,8 +41,13 @@ class ImageError(Exception):
     """The lab image could not be made; the message is one line."""
 
 
-def rootfs_tar() -> bytes:
-    """The rootfs as an uncompressed tar, in memory (a few KiB)."""
+def rootfs_tar(root: Path = Path("/")) -> bytes:
+    """The rootfs as an uncompressed tar, in memory (a few KiB).
+
+    Args:
+        root: the system whose /usr the containers will mount (its usr-merge links and loader
+            cache are copied); a lab server's image passes its own rootfs.
+    """
     buf = io.BytesIO()
     now = time.time()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -52,8 +57,8 @@ def rootfs_tar() -> bytes:
             tar.addfile(info)
         # Only the links the host has: they point into the /usr we mount.
         for name in _USR_MERGE:
-            host_path = f"/{name}"
-            if os.path.islink(host_path) or os.path.isdir(host_path):
+            host_path = root / name
+            if host_path.is_symlink() or host_path.is_dir():
                 info = tarfile.TarInfo(name)
                 info.type, info.linkname, info.mode, info.mtime = (
                     tarfile.SYMTYPE,
@@ -64,9 +69,9 @@ def rootfs_tar() -> bytes:
                 tar.addfile(info)
         files = dict(_FILES)
         # The loader cache spares ld.so a directory search at every python3 start.
-        if os.path.isfile("/etc/ld.so.cache"):
-            with open("/etc/ld.so.cache", "rb") as f:
-                files["/etc/ld.so.cache"] = f.read().decode("latin-1")
+        ld_cache = root / "etc/ld.so.cache"
+        if ld_cache.is_file():
+            files["/etc/ld.so.cache"] = ld_cache.read_bytes().decode("latin-1")
         for path, text in files.items():
             data = text.encode("latin-1")
             info = tarfile.TarInfo(path.lstrip("/"))

@@ -1,7 +1,8 @@
 """The incident lab as a Python API: the seed's stack on the local docker engine, offline.
 
 `Lab` is what `incident-console lab ...` and the test fixtures use. It is blocking (docker and
-compose CLIs through subprocess argv lists) and never imports textual.
+compose CLIs as argv lists, run through a `LabHost`: this machine by default, or a lab server
+over SSH, lab/remote.py) and never imports textual.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from incident_console.lab.compose import compose_command
-from incident_console.lab.image import ensure_image
+from incident_console.lab.hosts import LabHost, LocalLabHost
 from incident_console.lab.load import LoadStats, run_load
 from incident_console.lab.model import DEFAULT_PROJECT as DEFAULT_PROJECT
 from incident_console.lab.model import PROJECT_LABEL, SERVICE_LABEL
@@ -48,6 +49,9 @@ class Lab:
         port: frontend loopback port; default: a free one (kept across `up`s).
         extra: extra idle containers.
         leak_kib: KiB each /api/v1/items request keeps in a worker.
+        host: where the stack runs; default this machine (a lab server: lab/remote.py).
+        backend_port: the backend's published port; default a free one (kept across `up`s).
+        limits: False starts every container with no memory limit.
     """
 
     def __init__(
@@ -59,6 +63,9 @@ class Lab:
         port: int | None = None,
         extra: int = 0,
         leak_kib: int = 1024,
+        host: LabHost | None = None,
+        backend_port: int | None = None,
+        limits: bool = True,
     ) -> None:
         check_project(project)
         parse_size(mem_limit)
@@ -66,22 +73,35 @@ class Lab:
             raise LabError("workers and leak must be positive, extra not negative")
         self.project = project
         self.directory = directory or default_lab_dir(project)
+        self.host: LabHost = host or LocalLabHost()
+        #: The stack's folder where compose runs (on a lab server: in the VM).
+        self.stack_dir = self.host.stack_dir(self.directory)
         saved = LabSettings.load(self.directory)
         self.settings = LabSettings(
             project=project,
             mem_limit=mem_limit,
             workers=workers,
             frontend_port=port or (saved.frontend_port if saved else 0),
-            backend_port=saved.backend_port if saved else 0,
+            backend_port=backend_port or (saved.backend_port if saved else 0),
             extra=extra,
             leak_kib=leak_kib,
+            limits=limits,
+            publish_address=self.host.publish_address,
+            health_interval_s=self.host.healthcheck_s[0],
+            health_timeout_s=self.host.healthcheck_s[1],
+            health_start_s=self.host.healthcheck_s[2],
         )
         self._compose: list[str] | None = None
         #: What the last successful `up` did (None before).
         self.last_up: UpResult | None = None
 
     @classmethod
-    def existing(cls, project: str = DEFAULT_PROJECT, directory: Path | None = None) -> Lab:
+    def existing(
+        cls,
+        project: str = DEFAULT_PROJECT,
+        directory: Path | None = None,
+        host: LabHost | None = None,
+    ) -> Lab:
         """The lab as `lab up` left it (settings read from its folder).
 
         Raises:
@@ -100,6 +120,8 @@ class Lab:
             saved.frontend_port,
             saved.extra,
             saved.leak_kib,
+            host,
+            limits=saved.limits,
         )
 
     # -- addresses ---------------------------------------------------------------------------
@@ -126,15 +148,14 @@ class Lab:
 
     @property
     def compose_file(self) -> Path:
+        """The compose file as written here (on a lab server: the copy staged for the VM)."""
         return self.directory / COMPOSE_FILE
 
     # -- docker plumbing ---------------------------------------------------------------------
 
     def _docker(self, argv: Sequence[str], timeout: float = 60.0) -> str:
         try:
-            done = subprocess.run(
-                ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
-            )
+            done = self.host.run(["docker", *argv], timeout=timeout)
         except FileNotFoundError:
             raise LabError("the docker CLI is not installed") from None
         except subprocess.TimeoutExpired:
@@ -150,17 +171,11 @@ class Lab:
             LabError: compose failed (its last stderr line).
         """
         if self._compose is None:
-            self._compose = compose_command()
-        argv = [*self._compose, "-p", self.project, "-f", str(self.compose_file), *args]
+            self._compose = compose_command(lambda argv: self.host.run(argv, timeout=20).returncode)
+        compose_file = f"{self.stack_dir}/{COMPOSE_FILE}"
+        argv = [*self._compose, "-p", self.project, "-f", compose_file, *args]
         try:
-            done = subprocess.run(
-                argv,
-                cwd=self.directory,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
+            done = self.host.run(argv, cwd=self.directory, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise LabError(f"compose {args[0]} did not finish within {timeout:g} s") from None
         if done.returncode != 0:
@@ -227,15 +242,7 @@ class Lab:
         cid = self.container_id(service)
         if cid is None:
             raise LabError(f"lab {self.project!r} has no {service} container")
-        done = subprocess.run(
-            ["docker", "logs", cid],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        return done.stdout
+        return self.host.run(["docker", "logs", cid], timeout=60, merge_stderr=True).stdout
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -258,10 +265,8 @@ class Lab:
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         write_stack(self.directory, s)
-        try:
-            built = ensure_image()
-        except Exception as exc:  # ImageError, or docker missing
-            raise LabError(str(exc)) from None
+        self.host.push_tree(self.directory, self.stack_dir)
+        built = self.host.ensure_image()
         say("image built" if built else "image reused")
         t0 = time.monotonic()
         self.compose("up", "-d", "--remove-orphans")
@@ -269,7 +274,7 @@ class Lab:
         # The budget starts when compose returns: creating many --extra containers takes time.
         self.wait_healthy("backend", timeout_s)
         waited = time.monotonic() - t0
-        want = parse_size(s.mem_limit)
+        want = parse_size(s.mem_limit) if s.limits else 0
         backend = next(c for c in self.status() if c.service == "backend")
         if backend.memory_limit != want:
             raise LabError(
@@ -315,6 +320,8 @@ class Lab:
             names = self._docker([kind, "ls", "-q", "--filter", label]).split()
             if names:
                 self._docker([kind, "rm", *names])
+        if self.stack_dir != str(self.directory):
+            self.host.remove_tree(self.stack_dir)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- the incident ------------------------------------------------------------------------
@@ -329,14 +336,14 @@ class Lab:
             f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current",
         ):
             try:
-                return int(Path(path).read_text())
+                return int(self.host.read_text(path))
             except (OSError, ValueError):
                 continue
         return None
 
     def oom_kills(self) -> list[KernelOomKill]:
         """The kernel's OOM kills in the backend container (from dmesg)."""
-        return oom_kills(self.backend_container_id())
+        return oom_kills(self.backend_container_id(), self.host.kernel_log())
 
     def load(
         self,

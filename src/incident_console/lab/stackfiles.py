@@ -37,6 +37,11 @@ class LabSettings:
         backend_port: loopback port of the backend (for probes that bypass the frontend).
         extra: how many extra idle containers.
         leak_kib: KiB each /api/v1/items request keeps in its worker.
+        limits: False for no container memory limit at all (the seed's server before the fix).
+        publish_address: where the ports are published on the host (a lab server's VM: all).
+        health_interval_s: seconds between healthchecks (each starts a python3).
+        health_timeout_s: seconds a healthcheck may take.
+        health_start_s: the healthchecks' start period.
     """
 
     project: str
@@ -46,6 +51,11 @@ class LabSettings:
     backend_port: int = 0
     extra: int = 0
     leak_kib: int = 1024
+    limits: bool = True
+    publish_address: str = "127.0.0.1"
+    health_interval_s: int = 5
+    health_timeout_s: int = 4
+    health_start_s: int = 5
 
     def save(self, directory: Path) -> None:
         """Write the settings to `directory`/lab.json."""
@@ -61,20 +71,28 @@ class LabSettings:
             return None
 
 
-def _healthcheck(test: str) -> str:
+def _healthcheck(test: str, s: LabSettings) -> str:
     return (
         "    healthcheck:\n"
         f"      test: {json.dumps(['CMD', '/usr/bin/python3', '-c', test])}\n"
-        "      interval: 5s\n"
-        "      timeout: 4s\n"
+        f"      interval: {s.health_interval_s}s\n"
+        f"      timeout: {s.health_timeout_s}s\n"
         "      retries: 3\n"
-        "      start_period: 5s\n"
+        f"      start_period: {s.health_start_s}s\n"
     )
 
 
 def compose_yaml(s: LabSettings) -> str:
     """The docker-compose.yml text for `s` (the `$` of ${VAR:-default} are compose's, not ours)."""
     mounts = "    volumes:\n      - /usr:/usr:ro\n"
+    addr = s.publish_address
+
+    def limit(size: str, swap: bool = False) -> str:
+        if not s.limits:
+            return ""
+        # memswap equal to mem_limit: no swap, so the limit ends in an OOM kill, not swapping.
+        return f"    mem_limit: {size}\n" + (f"    memswap_limit: {size}\n" if swap else "")
+
     common = f"    image: {LAB_IMAGE}\n    restart: unless-stopped\n"
     backend = (
         "  backend:\n"
@@ -90,11 +108,9 @@ def compose_yaml(s: LabSettings) -> str:
         + "      - PYTHONUNBUFFERED=1\n"
         + mounts
         + "      - ./backend:/app:ro\n"
-        + f"    mem_limit: {s.mem_limit}\n"
-        # Equal to mem_limit: no swap, so the limit ends in an OOM kill, not in swapping.
-        + f"    memswap_limit: {s.mem_limit}\n"
-        + f'    ports:\n      - "127.0.0.1:{s.backend_port}:8000"\n'
-        + _healthcheck(_HEALTH_HTTP.format(port=8000, path="/api/v1/health"))
+        + limit(s.mem_limit, swap=True)
+        + f'    ports:\n      - "{addr}:{s.backend_port}:8000"\n'
+        + _healthcheck(_HEALTH_HTTP.format(port=8000, path="/api/v1/health"), s)
         + "    depends_on:\n      - db\n      - redis\n"
     )
     frontend = (
@@ -104,9 +120,9 @@ def compose_yaml(s: LabSettings) -> str:
         + "    environment:\n      - PYTHONDONTWRITEBYTECODE=1\n      - PROXY_TIMEOUT_S=15\n"
         + mounts
         + "      - ./frontend:/app:ro\n"
-        + "    mem_limit: 64m\n"
-        + f'    ports:\n      - "127.0.0.1:{s.frontend_port}:8080"\n'
-        + _healthcheck(_HEALTH_HTTP.format(port=8080, path="/"))
+        + limit("64m")
+        + f'    ports:\n      - "{addr}:{s.frontend_port}:8080"\n'
+        + _healthcheck(_HEALTH_HTTP.format(port=8080, path="/"), s)
         + "    depends_on:\n      - backend\n"
     )
     standins = ""
@@ -118,8 +134,8 @@ def compose_yaml(s: LabSettings) -> str:
             + "    environment:\n      - PYTHONDONTWRITEBYTECODE=1\n"
             + mounts
             + "      - ./standins:/app:ro\n"
-            + "    mem_limit: 32m\n"
-            + _healthcheck(_HEALTH_TCP.format(port=port))
+            + limit("32m")
+            + _healthcheck(_HEALTH_TCP.format(port=port), s)
         )
     idle = ""
     for i in range(1, s.extra + 1):
@@ -130,7 +146,7 @@ def compose_yaml(s: LabSettings) -> str:
             # sleep as PID 1 ignores SIGTERM; nothing to save, so stop it at once.
             + "    stop_signal: SIGKILL\n"
             + mounts
-            + "    mem_limit: 16m\n"
+            + limit("16m")
         )
     return (
         f"# incident-console lab, project {s.project}: written by `incident-console lab up`.\n"

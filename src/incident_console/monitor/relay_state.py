@@ -25,7 +25,7 @@ from incident_console.domain.events import (
     SourceStatus,
     event_from_record,
 )
-from incident_console.monitor.state import PROBE_HISTORY, ContainerView, HostState
+from incident_console.monitor.state import PROBE_HISTORY, ContainerName, ContainerView, HostState
 
 E = TypeVar("E", bound=Event)
 
@@ -80,6 +80,7 @@ def state_snapshot(state: HostState) -> dict[str, Any]:
         "logs": _records(state.logs),
         "probes": {url: _records(history) for url, history in state.probes.items()},
         "sources": [status.to_record() for status in state.sources.values()],
+        "names": [[cid, n.name, n.service, n.project, n.removed] for cid, n in state.names.items()],
     }
 
 
@@ -118,6 +119,10 @@ def state_from_snapshot(data: dict[str, Any]) -> HostState:
             state.probes[str(url)] = deque(_events(history, ProbeResult), maxlen=PROBE_HISTORY)
         for status in _events(data["sources"], SourceStatus):
             state.sources[status.source] = status
-    except (KeyError, TypeError, AttributeError) as exc:
+        for cid, name, service, project, removed in data["names"]:
+            state.names[str(cid)] = ContainerName(
+                str(name), str(service), str(project), bool(removed)
+            )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"not a host state snapshot: {type(exc).__name__}: {exc}") from None
     return state

@@ -1,0 +1,118 @@
+"""The lab server: one VM per test session, with the lab's stack in it (`lab server up`).
+
+`lab_server` boots it once (the image is built the first time, then reused from the user cache
+dir), in a run folder of the session's tmp dir, and brings it down at the end. Tests marked
+`labserver_down` (they take the server down themselves) run after every other test.
+Without qemu (or, when the image is not cached yet, root and debootstrap) these fail in CI and
+skip elsewhere. The times of the build, the boot and the stack are printed in the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from conftest import IN_CI
+from incident_console.lab.lab import Lab
+from incident_console.lab.remote import ServerLabHost
+from incident_console.lab.server import LabServer, ServerState, UpReport
+from incident_console.lab.vm import VmImage, image_dir
+
+_TIMES: list[str] = []
+
+
+def labserver_missing() -> str | None:
+    """Why a lab server cannot be started here, or None when it can."""
+    tools = ["qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"]
+    if not VmImage(image_dir()).complete():
+        if os.geteuid() != 0:
+            return "the lab server image is not cached and building it needs root"
+        tools += ["debootstrap", "mkfs.ext4", "chroot"]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        return f"not installed: {', '.join(missing)}"
+    return None
+
+
+@dataclass
+class LabServerRun:
+    """The session's lab server.
+
+    Attributes:
+        server: the LabServer (its run folder is in the session's tmp dir).
+        report: what `up` did (target, frontend URL, times).
+        state: the recorded state (ports, pid).
+        seconds: the whole `up`, build included.
+        versions: what `status` found inside (kernel, docker, cgroup, compose).
+    """
+
+    server: LabServer
+    report: UpReport
+    state: ServerState
+    seconds: float
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def host(self, user: str = "deploy") -> ServerLabHost:
+        """The VM over SSH as `user`."""
+        return self.server.host(self.state, user)
+
+    def lab(self) -> Lab:
+        """The stack in the VM."""
+        return self.server.lab(self.state)
+
+    @property
+    def target_args(self) -> list[str]:
+        """The target line split into CLI arguments (target, -i KEY, --known-hosts FILE)."""
+        return self.report.target.split()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "labserver: needs the lab server VM (qemu)")
+    config.addinivalue_line(
+        "markers", "labserver_down: takes the session's lab server down (runs last)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The server is shared by the session: whoever takes it down goes after everyone else.
+    items.sort(key=lambda item: item.get_closest_marker("labserver_down") is not None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _TIMES:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServerRun]:
+    """The session's lab server, up with a healthy stack (backend limit 256m, 4 workers)."""
+    reason = labserver_missing()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"the lab server is required in CI: {reason}")
+        pytest.skip(reason)
+    server = LabServer(tmp_path_factory.mktemp("labserver"))
+    t0 = time.monotonic()
+    try:
+        # Shown with the failure when `up` fails: how far it got, and when.
+        report = server.up(progress=lambda msg: print(f"{time.monotonic() - t0:6.1f}s {msg}"))
+        seconds = time.monotonic() - t0
+        state = server.state()
+        assert state is not None
+        status = server.status()
+        run = LabServerRun(server, report, state, seconds, status.versions)
+        build = f"{report.build_s:.0f} s" if report.build_s is not None else "cached"
+        v = status.versions
+        _TIMES.append(
+            f"lab server: build {build}, boot to sshd+dockerd {report.boot_s:.0f} s, stack healthy "
+            f"{report.stack_s:.0f} s (up {seconds:.0f} s); docker {v.get('docker')} cgroup "
+            f"{v.get('cgroup')} compose {v.get('compose')}, kernel {v.get('kernel')}"
+        )
+        yield run
+    finally:
+        server.down()
