@@ -16,7 +16,7 @@ from incident_console.lab.oom import oom_kills
 from scenario import screens, world
 from scenario.postmortem import Expected, contradictions
 from scenario.runner import Scenario, StepFailed
-from scenario.walkthrough import CONSOLE, DASHBOARD, LOAD, Walkthrough
+from scenario.walkthrough import CONSOLE, LOAD, Walkthrough
 
 #: The kernel's kill must be on screen this soon after dmesg has it.
 KILL_ON_SCREEN_S = 10.0
@@ -62,7 +62,7 @@ class FirstHour(Walkthrough):
             30,
             what="the header says connected",
         )
-        self.sc.wait_for(DASHBOARD, 10)
+        self.sc.wait_for(lambda s: screens.table_names(s), 10, what="rows in the containers table")
         self.sc.capture("first-frame")
         # On a busy engine the lab's rows may be below the fold: filter, as a person would.
         self.keys("/")
@@ -181,22 +181,24 @@ class FirstHour(Walkthrough):
         """Put the table's cursor on `container` and open its detail; returns the screen.
 
         The cursor's row is not visible as text: enter tells whose detail opens, and a person
-        who sees the wrong one goes back and down a row.
+        who sees the wrong one goes back and moves from that row to the one they want.
         """
-        tries = 0
-        while True:
-            tries += 1
+        for tries in range(1, 6):
             self.keys("Enter")
             screen, _ = self.sc.wait_for("Limits and compose", 10, what="the detail screen")
             title = next((ln for ln in screen.splitlines() if "  service " in ln), "")
-            if title.strip().startswith(container):
+            opened = title.split()[0] if title.split() else ""
+            if opened == container:
                 self.sc.note(f"detail of {container} opened after {tries} enter(s)")
                 return screen
-            if tries == 5:
-                raise StepFailed(f"could not open the detail of {container}", screen)
-            self.sc.note(f"detail of the wrong container ({title.strip()[:40]}): back, down")
-            self.back_to_dashboard()
-            self.keys("Down")
+            table = self.back_to_dashboard()
+            rows = screens.table_names(table)
+            if container not in rows or opened not in rows:
+                raise StepFailed(f"{container} or {opened!r} not in the table: {rows}", table)
+            delta = rows.index(container) - rows.index(opened)
+            self.sc.note(f"detail of {opened}, not {container}: {delta:+d} row(s)")
+            self.keys(*(["Down"] * delta if delta > 0 else ["Up"] * -delta))
+        raise StepFailed(f"could not open the detail of {container}", screen)
 
     def detail(self) -> None:
         """enter on the backend's row: its memory chart and limit."""

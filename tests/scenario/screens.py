@@ -64,6 +64,18 @@ def table_row(screen: str, container: str) -> str | None:
     return None
 
 
+def table_names(screen: str) -> list[str]:
+    """The containers table's rows, top to bottom, by container name."""
+    names = []
+    for line in screen.splitlines():
+        match = re.match(r"^│\s*(?:OOM|!)?\s+(\S+)\s{2,}\S", line)
+        if match and match[1] != "Container" and not match[1].startswith("│"):
+            names.append(match[1])
+        if line.startswith("╰"):
+            break
+    return names
+
+
 def right_pane(screen: str) -> list[str]:
     """The walkthrough's right column (a step's header, why, command or change, checks, output)."""
     out = []
