@@ -181,7 +181,7 @@ class OomFeed(StatePane):
                 if kill.constraint is OomConstraint.LIMIT
                 else "?"
             )
-            who, about = self._whose(state, kill)
+            who, about = self.whose(state, kill)
             out.append(
                 Content.assemble(
                     (fmt.clock(kill.time), "$text-muted"),
@@ -198,7 +198,7 @@ class OomFeed(StatePane):
         return out
 
     @staticmethod
-    def _whose(state: HostState, kill: OomKill) -> tuple[str, str]:
+    def whose(state: HostState, kill: OomKill) -> tuple[str, str]:
         """The container a kill hit and what is known of it: "(backend)", "(backend,
         removed)", "(removed)" for a container gone before anyone saw its name."""
         if not kill.container_id:
