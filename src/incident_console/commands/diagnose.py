@@ -35,9 +35,10 @@ READY_TIMEOUT_S = 30.0
 
 
 async def _sshd_oom_adj(host: Host) -> list[int] | None:
-    """oom_score_adj of every sshd process on the host (None when it cannot be read)."""
+    """oom_score_adj of every sshd and sshd-session process (None when it cannot be read)."""
     try:
-        result = await host.run(["pgrep", "-x", "sshd"], timeout=10)
+        # Debian 13's sessions run as `sshd-session` (OpenSSH 9.8 split it from the listener).
+        result = await host.run(["pgrep", "-x", "sshd|sshd-session"], timeout=10)
     except TransportError:
         return None
     if result.exit_status not in (0, 1):

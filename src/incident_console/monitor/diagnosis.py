@@ -158,7 +158,12 @@ def _blind_kernel_log(state: HostState, since: float | None, window: str) -> lis
     if kernel is not None and kernel.ok:
         return []
     why = kernel.detail if kernel is not None and kernel.detail else "no kernel log source"
-    findings = [Finding("warning", f"OOM kills may be missed: {why}")]
+    counters = state.sources.get("oom_counters")
+    if counters is not None and counters.ok:
+        # The cgroups' counters still count every kill; only the pid and process are lost.
+        findings = [Finding("info", f"kernel log: {why}; {counters.detail} (no pid or process)")]
+    else:
+        findings = [Finding("warning", f"OOM kills may be missed: {why}")]
     events = Counter(
         e.service or e.name
         for e in state.events
@@ -299,6 +304,7 @@ def diagnosis_json(
                 "memory_used_bytes": latest.memory_used_bytes if latest else None,
                 "memory_limit_bytes": memory_limit(view) or None,
                 "cpu_percent": round(latest.cpu_percent, 2) if latest else None,
+                "oom_kill_count": latest.oom_kill_count if latest else None,
                 "forecast": forecast.to_json() if (forecast := container_forecast(view)) else None,
             }
         )
@@ -325,6 +331,8 @@ def diagnosis_json(
                 "service": k.service,
                 "constraint": k.constraint.value,
                 "anon_rss_bytes": k.anon_rss_bytes,
+                "source": k.source,
+                "detail": k.detail,
             }
             for k in kills
         ],
