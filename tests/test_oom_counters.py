@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from incident_console.domain.events import ContainerInfo, OomConstraint, OomKill
+from incident_console.domain.events import ContainerInfo, OomConstraint, OomKill, SourceStatus
 from incident_console.domain.oom_counters import OomCounters
 from incident_console.domain.sampler import parse_frame
 from incident_console.monitor.host_monitor import HostMonitor
@@ -253,3 +253,25 @@ async def test_a_real_kill_is_counted_when_the_kernel_log_is_denied() -> None:
         await monitor.stop()
         if name:
             remove(name)
+
+
+def test_the_oom_feed_says_a_counted_kill_has_no_pid() -> None:
+    from incident_console.monitor.state import HostState
+    from incident_console.ui.widgets.panes import OomFeed
+
+    state = HostState(name="lab-server")
+    denied = "dmesg denied (kernel.dmesg_restrict=1); journalctl: No journal files: no kernel log"
+    state.apply(SourceStatus(time=1.0, source="kernel_log", method="docker-events", ok=False,
+                             detail=denied))  # fmt: skip
+    counters = OomCounters("v2")
+    counters.observe(2.0, {CID: (1, 12)}, 1)
+    counters.observe(7.0, {CID: (2, 13)}, 2)
+    state.apply(SourceStatus(time=2.0, source="oom_counters", method=counters.source,
+                             detail="OOM counts from memory.events (1 containers) and /proc/vmstat"))  # fmt: skip
+    for kill in counters.settle(7.0, [], INFOS, kernel_open=False):
+        state.apply(kill)
+    lines = [c.plain for c in OomFeed().lines(state, 10.0)]
+    assert lines[1].startswith("OOM counts from memory.events")
+    assert (
+        "lab-backend-1 (backend) pid unknown: kernel log closed, memory.events (limit)" in lines[2]
+    )
