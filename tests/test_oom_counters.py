@@ -149,7 +149,7 @@ def test_v1_under_oom_at_the_read_says_limit_else_unknown() -> None:
 
 
 def test_host_wide_remainder_is_a_host_record() -> None:
-    counters = OomCounters("v2")
+    counters = OomCounters("v2", grace=3.0)
     counters.observe(100.0, {CID: (1, 12)}, 5)
     # vmstat rose by 3, the container by 1: two kills outside any container.
     counters.observe(105.0, {CID: (2, 13)}, 8)

@@ -59,10 +59,12 @@ class OomCounters:
 
     Args:
         mode: "v2" (memory.events) or "v1" (memory.oom_control).
-        grace: seconds a rise waits for the kernel log to report its kills.
+        grace: seconds a rise waits for the kernel log to report its kills. Generous: it costs
+            nothing where the kernel log is closed (no wait then), and where it is open a kill's
+            record can take the kernel log's 5 s burst expiry on a loaded host.
     """
 
-    def __init__(self, mode: str, grace: float = 3.0) -> None:
+    def __init__(self, mode: str, grace: float = 10.0) -> None:
         self.mode = mode
         self.grace = grace
         self._counters: dict[str, _Counter] = {}
