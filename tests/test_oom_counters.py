@@ -275,3 +275,28 @@ def test_the_oom_feed_says_a_counted_kill_has_no_pid() -> None:
     assert (
         "lab-backend-1 (backend) pid unknown: kernel log closed, memory.events (limit)" in lines[2]
     )
+
+
+def test_diagnose_names_the_counters_and_the_kills_before_it_looked() -> None:
+    from incident_console.domain.events import ContainerSample
+    from incident_console.monitor.diagnosis import diagnose_state, diagnosis_json
+    from incident_console.monitor.state import HostState
+
+    state = HostState(name="lab-server")
+    denied = "dmesg denied (kernel.dmesg_restrict=1); journalctl: no kernel messages: no kernel log"
+    state.apply(SourceStatus(time=1.0, source="kernel_log", method="docker-events", ok=False,
+                             detail=denied))  # fmt: skip
+    state.apply(SourceStatus(time=1.0, source="oom_counters", method="memory.events",
+                             detail="OOM counts from memory.events (1 containers) and /proc/vmstat"))  # fmt: skip
+    state.apply(dataclasses.replace(INFOS[CID], name="icl-backend-1", state="running"))
+    state.apply(ContainerSample(time=2.0, id=CID, memory_used_bytes=1 << 27,
+                                memory_limit_bytes=1 << 28, cpu_percent=1.0, oom_kill_count=6))  # fmt: skip
+    diagnosis = diagnose_state(state, now=3.0)
+    summaries = [f.summary for f in diagnosis.findings]
+    assert any(s.startswith("kernel log: dmesg denied") and "OOM counts from memory.events" in s
+               for s in summaries)  # fmt: skip
+    assert "icl-backend-1: 6 OOM kill(s) counted by its cgroup since it started" in "\n".join(
+        summaries
+    )
+    [container] = diagnosis_json(diagnosis, state)["containers"]
+    assert container["oom_kill_count"] == 6

@@ -126,7 +126,8 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
         groups[(where, kill.constraint.value)] += 1
     for (where, constraint), count in groups.most_common():
         procs = Counter(
-            k.process
+            # A kill counted by the cgroup (memory.events) never had a process name.
+            k.process or "process unknown"
             for k in kills
             if (k.service or k.container) == where
             or (not (k.service or k.container) and where in (k.container_id[:12], "host"))
@@ -162,6 +163,17 @@ def _blind_kernel_log(state: HostState, since: float | None, window: str) -> lis
     if counters is not None and counters.ok:
         # The cgroups' counters still count every kill; only the pid and process are lost.
         findings = [Finding("info", f"kernel log: {why}; {counters.detail} (no pid or process)")]
+        # Kills from before the console connected are in no record, only in the counters.
+        for view in sorted(state.containers.values(), key=lambda v: v.info.name):
+            counted = view.latest.oom_kill_count if view.latest else None
+            if counted and not view.gone:
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"{view.info.name}: {counted} OOM kill(s) counted by its cgroup since it"
+                        f" started ({counters.method}; when, and which process, unknown)",
+                    )
+                )
     else:
         findings = [Finding("warning", f"OOM kills may be missed: {why}")]
     events = Counter(
