@@ -172,6 +172,16 @@ async def test_read_write_text_keeps_mode(host: Host, tmp_path: os.PathLike[str]
     assert sorted(os.listdir(str(tmp_path))) == ["compose.yml"]
 
 
+async def test_read_text_of_proc_files_that_say_they_are_empty(host: Host) -> None:
+    # /proc files stat as 0 bytes: a read of the stat size over SFTP came back empty, and the
+    # kernel log lost its boot time and diagnose the sshd's OOM protection on remote hosts.
+    text = await host.read_text("/proc/stat")
+    assert any(line.startswith("btime ") for line in text.splitlines()), text[:200]
+    assert "MemTotal:" in await host.read_text("/proc/meminfo")
+    big = await host.read_text("/proc/self/maps")  # more than one SFTP read on most hosts
+    assert big.count("\n") > 10
+
+
 async def test_read_text_errors(host: Host, tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(FileNotFoundError):
         await host.read_text(os.path.join(str(tmp_path), "missing.txt"))

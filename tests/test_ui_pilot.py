@@ -356,3 +356,37 @@ async def test_quit_stops_the_monitors() -> None:
         await pilot.pause()
     assert monitor.stopped
     assert app.return_code == 0
+
+
+async def test_only_kills_seen_live_pop_up_whatever_their_stamp() -> None:
+    """A replayed kill stamped 'now' stays in the feed; a live one stamped early still pops up.
+
+    The old rule compared the stamp with the moment the console opened: the kernel's clock
+    drifts from the wall clock, and dmesg's replay can end after the console opened, so history
+    from the minute before popped up as new kills and a live kill could stay silent.
+    """
+    monitor = FakeMonitor("prod")
+    source = demo_monitor()
+    for view in source.state.containers.values():
+        monitor.post(view.info)
+    app = app_for(monitor)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        redis = next(v for v in monitor.state.containers.values() if v.info.service == "redis")
+        db = next(v for v in monitor.state.containers.values() if v.info.service == "db")
+
+        def kill(view: object, pid: int, when: float, replayed: bool) -> OomKill:
+            info = view.info  # type: ignore[attr-defined]
+            return OomKill(
+                time=when, pid=pid, process="x", constraint=OomConstraint.LIMIT,
+                container_id=info.id, container=info.name, service=info.service,
+                replayed=replayed,
+            )  # fmt: skip
+
+        monitor.post(kill(redis, 41, DEMO_NOW, replayed=True))
+        monitor.post(kill(db, 42, DEMO_NOW - 120, replayed=False))
+        app.refresh_views()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any(db.info.name in m for m in messages), messages
+        assert not any(redis.info.name in m for m in messages), messages

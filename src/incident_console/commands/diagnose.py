@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -35,19 +36,28 @@ READY_TIMEOUT_S = 30.0
 
 
 async def _sshd_oom_adj(host: Host) -> list[int] | None:
-    """oom_score_adj of every sshd process on the host (None when it cannot be read)."""
+    """oom_score_adj of every sshd and sshd-session process (None when it cannot be read)."""
     try:
-        result = await host.run(["pgrep", "-x", "sshd"], timeout=10)
+        # Debian 13's sessions run as `sshd-session` (OpenSSH 9.8 split it from the listener).
+        result = await host.run(["pgrep", "-x", "sshd|sshd-session"], timeout=10)
     except TransportError:
         return None
     if result.exit_status not in (0, 1):
         return None
+    pids = [p for p in result.stdout.split() if p.isdigit()]
+    if not pids:
+        return []
+    # One `cat`, not SFTP: /proc files stat as 0 bytes, and an SFTP read without a size reads
+    # that many (the lab server VM's diagnose found "no sshd" while seven were running). A
+    # session that ended in between is a missing file: cat reads the others.
+    try:
+        read = await host.run(["cat", *(f"/proc/{p}/oom_score_adj" for p in pids)], timeout=10)
+    except TransportError:
+        return None
     values: list[int] = []
-    for pid in result.stdout.split():
-        try:
-            values.append(int((await host.read_text(f"/proc/{pid}/oom_score_adj")).strip()))
-        except (OSError, ValueError):
-            continue
+    for line in read.stdout.split():
+        with contextlib.suppress(ValueError):
+            values.append(int(line))
     return values
 
 
@@ -129,6 +139,11 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
             f"  {info.name:<28} {info.state:<10} {info.health or '-':<10} restarts {info.restarts:<3} "
             f"{vs:<24} {_forecast_words(view)}"
         )
+        counted = view.latest.oom_kill_count if view.latest else None
+        if counted:
+            echo(
+                f"      {counted} OOM kill(s) in its cgroup since it started (its oom_kill counter)"
+            )
         if info.health == "unhealthy" or info.state == "restarting":
             errors = [line for line in state.logs if line.id == info.id and line.signal][-5:]
             for line in errors:

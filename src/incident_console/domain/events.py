@@ -103,6 +103,9 @@ class ContainerSample(Event):
     memory_limit_bytes: int  # 0 or a huge number = no limit
     cpu_percent: float  # of one core, as `docker stats`
     swap_used_bytes: int | None = None
+    #: Kills in its cgroup (memory.events / memory.oom_control oom_kill) as last read, every
+    #: 5th second; a count that holds where the kernel log is closed. None: not readable.
+    oom_kill_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +161,10 @@ class OomKill(Event):
     container: str = ""
     service: str = ""
     memcg: str = ""  # oom_memcg (limit) or task_memcg
-    source: str = ""  # dmesg, journalctl, docker-events
+    source: str = ""  # dmesg, journalctl, docker-events, memory.events, memory.oom_control
     raw: tuple[str, ...] = ()  # the kernel lines, as printed
     replayed: bool = False  # read back from the ring buffer at start, not seen live
+    detail: str = ""  # what is not known and why (a counter's kill: "pid unknown: ...")
 
 
 @dataclass(frozen=True, slots=True)

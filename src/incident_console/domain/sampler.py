@@ -48,6 +48,10 @@ class Frame:
     containers: dict[str, RawContainer] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
     processes: dict[str, list[ProcessRss]] | None = None  # None: not a process tick
+    #: ``O`` lines: key -> (oom_kill, oom) as read; oom is v2's limit-hit counter or v1's
+    #: under_oom (0/1), None where absent. Empty on ticks that do not read them.
+    ooms: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    vmstat_oom_kill: int | None = None  # ``V``: /proc/vmstat oom_kill, the host's total
 
 
 def _int(text: str) -> int | None:
@@ -100,6 +104,12 @@ def parse_frame(lines: Iterable[str]) -> Frame:
                 cpu=_int(parts[5]),
                 swap_raw=_int(parts[6]),
             )
+        elif tag == "O" and len(parts) >= 4:
+            kills = _int(parts[2])
+            if kills is not None:
+                frame.ooms[parts[1]] = (kills, _int(parts[3]))
+        elif tag == "V" and len(parts) >= 2:
+            frame.vmstat_oom_kill = _int(parts[1])
         elif tag == "X" and len(parts) >= 2:
             frame.missing.add(parts[1])
         elif tag == "P" and len(parts) >= 4:

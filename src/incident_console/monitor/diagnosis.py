@@ -126,7 +126,8 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
         groups[(where, kill.constraint.value)] += 1
     for (where, constraint), count in groups.most_common():
         procs = Counter(
-            k.process
+            # A kill counted by the cgroup (memory.events) never had a process name.
+            k.process or "process unknown"
             for k in kills
             if (k.service or k.container) == where
             or (not (k.service or k.container) and where in (k.container_id[:12], "host"))
@@ -158,7 +159,23 @@ def _blind_kernel_log(state: HostState, since: float | None, window: str) -> lis
     if kernel is not None and kernel.ok:
         return []
     why = kernel.detail if kernel is not None and kernel.detail else "no kernel log source"
-    findings = [Finding("warning", f"OOM kills may be missed: {why}")]
+    counters = state.sources.get("oom_counters")
+    if counters is not None and counters.ok:
+        # The cgroups' counters still count every kill; only the pid and process are lost.
+        findings = [Finding("info", f"kernel log: {why}; {counters.detail} (no pid or process)")]
+        # Kills from before the console connected are in no record, only in the counters.
+        for view in sorted(state.containers.values(), key=lambda v: v.info.name):
+            counted = view.latest.oom_kill_count if view.latest else None
+            if counted and not view.gone:
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"{view.info.name}: {counted} OOM kill(s) counted by its cgroup since it"
+                        f" started ({counters.method}; when, and which process, unknown)",
+                    )
+                )
+    else:
+        findings = [Finding("warning", f"OOM kills may be missed: {why}")]
     events = Counter(
         e.service or e.name
         for e in state.events
@@ -299,6 +316,7 @@ def diagnosis_json(
                 "memory_used_bytes": latest.memory_used_bytes if latest else None,
                 "memory_limit_bytes": memory_limit(view) or None,
                 "cpu_percent": round(latest.cpu_percent, 2) if latest else None,
+                "oom_kill_count": latest.oom_kill_count if latest else None,
                 "forecast": forecast.to_json() if (forecast := container_forecast(view)) else None,
             }
         )
@@ -325,6 +343,8 @@ def diagnosis_json(
                 "service": k.service,
                 "constraint": k.constraint.value,
                 "anon_rss_bytes": k.anon_rss_bytes,
+                "source": k.source,
+                "detail": k.detail,
             }
             for k in kills
         ],

@@ -54,7 +54,10 @@ def _source(record: dict[str, Any]) -> str | None:
         origin = str(record.get("source") or "")
         if "docker" in origin:
             return "docker"
-        return "memory.events" if "memory.events" in origin else "kernel"
+        # The cgroups' counters (v2 memory.events, v1 memory.oom_control, the host's vmstat)
+        # carry no pid: they join the kernel's record of the kill when there is one.
+        counted = ("memory.events", "memory.oom_control", "vmstat")
+        return "memory.events" if any(c in origin for c in counted) else "kernel"
     if kind == "container_event" and record.get("action") == "oom":
         return "docker"
     if kind == "log" and record.get("signal") == "worker_killed":

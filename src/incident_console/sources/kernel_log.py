@@ -92,8 +92,9 @@ class KernelLogSource(Source):
                         method="docker-events",
                         ok=False,
                         detail=(
-                            f"{'; '.join(why_not)}: only docker oom events"
-                            " (they miss worker kills and host-wide kills)"
+                            f"{'; '.join(why_not)}: no kernel log; kills from the"
+                            " cgroups' OOM counters where readable (no pid) and docker oom"
+                            " events (they miss worker kills and host-wide kills)"
                         ),
                     )
                 )

@@ -12,7 +12,14 @@
 #           C KEY USAGE INACTIVE_FILE LIMIT CPU SWAP        "-" where a file did not read
 #           X KEY                                           the container's usage did not read
 #           P KEY PID VMRSS_KB NAME                         every 5th tick and after a set
+#           O KEY OOM_KILL OOM                              every 5th tick and after a set
+#           V OOM_KILL                                      every 5th tick and after a set
 #           E
+#
+# O: the container's OOM kill counter (kills of its processes, by any OOM) and whether its own
+# limit was hit: v2 memory.events `oom_kill` and `oom` (a counter); v1 memory.oom_control
+# `oom_kill` (kernels >= 4.13) and `under_oom` (0/1, at the moment read). V: /proc/vmstat
+# `oom_kill`, the host's total. All readable without root, unlike the kernel log.
 #
 # Values are printed as read (strings): awk's doubles would mangle 2^63-sized limits.
 # -v mode=v1: memory.usage_in_bytes, memory.stat (total_inactive_file, and the limit in effect
@@ -124,7 +131,21 @@ function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count
     close(path)
 }
 
-function frame(    i, up) {
+# One container's OOM counters: v2 memory.events, v1 memory.oom_control ("-" where absent).
+function ooms(key, mdir,    path, line, n, f, kills, oom, want) {
+    kills = "-"; oom = "-"
+    if (mode == "v2") { path = mdir "/memory.events"; want = "oom" }
+    else { path = mdir "/memory.oom_control"; want = "under_oom" }
+    while ((getline line < path) > 0) {
+        n = split(line, f, " ")
+        if (f[1] == "oom_kill") kills = f[2]
+        else if (f[1] == want) oom = f[2]
+    }
+    close(path)
+    if (kills != "" && kills != "-") out = out "O " key " " kills " " oom "\n"
+}
+
+function frame(    i, up, v) {
     ticks++
     up = first("/proc/uptime")
     out = "T " ticks " " up " " mode "\n"
@@ -135,6 +156,9 @@ function frame(    i, up) {
     if (ticks % 5 == 1 || fresh) {
         fresh = 0
         for (i = 0; i < count; i++) processes(keys[i], mdirs[i])
+        for (i = 0; i < count; i++) ooms(keys[i], mdirs[i])
+        v = keyed("/proc/vmstat", "oom_kill")
+        if (v != "-") out = out "V " v "\n"
     }
     printf "%s", out "E\n"
     out = ""

@@ -95,6 +95,19 @@ processes() {
     done 2>/dev/null < "$2/cgroup.procs"
 }
 
+# One container's OOM counters (the O line of sampler.awk): $1 key, $2 memory folder.
+ooms() {
+    _k=- _o=-
+    if [ "$mode" = v2 ]; then _f=$2/memory.events _w=oom; else _f=$2/memory.oom_control _w=under_oom; fi
+    while read -r _n _v _rest; do
+        case $_n in
+            oom_kill) _k=$_v ;;
+            "$_w") _o=$_v ;;
+        esac
+    done 2>/dev/null < "$_f"
+    [ "$_k" = - ] || printf 'O %s %s %s\n' "$1" "$_k" "$_o"
+}
+
 frame() {
     ticks=$((ticks + 1))
     first /proc/uptime
@@ -111,8 +124,11 @@ frame() {
         set -- $list
         while [ $# -ge 3 ]; do
             processes "$1" "$2"
+            ooms "$1" "$2"
             shift 3
         done
+        keyed /proc/vmstat oom_kill
+        [ "$r" = - ] || printf 'V %s\n' "$r"
     fi
     printf 'E\n'
 }

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from incident_console.domain.events import ContainerSample, Event, HostMemory, SourceStatus
+from incident_console.domain.events import (
+    ContainerSample,
+    Event,
+    HostMemory,
+    OomConstraint,
+    OomKill,
+    SourceStatus,
+)
+from incident_console.domain.oom_counters import OomCounters
 from incident_console.domain.sampler import (
     FrameInterpreter,
     cgroup_dirs,
@@ -81,6 +90,8 @@ class StatsSource(Source):
         #: The running sampler and how many were started (a restart shows in the count).
         self.process: Process | None = None
         self.starts = 0
+        #: The OOM kill counters of the running sampler (memory.events / oom_control, vmstat).
+        self.oom_counters = OomCounters("v2" if self.version == "2" else "v1")
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Detect the layout, then keep a sampler running (restarting it when it dies)."""
@@ -145,6 +156,9 @@ class StatsSource(Source):
         self.process = proc
         self.starts += 1
         announced = False
+        # A restarted sampler starts new baselines: its first reading is history again.
+        self.oom_counters = OomCounters(mode)
+        counted = False
         try:
             dirs: dict[str, tuple[str, str]] | None = None
             keys: dict[str, str] = {}
@@ -163,6 +177,14 @@ class StatsSource(Source):
                 frame = parse_frame(lines)
                 events = self._interp.events(frame, now, keys)
                 missing = [keys[k] for k in frame.missing if k in keys]
+                if frame.ooms or frame.vmstat_oom_kill is not None:
+                    ooms = {keys[k]: v for k, v in frame.ooms.items() if k in keys}
+                    self.oom_counters.observe(now, ooms, frame.vmstat_oom_kill)
+                    if not counted and ooms:
+                        counted = True
+                        emit(_counter_status(self.oom_counters, len(ooms), now))
+                events = _with_counts(events, self.oom_counters.counts())
+                events += _counter_kills(self.oom_counters, state, now)
                 if missing:
                     events += await self._api_samples(host, missing, now)
                 if not announced:
@@ -234,6 +256,50 @@ class StatsSource(Source):
                     emit(_meminfo_event(await host.read_text("/proc/meminfo"), now))
             next_at = max(next_at + self.interval, time.monotonic())
             await asyncio.sleep(next_at - time.monotonic())
+
+
+def _counter_status(counters: OomCounters, containers: int, now: float) -> SourceStatus:
+    """Says the OOM kill counters are read (diagnose and the header name them)."""
+    return SourceStatus(
+        time=now,
+        source="oom_counters",
+        method=counters.source,
+        detail=f"OOM counts from {counters.source} ({containers} containers) and /proc/vmstat",
+    )
+
+
+def _with_counts(events: list[Event], counts: dict[str, int]) -> list[Event]:
+    """The samples carrying their container's last-read kill counter."""
+    if not counts:
+        return events
+    return [
+        dataclasses.replace(e, oom_kill_count=counts[e.id])
+        if isinstance(e, ContainerSample) and e.id in counts
+        else e
+        for e in events
+    ]
+
+
+def _counter_kills(counters: OomCounters, state: HostState, now: float) -> list[Event]:
+    """The counted kills the kernel log did not report, named from the inventory."""
+    kernel = state.sources.get("kernel_log")
+    kernel_open = kernel is None or kernel.ok
+    infos = {cid: view.info for cid, view in list(state.containers.items())}
+    kills = counters.settle(now, list(state.oom_kills), infos, kernel_open=kernel_open)
+    out: list[Event] = []
+    for kill in kills:
+        if kill.constraint is OomConstraint.UNKNOWN and _docker_oom_near(state, kill):
+            # v1: docker's oom event is the cgroup's own limit notification.
+            kill = dataclasses.replace(kill, constraint=OomConstraint.LIMIT)
+        out.append(kill)
+    return out
+
+
+def _docker_oom_near(state: HostState, kill: OomKill) -> bool:
+    return any(
+        e.action == "oom" and e.id == kill.container_id and kill.time - 10.0 <= e.time <= kill.time
+        for e in list(state.events)
+    )
 
 
 async def _containers_appear(source: StatsSource, state: HostState, until: float) -> bool:

@@ -15,14 +15,22 @@ else:
     asyncssh = lazy_import("asyncssh")
 
 
+#: SFTP read size (OpenSSH's sftp-server answers at most 256 KiB a read).
+READ_CHUNK = 64 * 1024
+
+
 async def sftp_read_text(sftp: asyncssh.SFTPClient, path: str, host: str) -> str:
     """Read a text file (FileNotFoundError / PermissionError like a local read)."""
     try:
         async with sftp.open(path, "rb") as f:
-            data = await f.read()
+            # In chunks until EOF, not read() of the stat size: /proc and /sys files say they
+            # are 0 bytes long, and a whole-file read of /proc/stat came back empty.
+            parts: list[bytes] = []
+            while chunk := cast(bytes, await f.read(READ_CHUNK)):
+                parts.append(chunk)
     except asyncssh.SFTPError as exc:
         raise _os_error(exc, path, host) from None
-    return cast(bytes, data).decode("utf-8", errors="replace")
+    return b"".join(parts).decode("utf-8", errors="replace")
 
 
 async def sftp_write_text(sftp: asyncssh.SFTPClient, path: str, text: str, host: str) -> None:

@@ -34,12 +34,11 @@ from incident_console.ui.widgets.containers import ContainersTable
 from incident_console.ui.widgets.dashboard import HostDashboard
 from incident_console.ui.widgets.header import FleetRow
 from incident_console.ui.widgets.logs import LogPane
+from incident_console.ui.widgets.panes import OomFeed
 
 #: Widgets redraw at most this often; the monitors' events arrive much faster in bursts.
 REFRESH_INTERVAL_S = 0.1
 DEFAULT_RUNBOOK = "oom-after-deploy"
-#: An OOM kill at most this much older than the console raises a notification.
-NOTIFY_GRACE_S = 30.0
 MUTATING_ACTIONS = frozenset({"restart"})
 
 
@@ -236,17 +235,22 @@ class IncidentApp(IntentActions):
 
     def _on_event(self, host: str, event: Event) -> None:
         # Kills replayed from the kernel log's history are in the feed; only new ones pop up.
-        if isinstance(event, OomKill) and event.time >= self.opened_at - NOTIFY_GRACE_S:
+        # (Not by their stamp: the kernel's clock drifts, and a replay can end after we open.)
+        if isinstance(event, OomKill) and not event.replayed:
             self.post_message(HostEventPosted(host, event))
 
     @on(HostEventPosted)
     def _notify_oom(self, message: HostEventPosted) -> None:
         kill = message.event
         assert isinstance(kill, OomKill)
-        who = kill.container or kill.container_id[:12] or "host"
+        monitor = next((m for m in self.monitors if m.host.name == message.host), None)
+        if monitor is not None:
+            who, about = OomFeed.whose(monitor.state, kill)  # as the feed names it
+        else:
+            who, about = kill.container or kill.container_id[:12] or "host", kill.service or "-"
         self.notify(
             Content(
-                f"{message.host}: {who} ({kill.service or '-'}) {kill.process} pid {kill.pid}"
+                f"{message.host}: {who} ({about}) {kill.process} pid {kill.pid}"
                 f" rss {fmt.size(kill.anon_rss_bytes)} [{kill.constraint.value}]"
             ).plain,
             title="OOM kill",

@@ -50,6 +50,9 @@ class HostHeader(Static):
             text = f"{label}: {fmt.clean(source.method)}"
             if not source.ok and source.detail:
                 text += f" ({fmt.clean(source.detail)})"
+            counters = state.sources.get("oom_counters")
+            if key == "kernel_log" and not source.ok and counters is not None:
+                text += f"; OOM counts from {fmt.clean(counters.method)}"
             parts += ["  ", (text, "" if source.ok else "$warning")]
         if read_only:
             parts += ["  ", (" READ-ONLY ", "bold reverse $read-only")]

@@ -170,6 +170,9 @@ class OomFeed(StatePane):
         out: list[Content] = []
         if source is not None and not source.ok:
             out.append(Content.styled(f"kernel log: {fmt.clean(source.detail)}", "$warning"))
+            counters = state.sources.get("oom_counters")
+            if counters is not None:
+                out.append(Content.styled(fmt.clean(counters.detail), "$text-muted"))
         if not state.oom_kills:
             out.append(Content.styled("no OOM kill seen", "$text-muted"))
             return out
@@ -181,7 +184,7 @@ class OomFeed(StatePane):
                 if kill.constraint is OomConstraint.LIMIT
                 else "?"
             )
-            who, about = self._whose(state, kill)
+            who, about = self.whose(state, kill)
             out.append(
                 Content.assemble(
                     (fmt.clock(kill.time), "$text-muted"),
@@ -191,14 +194,19 @@ class OomFeed(StatePane):
                     (fmt.clean(who), "bold"),
                     f" ({fmt.clean(about)}) ",
                     fmt.clean(kill.process),
-                    f" pid {kill.pid}",
-                    f" rss {fmt.size(kill.anon_rss_bytes)} ({where})",
+                    f" pid {kill.pid}"
+                    if kill.pid
+                    # A counted kill: no pid or rss was ever known; say where it came from.
+                    else f"{fmt.clean(kill.detail or 'pid unknown')}, {fmt.clean(kill.source)}",
+                    f" rss {fmt.size(kill.anon_rss_bytes)} ({where})"
+                    if kill.pid
+                    else f" ({where})",
                 )
             )
         return out
 
     @staticmethod
-    def _whose(state: HostState, kill: OomKill) -> tuple[str, str]:
+    def whose(state: HostState, kill: OomKill) -> tuple[str, str]:
         """The container a kill hit and what is known of it: "(backend)", "(backend,
         removed)", "(removed)" for a container gone before anyone saw its name."""
         if not kill.container_id:
