@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import sys
@@ -44,20 +43,14 @@ async def _sshd_oom_adj(host: Host) -> list[int] | None:
         return None
     if result.exit_status not in (0, 1):
         return None
-    pids = [p for p in result.stdout.split() if p.isdigit()]
-    if not pids:
-        return []
-    # One `cat`, not SFTP: /proc files stat as 0 bytes, and an SFTP read without a size reads
-    # that many (the lab server VM's diagnose found "no sshd" while seven were running). A
-    # session that ended in between is a missing file: cat reads the others.
-    try:
-        read = await host.run(["cat", *(f"/proc/{p}/oom_score_adj" for p in pids)], timeout=10)
-    except TransportError:
-        return None
     values: list[int] = []
-    for line in read.stdout.split():
-        with contextlib.suppress(ValueError):
-            values.append(int(line))
+    for pid in result.stdout.split():
+        # A session that ended in between is a missing file: the others still count. (The SFTP
+        # read of these 0-byte /proc files came back empty before the transport read to EOF.)
+        try:
+            values.append(int((await host.read_text(f"/proc/{pid}/oom_score_adj")).strip()))
+        except (OSError, ValueError):
+            continue
     return values
 
 
