@@ -31,6 +31,8 @@ from incident_console.transport.base import Host
 from incident_console.transport.ssh import SshHost
 from incident_console.transport.ssh_files import FILES_OVER_EXEC
 
+THEMES = Path(__file__).resolve().parents[1] / "themes"
+
 
 @pytest.fixture
 async def nosftp(sshd_no_sftp: SshdServer) -> AsyncIterator[SshHost]:
@@ -270,6 +272,68 @@ async def test_permission_denied_naming_host_and_path(
 
 # -- the whole product ----------------------------------------------------------------------
 
+COMPOSE = """\
+# comments survive
+services:
+  app:
+    image: busybox
+    environment:
+      - WORKERS=4  # seed default
+    mem_limit: 64m
+"""
+
+RUNBOOK = """
+name: t
+title: a patch over exec
+steps:
+  - id: workers
+    title: Fewer workers
+    kind: remediate
+    compose_set:
+      environment: {WORKERS: '2'}
+"""
+
+
+async def test_compose_patch_and_undo_over_exec(sshd_no_sftp: SshdServer, tmp_path: Path) -> None:
+    # The runbook's compose_set reads, backs up and writes the file through the door; undo
+    # writes the original back: all of it over exec here, said once in the monitor's sources.
+    from incident_console.monitor.host_monitor import HostMonitor
+    from incident_console.monitor.journal import Journal, read_journal
+    from incident_console.runbook.actions import HostExecutor
+    from incident_console.runbook.engine import Engine, StepState
+    from incident_console.runbook.loader import parse_runbook
+    from incident_console.runbook.runner import Runner
+    from incident_console.runbook.session import file_changes, undo_changes
+    from incident_console.transport.targets import open_host
+
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    compose.chmod(0o640)
+    journal = Journal(tmp_path / "journal.jsonl")
+    host = open_host(sshd_no_sftp.target, **sshd_no_sftp.host_options())  # type: ignore[arg-type]
+    monitor = HostMonitor(host, journal=journal, sources=[])
+    await monitor.start()
+    try:
+        engine = Engine(parse_runbook(RUNBOOK), {"service": "app", "compose_file": str(compose)})
+        runner = Runner(engine, HostExecutor(monitor), poll_s=0.1)
+        assert await runner.run(0) is StepState.PASSED, engine.records[0].verdict
+        assert "- WORKERS=2" in compose.read_text()
+        assert stat.S_IMODE(compose.stat().st_mode) == 0o640
+        done = await undo_changes(monitor, file_changes(tmp_path / "journal.jsonl"))
+        assert len(done) == 1
+        assert compose.read_text() == COMPOSE
+        files = monitor.state.sources["files"]
+        assert (files.method, files.ok, files.detail) == ("exec", True, FILES_OVER_EXEC)
+    finally:
+        await monitor.stop()
+        journal.close()
+    said = [
+        r for r in read_journal(tmp_path / "journal.jsonl") if r.get("source") == "files"
+    ]  # many reads and writes, one record
+    assert [(r["kind"], r["method"], r["detail"]) for r in said] == [
+        ("source", "exec", FILES_OVER_EXEC)
+    ]
+
 
 def test_diagnose_runs_and_says_files_go_over_exec(sshd_no_sftp: SshdServer) -> None:
     # A project no container has: nothing of the shared engine's other labs in the verdict.
@@ -284,3 +348,20 @@ def test_diagnose_runs_and_says_files_go_over_exec(sshd_no_sftp: SshdServer) -> 
     assert said == [f"files: {FILES_OVER_EXEC}"]
     # It read the sshd's OOM protection through /proc over exec (the check exited 2 before).
     assert any("sshd is" in f["summary"] for f in doc["findings"]), doc["findings"]
+
+
+async def test_the_console_header_says_files_go_over_exec() -> None:
+    # The TUI's own tier: a fake monitor, as the Pilot tests have it.
+    from incident_console.config import Settings
+    from incident_console.domain.events import SourceStatus
+    from incident_console.ui.app import make_app
+    from incident_console.ui.demo import DEMO_NOW, demo_monitor
+
+    plain, exec_files = demo_monitor(), demo_monitor()
+    exec_files.post(SourceStatus(DEMO_NOW, "files", "exec", detail=FILES_OVER_EXEC))
+    for monitor, shown in ((plain, False), (exec_files, True)):
+        app = make_app(Settings(), [monitor], clock=lambda: DEMO_NOW, theme_dirs=[THEMES])
+        async with app.run_test(size=(200, 45)) as pilot:
+            await pilot.pause()
+            header = str(app.query_one(".host-header").render())
+            assert ("files: over exec" in header) is shown, header
