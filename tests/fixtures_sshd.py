@@ -75,6 +75,8 @@ class SshdServer:
     host: str = "127.0.0.1"
     user: str = field(default_factory=getpass.getuser)
     proc: subprocess.Popen[bytes] | None = None
+    #: Whether sshd offers the SFTP subsystem (hardened configs drop it).
+    sftp: bool = True
 
     @property
     def client_key(self) -> Path:
@@ -139,7 +141,7 @@ class SshdServer:
                     "PrintMotd no",
                     "MaxSessions 64",
                     "MaxStartups 64",
-                    "Subsystem sftp internal-sftp",
+                    "Subsystem sftp internal-sftp" if self.sftp else "",
                     "LogLevel INFO",
                     "",
                 ]
@@ -215,11 +217,23 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
     """A real OpenSSH sshd for the whole test session (see SshdServer)."""
+    yield from _serve(tmp_path_factory, "sshd", sftp=True)
+
+
+@pytest.fixture(scope="session")
+def sshd_no_sftp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
+    """A real OpenSSH sshd with no SFTP subsystem, as hardened configs have it."""
+    yield from _serve(tmp_path_factory, "sshd-no-sftp", sftp=False)
+
+
+def _serve(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, sftp: bool
+) -> Iterator[SshdServer]:
     if not os.access(SSHD, os.X_OK):
         _unavailable(f"{SSHD} is not installed (apt-get install openssh-server)")
     if shutil.which("ssh-keygen") is None:
         _unavailable("ssh-keygen is not installed (apt-get install openssh-client)")
-    server = SshdServer(root=tmp_path_factory.mktemp("sshd"), port=_free_port())
+    server = SshdServer(root=tmp_path_factory.mktemp(name), port=_free_port(), sftp=sftp)
     server.setup()
     try:
         server.start()

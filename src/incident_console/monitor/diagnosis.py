@@ -290,7 +290,8 @@ def diagnose_state(
             )
 
     for source in state.sources.values():
-        if not source.ok and source.source != "kernel_log":  # that one is a warning above
+        # kernel_log's is a warning above; files over exec (no SFTP) is said once, here.
+        if (not source.ok and source.source != "kernel_log") or source.source == "files":
             add(Finding("info", f"{source.source}: {source.detail or source.method}"))
     return diagnosis
 

@@ -128,6 +128,14 @@ class HostMonitor:
 
     async def start(self) -> None:
         """Connect the host (raising its TransportError) and start every source."""
+        from incident_console.transport.ssh import SshHost
+
+        if isinstance(self._host, SshHost):  # a server with no SFTP: said once, in the sources
+            self._host.on_files_over_exec(
+                lambda line: self.record(
+                    SourceStatus(time=time.time(), source="files", method="exec", detail=line)
+                )
+            )
         self.record(LinkChange(time=time.time(), state="connecting"))
         await self._host.connect()
         self._on_link(self._host.state)

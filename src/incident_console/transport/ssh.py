@@ -1,4 +1,4 @@
-"""SshHost: one asyncssh connection per host carries commands, streams, SFTP and docker.
+"""SshHost: one asyncssh connection per host carries commands, streams, files and docker.
 
 The link is supervised: keepalives notice a dead link within ~15 s, then the host goes STALE
 and reconnects with exponential backoff (1 s .. 30 s, jittered) until close(). Streams
@@ -13,7 +13,7 @@ import contextlib
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,14 @@ from incident_console.transport.base import (
 from incident_console.transport.lazy import lazy_import
 from incident_console.transport.ssh_docker import DockerForward, build_client, remote_socket_problem
 from incident_console.transport.ssh_errors import describe_connect_error
-from incident_console.transport.ssh_files import sftp_read_text, sftp_write_text
+from incident_console.transport.ssh_files import (
+    ExecFallback,
+    exec_read_text,
+    exec_write_text,
+    sftp_read_text,
+    sftp_refused,
+    sftp_write_text,
+)
 from incident_console.transport.ssh_keys import HostKeyPolicy
 from incident_console.transport.ssh_process import RemoteCommand, SshProcess
 
@@ -125,6 +132,8 @@ class SshHost(Host):
         self._supervisor: asyncio.Task[None] | None = None
         self._procs: set[RemoteCommand] = set()
         self._sftp: asyncssh.SFTPClient | None = None
+        self._no_sftp = ExecFallback()
+        self._sftp_lock = asyncio.Lock()
         self._forward: DockerForward | None = None
         self._docker: docker.DockerClient | None = None
         self._docker_lock = asyncio.Lock()
@@ -179,6 +188,7 @@ class SshHost(Host):
         self._conn, self._client = conn, client
         self._generation += 1
         self._sftp = None
+        self._no_sftp.active = False  # a new connection: SFTP is asked for again
         if self._forward is not None:
             # If this fails, docker calls fail with their own error; the link itself is fine.
             with contextlib.suppress(*_link_errors()):
@@ -403,22 +413,42 @@ class SshHost(Host):
 
     # -- files -----------------------------------------------------------------------------
 
-    async def _sftp_client(self) -> asyncssh.SFTPClient:
+    @property
+    def files_over_exec(self) -> bool:
+        """Whether this connection reads and writes files over exec (the server has no SFTP)."""
+        return self._no_sftp.active
+
+    def on_files_over_exec(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` once with the line to show, when files first go over exec."""
+        self._no_sftp.listen(listener)
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient | None:
+        """This connection's SFTP client; None where the server refused the subsystem."""
         conn = await self._connection(self.connect_timeout)
-        if self._sftp is None:
-            try:
-                self._sftp = await conn.start_sftp_client()
-            except _link_errors() as exc:
-                raise TransportError(f"{self.name}: SFTP unavailable: {exc}") from None
+        async with self._sftp_lock:  # one SFTP session per connection, asked for once
+            if self._sftp is None and not self._no_sftp.active:
+                try:
+                    self._sftp = await conn.start_sftp_client()
+                except _link_errors() as exc:
+                    if not sftp_refused(exc):
+                        raise TransportError(f"{self.name}: SFTP unavailable: {exc}") from None
+                    self._no_sftp.refused()
         return self._sftp
 
     async def read_text(self, path: str) -> str:
-        """Read a text file over SFTP (FileNotFoundError / PermissionError like a local read)."""
-        return await sftp_read_text(await self._sftp_client(), path, self.name)
+        """Read a text file over SFTP, else `cat` (FileNotFoundError / PermissionError)."""
+        sftp = await self._sftp_client()
+        if sftp is None:
+            return await exec_read_text(self, path)
+        return await sftp_read_text(sftp, path, self.name)
 
     async def write_text(self, path: str, text: str) -> None:
-        """Write a text file over SFTP: temp file in the same folder, mode kept, posix rename."""
-        await sftp_write_text(await self._sftp_client(), path, text, self.name)
+        """Write a text file: temp file in the same folder, mode kept, rename (SFTP or exec)."""
+        sftp = await self._sftp_client()
+        if sftp is None:
+            await exec_write_text(self, path, text)
+            return
+        await sftp_write_text(sftp, path, text, self.name)
 
     # -- docker ----------------------------------------------------------------------------
 

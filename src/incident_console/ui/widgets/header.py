@@ -54,6 +54,8 @@ class HostHeader(Static):
             if key == "kernel_log" and not source.ok and counters is not None:
                 text += f"; OOM counts from {fmt.clean(counters.method)}"
             parts += ["  ", (text, "" if source.ok else "$warning")]
+        if (files := state.sources.get("files")) is not None:  # no SFTP: "files: over exec"
+            parts += ["  ", f"files: over {fmt.clean(files.method)}"]
         if read_only:
             parts += ["  ", (" READ-ONLY ", "bold reverse $read-only")]
         fmt.update_static(self, Content.assemble(*parts))
