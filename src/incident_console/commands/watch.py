@@ -37,8 +37,9 @@ def _read_only_targets(targets: list[str], config: str | None) -> set[str]:
     try:
         settings = load_settings(path, required=config is not None)
     except ConfigError as exc:
-        fail(str(exc))
-        return set()
+        for line in exc.errors:  # every problem in the file, one line each
+            click.echo(f"incident-console: {line}", err=True)
+        sys.exit(2)
     return {t for t in targets if settings.read_only or settings.host(t).read_only}
 
 
