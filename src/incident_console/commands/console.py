@@ -28,6 +28,8 @@ def load_console_settings(
     from incident_console.config import ConfigError, find_key_line, load_settings
     from incident_console.locations import default_config_file
 
+    if config_file == "":
+        fail("--config: empty file name")
     path = Path(config_file) if config_file else default_config_file()
     try:
         settings = load_settings(path, required=config_file is not None, known_actions=binding_ids)

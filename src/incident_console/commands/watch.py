@@ -33,6 +33,8 @@ def _read_only_targets(targets: list[str], config: str | None) -> set[str]:
     from incident_console.config import ConfigError, load_settings
     from incident_console.locations import default_config_file
 
+    if config == "":
+        fail("--config: empty file name")
     path = Path(config) if config else default_config_file()
     try:
         settings = load_settings(path, required=config is not None)
