@@ -2,7 +2,9 @@
 
 `incident-console [TARGET ...]` opens the console (on `local` when no target is named); the
 other subcommands (diagnose, runbook, report, serve, watch, lab) run headless on the same layers.
-Every failure the user can cause ends in one line on stderr and exit status 2, never a traceback.
+Every failure the user can cause ends in one line on stderr, never a traceback: exit 2 for
+a bad target, option or file (:func:`fail`), 1 where README.md's "Exit codes" says so (an
+unknown theme, problems found, a check failed, an invalid runbook or policy).
 """
 
 from __future__ import annotations
