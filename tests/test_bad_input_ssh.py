@@ -8,6 +8,7 @@ in through, as `local` finds it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -65,6 +66,32 @@ def test_the_second_of_two_identity_files_is_named(sshd: SshdServer, tmp_path: P
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"incident-console: -i {missing}: no such key file"]
+
+
+def test_missing_identity_file_of_ssh_config_is_named(sshd: SshdServer, tmp_path: Path) -> None:
+    """An IdentityFile in ~/.ssh/config that is not there: the same bare "No such file or
+    directory" came back; the file is named (asyncssh refuses it, where OpenSSH skips it)."""
+    ssh = tmp_path / ".ssh"
+    ssh.mkdir()
+    missing = ssh / "id_gone"
+    (ssh / "config").write_text(
+        f"Host fixture\n  HostName {sshd.host}\n  Port {sshd.port}\n  User {sshd.user}\n"
+        f"  IdentityFile {missing}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [SCRIPT, "diagnose", "fixture", "--known-hosts", str(sshd.known_hosts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"incident-console: fixture: {missing}: No such file or directory"
+    ]
 
 
 SSHD_FINDING = re.compile(

@@ -97,10 +97,14 @@ def open_target(
     known_hosts: str | None = None,
     accept_new_host_key: bool = False,
 ) -> Host:
-    """The Host for a TARGET and the `target_options`, not yet connected; a bad target fails."""
-    from incident_console.transport.targets import open_host
+    """The Host for a TARGET and the `target_options`, not yet connected; a bad target, or a
+    `-i` key file that is not there, fails (naming it) before any connection is tried."""
+    from incident_console.transport.ssh_keys import check_identity_files
+    from incident_console.transport.targets import open_host, parse_target
 
     try:
+        if parse_target(target).kind == "ssh":
+            check_identity_files(identity)
         return open_host(
             target,
             identity=identity,

@@ -88,8 +88,7 @@ def open_host(
     """A Host for `target`, not yet connected (call `await host.connect()`).
 
     Raises:
-        ValueError: the target text is not a target, or an `identity` file is missing
-            (one-line message naming it).
+        ValueError: the target text is not a target (one-line message).
     """
     parsed = parse_target(target)
     if parsed.kind == "local":
@@ -97,9 +96,7 @@ def open_host(
 
         return LocalHost()
     from incident_console.transport.ssh import SshHost
-    from incident_console.transport.ssh_keys import check_identity_files
 
-    check_identity_files(identity)
     return SshHost(
         parsed.text,
         parsed.host,
