@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,11 +44,14 @@ def load_console_settings(
     settings = settings.updated(**updates)
     names = available_themes(settings)
     if settings.theme not in names:
-        if theme is not None:
-            where = "--theme"
-        else:
-            text = path.read_text(encoding="utf-8", errors="replace")
-            where = f"{path}:{find_key_line(text, ('theme',))}: theme"
+        where = "--theme" if theme is not None else "theme (the default)"
+        if theme is None:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:  # no config file: the default theme is what is missing
+                text = ""
+            if re.search(r"^\s*theme\s*=", text, re.MULTILINE):
+                where = f"{path}:{find_key_line(text, ('theme',))}: theme"
         click.echo(
             f"incident-console: {where}: unknown theme {settings.theme!r}; "
             f"themes: {', '.join(names)}",
