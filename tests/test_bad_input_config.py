@@ -32,10 +32,22 @@ def run(args: list[str], home: Path, timeout: float = 60) -> subprocess.Complete
     )
 
 
-def test_keymap_typo_names_file_line_and_the_closest_action(tmp_path: Path) -> None:
+def free_port() -> int:
+    """A loopback port nothing listens on: where serve would listen, were it not refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["serve", "--port", str(free_port())]], ids=["console", "serve"]
+)
+def test_keymap_typo_names_file_line_and_the_closest_action(
+    tmp_path: Path, command: list[str]
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text('theme = "incident-dark"\n\n[keymap]\nrestrat = "ctrl+r"\n')
-    done = run(["--config", str(config)], tmp_path)
+    done = run([*command, "--config", str(config)], tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -104,10 +116,7 @@ def test_a_theme_of_the_users_own_is_known(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_an_unknown_theme_before_it_listens(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    done = run(["serve", "--theme", "nosuch", "--port", str(port)], tmp_path)
+    done = run(["serve", "--theme", "nosuch", "--port", str(free_port())], tmp_path)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"incident-console: --theme: unknown theme 'nosuch'; {THEMES}"
