@@ -2,7 +2,9 @@
 
 `incident-console [TARGET ...]` opens the console (on `local` when no target is named); the
 other subcommands (diagnose, runbook, report, serve, watch, lab) run headless on the same layers.
-Every failure the user can cause ends in one line on stderr and exit status 2, never a traceback.
+Every failure the user can cause ends in one line on stderr, never a traceback: exit 2 for
+a bad target, option or file (:func:`fail`), 1 where README.md's "Exit codes" says so (an
+unknown theme, problems found, a check failed, an invalid runbook or policy).
 """
 
 from __future__ import annotations
@@ -95,10 +97,14 @@ def open_target(
     known_hosts: str | None = None,
     accept_new_host_key: bool = False,
 ) -> Host:
-    """The Host for a TARGET and the `target_options`, not yet connected; a bad target fails."""
-    from incident_console.transport.targets import open_host
+    """The Host for a TARGET and the `target_options`, not yet connected; a bad target, or a
+    `-i` key file that is not there, fails (naming it) before any connection is tried."""
+    from incident_console.transport.ssh_keys import check_identity_files
+    from incident_console.transport.targets import open_host, parse_target
 
     try:
+        if parse_target(target).kind == "ssh":
+            check_identity_files(identity)
         return open_host(
             target,
             identity=identity,

@@ -13,20 +13,23 @@ Example (``~/.config/incident-console/config.toml``)::
     probes = ["https://app.example.com/api/v1/health"]
     read_only = true
 
-An invalid file is reported in one line naming the file, the line and the key
-(:class:`ConfigError`); the CLI prints it and exits 2.
+An invalid file is reported with every problem in it, one line each naming the file, the
+line and the key (:class:`ConfigError`); the CLI prints them all and exits 2. A keymap entry
+must name a binding id the console has (``restrat`` is reported, with the nearest id).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 _URL = re.compile(r"^https?://\S+$")
+T = TypeVar("T")
 
 
 @dataclass
@@ -67,7 +70,15 @@ class Settings:
 
 
 class ConfigError(ValueError):
-    """An unusable config file; the message is one line: ``file:line: key: problem``."""
+    """An unusable config file: every problem in it, one line each (``file:line: key: problem``).
+
+    ``str()`` is the first line (with how many more there are); ``errors`` holds them all.
+    """
+
+    def __init__(self, *errors: str) -> None:
+        self.errors = list(errors) or ["invalid config"]
+        more = len(self.errors) - 1
+        super().__init__(self.errors[0] + (f" (and {more} more)" if more else ""))
 
 
 class Invalid(ValueError):
@@ -125,15 +136,143 @@ def _url(value: object, loc: tuple[str | int, ...]) -> str:
     return text
 
 
-def _host(value: object, loc: tuple[str | int, ...]) -> HostConfig:
-    table = expect_table(value, loc, {"target", "probes", "read_only"})
+class Problems:
+    """Every value that does not fit, collected so a file with two mistakes reports both."""
+
+    def __init__(self) -> None:
+        self.found: list[Invalid] = []
+
+    def take(self, read: Callable[[], T], default: T) -> T:
+        """`read()`, or `default` after noting why it did not fit."""
+        try:
+            return read()
+        except Invalid as error:
+            self.found.append(error)
+            return default
+
+    def table(
+        self, value: object, loc: tuple[str | int, ...], known: set[str]
+    ) -> dict[str, Any] | None:
+        """`value` as a table; every unknown key is noted (not only the first) and left out."""
+        if not isinstance(value, Mapping):
+            self.found.append(Invalid(loc, "Input should be a table"))
+            return None
+        table: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in known:
+                table[key] = item
+            else:
+                self.found.append(Invalid((*loc, key), "Extra inputs are not permitted"))
+        return table
+
+    def items(
+        self,
+        value: object,
+        loc: tuple[str | int, ...],
+        item: Callable[[object, tuple[str | int, ...]], T | None],
+    ) -> list[T]:
+        """Each item of a list read on its own: a bad second host does not hide a bad third."""
+        if not isinstance(value, list):
+            self.found.append(Invalid(loc, "Input should be a valid list"))
+            return []
+        out = []
+        for index, entry in enumerate(value):
+            try:
+                got = item(entry, (*loc, index))
+            except Invalid as error:
+                self.found.append(error)
+                continue
+            if got is not None:
+                out.append(got)
+        return out
+
+
+def _host(value: object, loc: tuple[str | int, ...], problems: Problems) -> HostConfig | None:
+    table = problems.table(value, loc, {"target", "probes", "read_only"})
+    if table is None:
+        return None
     if "target" not in table:
-        raise Invalid((*loc, "target"), "Field required")
-    return HostConfig(
-        target=expect_str(table["target"], (*loc, "target"), min_length=1),
-        probes=expect_list(table.get("probes", []), (*loc, "probes"), _url),
-        read_only=expect_bool(table.get("read_only", False), (*loc, "read_only")),
+        problems.found.append(Invalid((*loc, "target"), "Field required"))
+    target = (
+        problems.take(lambda: expect_str(table["target"], (*loc, "target"), min_length=1), "")
+        if "target" in table
+        else ""
     )
+    probes = problems.items(table.get("probes", []), (*loc, "probes"), _url)
+    read_only = problems.take(
+        lambda: expect_bool(table.get("read_only", False), (*loc, "read_only")), True
+    )
+    return HostConfig(target=target, probes=probes, read_only=read_only) if target else None
+
+
+def closest(word: str, choices: Collection[str]) -> str:
+    """' (did you mean X?)' for the nearest of `choices`, or '' when none is near."""
+    near = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _keymap(
+    value: object, problems: Problems, known_actions: Collection[str] | None
+) -> dict[str, str]:
+    keymap: dict[str, str] = {}
+    if not isinstance(value, Mapping):
+        problems.found.append(Invalid(("keymap",), "Input should be a table"))
+        return keymap
+    for name, keys in value.items():
+        loc: tuple[str | int, ...] = ("keymap", str(name))
+        text: str | None = None
+        try:
+            text = expect_str(keys, loc, min_length=1)
+        except Invalid as error:
+            problems.found.append(error)
+        if known_actions is not None and name not in known_actions:
+            # Textual ignores an unknown binding id without a word: the remap would just not work.
+            problems.found.append(
+                Invalid(
+                    loc,
+                    f"unknown action{closest(str(name), known_actions)}; "
+                    f"actions: {', '.join(sorted(known_actions))}",
+                )
+            )
+            continue
+        if text is not None:
+            keymap[str(name)] = text
+    return keymap
+
+
+def collect_settings(
+    data: object, known_actions: Collection[str] | None = None
+) -> tuple[Settings, list[Invalid]]:
+    """Settings from a parsed TOML document, and every value that did not fit.
+
+    Args:
+        data: the parsed document.
+        known_actions: the binding ids a keymap may name; None to leave the keymap unchecked
+            (the headless commands never load the UI that defines them).
+    """
+    problems = Problems()
+    defaults = Settings()
+    table = problems.table(data, (), {"hosts", "theme", "read_only", "keymap", "theme_dirs"})
+    if table is None:
+        return defaults, problems.found
+    settings = Settings(
+        hosts=problems.items(
+            table.get("hosts", []), ("hosts",), lambda v, loc: _host(v, loc, problems)
+        ),
+        theme=problems.take(
+            lambda: expect_str(table.get("theme", defaults.theme), ("theme",)), defaults.theme
+        ),
+        # A read_only that does not fit is taken as true, should the settings be used anyway.
+        read_only=problems.take(
+            lambda: expect_bool(table.get("read_only", False), ("read_only",)), True
+        ),
+        keymap=_keymap(table.get("keymap", {}), problems, known_actions),
+        theme_dirs=[
+            Path(p)
+            for p in problems.items(table.get("theme_dirs", []), ("theme_dirs",), expect_str)
+        ],
+    )
+    return settings, problems.found
 
 
 def settings_from(data: object) -> Settings:
@@ -142,25 +281,25 @@ def settings_from(data: object) -> Settings:
     Raises:
         Invalid: the first value that does not fit, with where it is.
     """
-    table = expect_table(data, (), {"hosts", "theme", "read_only", "keymap", "theme_dirs"})
-    defaults = Settings()
-    return Settings(
-        hosts=expect_list(table.get("hosts", []), ("hosts",), _host),
-        theme=expect_str(table.get("theme", defaults.theme), ("theme",)),
-        read_only=expect_bool(table.get("read_only", False), ("read_only",)),
-        keymap=expect_str_map(table.get("keymap", {}), ("keymap",)),
-        theme_dirs=[
-            Path(p) for p in expect_list(table.get("theme_dirs", []), ("theme_dirs",), expect_str)
-        ],
-    )
+    settings, found = collect_settings(data)
+    if found:
+        raise found[0]
+    return settings
 
 
-def load_settings(path: Path, *, required: bool) -> Settings:
+def load_settings(
+    path: Path,
+    *,
+    required: bool,
+    known_actions: Callable[[], Collection[str]] | None = None,
+) -> Settings:
     """Read the config file at `path`.
 
     Args:
         path: the file.
         required: when False (the default location), a missing file means default settings.
+        known_actions: gives the binding ids a keymap may name (called only when the file
+            has a keymap: finding them loads the UI); None leaves the keymap unchecked.
 
     Raises:
         ConfigError: unreadable, not TOML, or invalid; the message names file, line and key.
@@ -173,22 +312,41 @@ def load_settings(path: Path, *, required: bool) -> Settings:
         raise ConfigError(f"{path}: no such file") from error
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read: {error}") from error
-    return parse_settings(text, path)
+    return parse_settings(text, path, known_actions=known_actions)
 
 
-def parse_settings(text: str, path: Path) -> Settings:
-    """Validate config text; see :func:`load_settings`."""
+def parse_settings(
+    text: str,
+    path: Path,
+    *,
+    known_actions: Callable[[], Collection[str]] | Collection[str] | None = None,
+) -> Settings:
+    """Validate config text; see :func:`load_settings`.
+
+    Raises:
+        ConfigError: every problem, in the order of the file's lines.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        # tomllib's message already ends with "(at line N, column M)".
+        # tomllib's message already ends with "(at line N, column M)"; it stops at the first.
         raise ConfigError(f"{path}: {error}") from error
-    try:
-        return settings_from(data)
-    except Invalid as error:
-        key = ".".join(str(part) for part in error.loc) or "(top level)"
-        line = find_key_line(text, error.loc)
-        raise ConfigError(f"{path}:{line}: {key}: {error.message}") from error
+    actions = known_actions
+    if callable(actions):
+        actions = actions() if isinstance(data, Mapping) and data.get("keymap") else None
+    settings, found = collect_settings(data, actions)
+    if found:
+        located = sorted(
+            (find_key_line(text, error.loc), index, error) for index, error in enumerate(found)
+        )
+        raise ConfigError(
+            *(
+                f"{path}:{line}: {'.'.join(str(p) for p in error.loc) or '(top level)'}: "
+                f"{error.message}"
+                for line, _, error in located
+            )
+        )
+    return settings
 
 
 def find_key_line(text: str, loc: tuple[Any, ...]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,19 +20,85 @@ if TYPE_CHECKING:
 def load_console_settings(
     config_file: str | None, *, read_only: bool = False, theme: str | None = None
 ) -> Settings:
-    """The config (a bad one fails with its line), with the command line's flags applied."""
-    from incident_console.config import ConfigError, load_settings
+    """The config, with the command line's flags applied; bad input ends the command here.
+
+    Every problem in the config is printed (``FILE:LINE: key: why``, keymap names checked
+    against the console's binding ids) and exits 2; then a theme no theme file defines, from
+    `theme` or the config, exits 1 with the themes there are: before any app opens.
+    """
+    from incident_console.config import ConfigError, find_key_line, load_settings
     from incident_console.locations import default_config_file
 
+    if config_file == "":
+        fail("--config: empty file name")
     path = Path(config_file) if config_file else default_config_file()
     try:
-        settings = load_settings(path, required=config_file is not None)
+        settings = load_settings(path, required=config_file is not None, known_actions=binding_ids)
     except ConfigError as error:
-        fail(str(error))
+        for line in error.errors:
+            click.echo(f"incident-console: {line}", err=True)
+        sys.exit(2)
     updates: dict[str, object] = {"read_only": settings.read_only or read_only}
-    if theme:
+    if theme is not None:
         updates["theme"] = theme
-    return settings.updated(**updates)
+    settings = settings.updated(**updates)
+    names = available_themes(settings)
+    if settings.theme not in names:
+        where = "--theme" if theme is not None else "theme (the default)"
+        if theme is None:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:  # no config file: the default theme is what is missing
+                text = ""
+            if re.search(r"^\s*theme\s*=", text, re.MULTILINE):
+                where = f"{path}:{find_key_line(text, ('theme',))}: theme"
+        click.echo(
+            f"incident-console: {where}: unknown theme {settings.theme!r}; "
+            f"themes: {', '.join(names)}",
+            err=True,
+        )
+        sys.exit(1)
+    return settings
+
+
+def available_themes(settings: Settings) -> list[str]:
+    """The theme names the console will have: shipped, the user's, then the config's folders."""
+    from incident_console.locations import builtin_theme_dirs, user_theme_dir
+    from incident_console.ui.themes import theme_names
+
+    return theme_names([*builtin_theme_dirs(), user_theme_dir(), *settings.theme_dirs])
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a config's keymap may remap: those of the console's app, screens and
+    widgets (Textual ignores an unknown id silently). Loads the whole UI: called only for a
+    config that has a keymap."""
+    import importlib
+    import pkgutil
+
+    from textual.binding import Binding
+    from textual.dom import DOMNode
+
+    import incident_console.ui
+
+    for info in pkgutil.walk_packages(incident_console.ui.__path__, "incident_console.ui."):
+        if info.name != "incident_console.ui.web":  # the web server: no bindings, heavy imports
+            importlib.import_module(info.name)
+    ids: set[str] = set()
+    seen: set[type] = set()
+    todo: list[type] = [DOMNode]
+    while todo:
+        subclasses: list[type] = todo.pop().__subclasses__()
+        for cls in subclasses:
+            if cls in seen:
+                continue
+            seen.add(cls)
+            todo.append(cls)
+            if cls.__module__.startswith("incident_console."):
+                for binding in vars(cls).get("BINDINGS", ()):
+                    if isinstance(binding, Binding) and binding.id:
+                        ids.add(binding.id)
+    return ids
 
 
 def open_monitors(

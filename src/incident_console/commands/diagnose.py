@@ -193,7 +193,7 @@ def diagnose(
     from incident_console.transport.targets import describe_error
 
     since_ts: float | None = None
-    if since:
+    if since is not None:
         try:
             since_ts = time.time() - parse_duration(since)
         except ValueError as exc:

@@ -148,8 +148,11 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     from incident_console.transport.targets import describe_error
 
     host = open_target(target, opts["identity"], opts["known_hosts"], opts["accept_new_host_key"])
-    path = Path(opts["journal"]) if opts["journal"] else default_journal_path([host.name])
-    journal = Journal(path)
+    # A dry run changes nothing, this machine included: no journal file is made.
+    path = None
+    if not opts["dry_run"]:
+        path = Path(opts["journal"]) if opts["journal"] else default_journal_path([host.name])
+    journal = Journal(path) if path is not None else None
     probes = list(opts["probes"])
     if sets.get("health_url") and sets["health_url"] not in probes:
         probes.append(sets["health_url"])
@@ -160,11 +163,15 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
     try:
         await monitor.start()
     except Exception as exc:
-        journal.close()
+        if journal is not None:
+            journal.close()
         fail(describe_error(exc, target))
         return 2
     try:
-        click.echo(f"runbook {runbook.name} on {host.name}; journal {path}")
+        click.echo(
+            f"runbook {runbook.name} on {host.name}; "
+            + (f"journal {path}" if path is not None else "dry run: no journal")
+        )
         variables = await gather(monitor, runbook, sets)
         if variables.ambiguous:
             # Two stacks with the same service: patching the wrong one is worse than nothing.
@@ -223,7 +230,8 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
         return code
     finally:
         stopped = await stop_monitor(monitor)
-        journal.close()
+        if journal is not None:
+            journal.close()
         if not stopped:
             # A source that will not end must not keep the verdict from the caller.
             click.echo("incident-console: the monitor did not stop; exiting anyway", err=True)
@@ -263,6 +271,9 @@ def run_cmd(
     """
     from incident_console.runbook.variables import VariableError, parse_sets
 
+    if dry_run and journal is not None:
+        # Said rather than ignored: a dry run writes no journal, so the file would not appear.
+        fail("--journal: a dry run writes no journal (it changes nothing, no file either)")
     runbook = _load_or_fail(name)
     try:
         overrides = parse_sets(list(sets), runbook)

@@ -33,12 +33,15 @@ def _read_only_targets(targets: list[str], config: str | None) -> set[str]:
     from incident_console.config import ConfigError, load_settings
     from incident_console.locations import default_config_file
 
+    if config == "":
+        fail("--config: empty file name")
     path = Path(config) if config else default_config_file()
     try:
         settings = load_settings(path, required=config is not None)
     except ConfigError as exc:
-        fail(str(exc))
-        return set()
+        for line in exc.errors:  # every problem in the file, one line each
+            click.echo(f"incident-console: {line}", err=True)
+        sys.exit(2)
     return {t for t in targets if settings.read_only or settings.host(t).read_only}
 
 

@@ -24,6 +24,11 @@ def parse_duration(text: str) -> float:
     """
     if not isinstance(text, str):
         raise ValueError(f"invalid duration {text!r}: expected text such as 90s, 10m, 1h30m")
+    if not text.strip():
+        # Empty is a mistake (a variable that expanded to nothing), never "no window at all".
+        raise ValueError(
+            f"invalid duration {text!r}: empty; use a number with s, m, h or d, e.g. 90s, 10m"
+        )
     bare = _BARE_NUMBER.fullmatch(text)
     total = 0.0
     if bare is not None:

@@ -50,7 +50,9 @@ def read_journal_file(path: Path) -> JournalRead:
     if not data.strip():
         raise JournalError(f"{path}: empty file, not an incident journal")
     if b"\0" in data[:_SNIFF_BYTES]:
-        raise JournalError(f"{path}: binary file, not an incident journal (JSON lines)")
+        raise JournalError(
+            f"{path}: not an incident journal (binary file; a journal is JSON lines)"
+        )
     text = data.decode("utf-8", errors="replace")
     records: list[dict[str, Any]] = []
     skipped = 0
@@ -71,8 +73,8 @@ def read_journal_file(path: Path) -> JournalRead:
     if not records:
         number, line = first_bad or (1, "")
         raise JournalError(
-            f"{path}:{number}: not an incident journal: no line is a JSON record with a 'kind' "
-            f"(line {number}: {_preview(line)!r})"
+            f"{path}: not an incident journal (line {number}: {_preview(line)!r}): "
+            "no line is a JSON record with a 'kind'"
         )
     return JournalRead(records, skipped)
 

@@ -31,6 +31,9 @@ def describe_connect_error(exc: BaseException, where: str) -> str:
         if exc.errno == errno.ECONNRESET:
             return f"{where}: connection reset by the server"
         text = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename and exc.strerror:
+            # A local file the connection needed (an IdentityFile from ~/.ssh/config): name it.
+            text = f"{exc.filename}: {exc.strerror}"
         # Multi-address connect failures join the per-address errors: keep the first.
         return f"{where}: {text.splitlines()[0]}"
     if isinstance(exc, asyncssh.PermissionDenied):

@@ -28,6 +28,26 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 
+def check_identity_files(paths: Sequence[str]) -> None:
+    """Refuse a `-i` key file that is not there before connecting, naming it.
+
+    asyncssh reports a missing one as a bare "No such file or directory", naming no file.
+
+    Raises:
+        ValueError: one line naming the file and what is wrong with it.
+    """
+    for path in paths:
+        full = os.path.expanduser(path)
+        if not os.path.lexists(full):
+            raise ValueError(f"-i {full}: no such key file")
+        if not os.path.exists(full):
+            raise ValueError(f"-i {full}: a symbolic link to a file that is not there")
+        if os.path.isdir(full):
+            raise ValueError(f"-i {full}: a directory, not a key file")
+        if not os.access(full, os.R_OK):
+            raise ValueError(f"-i {full}: permission denied")
+
+
 def host_pattern(host: str, port: int | None) -> str:
     """How OpenSSH names a host in known_hosts: 'host' on port 22, '[host]:port' otherwise."""
     return host if port in (None, 22) else f"[{host}]:{port}"

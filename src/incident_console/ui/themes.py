@@ -158,3 +158,10 @@ def fallback_theme() -> LoadedTheme:
         name=DEFAULT_THEME, colors={"primary": "#4f9dde", "error": "#ef5f5f", "success": "#6ccf8e"}
     )
     return LoadedTheme(theme=model.to_theme(), glyphs="blocks", path=None)
+
+
+def theme_names(folders: Iterable[Path]) -> list[str]:
+    """The names of the themes the console can switch to from `folders` (what `--theme` and
+    the config's `theme` may name), sorted; the built-in fallback when none can be read."""
+    themes, _errors = load_themes(folders)
+    return sorted({loaded.theme.name for loaded in themes} or {DEFAULT_THEME})
