@@ -1,0 +1,246 @@
+"""Which memory ran out at an OOM kill, who was killed, who grew, and how to say it.
+
+Three scopes, from the kernel's own words:
+
+- ``container-limit``: the limit that ran out is the victim's container's own (``oom_memcg``
+  equals the container's cgroup in ``task_memcg``, or v1's "Task in X killed as a result of
+  limit of X").
+- ``shared-limit``: the limit belongs to an ANCESTOR of the victim's cgroup (a systemd slice, a
+  ``cgroup_parent``, a Kubernetes pod): several containers share it, and the one killed (the
+  victim, the highest OOM score) need not be the one that grew (the culprit).
+- ``host``: no cgroup limit ran out (``global_oom``, ``CONSTRAINT_NONE``): the server did.
+
+`describe_kill` is the ONE wording of a kill, used by the console's feed and pop-ups,
+`diagnose`, `watch`'s notifications and the postmortem. `find_culprit` picks the container
+with the largest growth over the minutes before the kill. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from incident_console.domain.durations import format_bytes, format_duration
+from incident_console.domain.events import OomConstraint, OomKill
+from incident_console.domain.oom_parse import container_id_from_memcg
+
+__all__ = [
+    "CONTAINER_LIMIT",
+    "CULPRIT_WINDOW_S",
+    "HOST",
+    "SCOPES",
+    "SHARED_LIMIT",
+    "Culprit",
+    "classify_scope",
+    "cgroup_under",
+    "describe_kill",
+    "find_culprit",
+    "kill_json",
+    "kill_scope",
+    "kill_where",
+]
+
+CONTAINER_LIMIT = "container-limit"
+SHARED_LIMIT = "shared-limit"
+HOST = "host"
+SCOPES = (CONTAINER_LIMIT, SHARED_LIMIT, HOST)
+#: How far back before a kill growth is measured to name the culprit.
+CULPRIT_WINDOW_S = 300.0
+#: Growth below this is noise (page cache, a request's buffers), not a culprit.
+CULPRIT_MIN_GROWTH = 1 << 20
+
+
+def _norm(path: str) -> str:
+    path = (path or "").strip()
+    return path.rstrip("/") or ("/" if path else "")
+
+
+def cgroup_under(path: str, ancestor: str) -> bool:
+    """True when cgroup `path` is `ancestor` itself or lies below it."""
+    path, ancestor = _norm(path), _norm(ancestor)
+    if not path or not ancestor:
+        return False
+    return ancestor == "/" or path == ancestor or path.startswith(ancestor + "/")
+
+
+def classify_scope(constraint: OomConstraint, oom_memcg: str, task_memcg: str) -> str:
+    """The scope of a kill from what the kernel printed ('' when it says too little).
+
+    Args:
+        constraint: LIMIT (a cgroup's limit), GLOBAL (the host) or UNKNOWN.
+        oom_memcg: The cgroup whose limit ran out (summary ``oom_memcg=`` or Task-in's limit).
+        task_memcg: The victim's cgroup.
+    """
+    if constraint is OomConstraint.GLOBAL:
+        return HOST
+    if constraint is not OomConstraint.LIMIT:
+        return ""
+    oom, task = _norm(oom_memcg), _norm(task_memcg)
+    if oom == "/":
+        return HOST  # the root cgroup's "limit" is the machine
+    if not oom or not task or oom == task or not cgroup_under(task, oom):
+        # A cgroup limit, and nothing says it is anyone's but the victim's container.
+        return CONTAINER_LIMIT
+    own = container_id_from_memcg(task)
+    if own and own == container_id_from_memcg(oom):
+        return CONTAINER_LIMIT  # a cgroup inside the container (docker-in-docker, a sub-scope)
+    return SHARED_LIMIT
+
+
+def kill_scope(kill: OomKill) -> str:
+    """A kill's scope: its own, else from its constraint (records of older journals, counters)."""
+    if kill.scope:
+        return kill.scope
+    if kill.constraint is OomConstraint.GLOBAL:
+        return HOST
+    if kill.constraint is OomConstraint.LIMIT:
+        return classify_scope(kill.constraint, kill.oom_memcg or kill.memcg, kill.task_memcg)
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Culprit:
+    """The container that grew most before a kill."""
+
+    id: str
+    growth_bytes: int
+    window_s: float
+
+
+def find_culprit(
+    histories: Mapping[str, Iterable[tuple[float, int]]],
+    kill_time: float,
+    *,
+    window_s: float = CULPRIT_WINDOW_S,
+    members: Iterable[str] | None = None,
+) -> Culprit | None:
+    """The container with the largest memory growth over `window_s` before `kill_time`.
+
+    Growth is the highest reading in the window minus the first one (a victim's memory falls
+    at its kill; what it reached before counts). Readings after the kill are ignored.
+
+    Args:
+        histories: Per container id, its (time, memory used bytes) samples, oldest first.
+        kill_time: When the kernel killed.
+        window_s: How far back to look.
+        members: Only these containers (those under the shared limit); None: all.
+
+    Returns:
+        The culprit, or None when no container grew by at least 1 MiB (or none has samples).
+    """
+    allowed = set(members) if members is not None else None
+    best: Culprit | None = None
+    if not math.isfinite(kill_time):
+        return None
+    for cid, samples in histories.items():
+        if allowed is not None and cid not in allowed:
+            continue
+        window = [(t, used) for t, used in samples if kill_time - window_s <= t <= kill_time + 1.0]
+        if len(window) < 2:
+            continue
+        first_t, first = window[0]
+        growth = max(used for _, used in window) - first
+        span = window[-1][0] - first_t
+        if growth >= CULPRIT_MIN_GROWTH and (best is None or growth > best.growth_bytes):
+            best = Culprit(cid, int(growth), span)
+    return best
+
+
+def kill_where(kill: OomKill) -> str:
+    """The victim in a few words: service, container, short id, cgroup, or 'host'."""
+    return (
+        kill.service
+        or kill.container
+        or (kill.container_id[:12] if kill.container_id else "")
+        or kill.task_memcg
+        or kill.memcg
+        or "host"
+    )
+
+
+def _process(kill: OomKill) -> str:
+    if kill.pid > 0:
+        return f"{kill.process or 'process'}[{kill.pid}]"
+    return kill.process or "process unknown"
+
+
+def _culprit_words(kill: OomKill) -> str:
+    if kill.culprit_growth_bytes is None or not (kill.culprit or kill.culprit_id):
+        return "culprit unknown (no memory samples from before the kill)"
+    who = kill.culprit or kill.culprit_id[:12]
+    over = format_duration(math.ceil(kill.culprit_window_s or 0)) if kill.culprit_window_s else ""
+    grew = f"+{format_bytes(kill.culprit_growth_bytes)}" + (f" in {over}" if over else "")
+    if kill.culprit_id and kill.culprit_id == kill.container_id:
+        return f"it grew most itself ({grew})"
+    return f"culprit {who} ({grew})"
+
+
+def describe_kill(kill: OomKill, *, rss: bool = True) -> str:
+    """One line that says what a kill was: the single wording every view uses.
+
+    Examples:
+        "OOM kill in backend: gunicorn[712] at its own memory limit /docker/ab12..
+        (anon-rss 250.0 MiB)"; "OOM kill in db: postgres[88]: the limit of /lab-host ran out
+        (shared by 3 containers); culprit backend (+310.0 MiB in 5m)"; "OOM kill in db:
+        postgres[88]: the server ran out of memory; no container has a limit; culprit backend
+        (+310.0 MiB in 5m)".
+
+    Args:
+        kill: The kill.
+        rss: Say the victim's anon-rss (the feed has a column for it and says no).
+    """
+    scope = kill_scope(kill)
+    head = f"OOM kill in {kill_where(kill)}: {_process(kill)}"
+    size = f" (anon-rss {format_bytes(kill.anon_rss_bytes)})" if rss and kill.anon_rss_bytes else ""
+    if scope == CONTAINER_LIMIT:
+        limit = f" {kill.oom_memcg}" if kill.oom_memcg and not kill.container else ""
+        text = f"{head} at its own memory limit{limit}{size}"
+    elif scope == SHARED_LIMIT:
+        shared = f" (shared by {kill.sharing} containers)" if kill.sharing else " (shared)"
+        text = (
+            f"{head}{size}: the limit of {kill.oom_memcg} ran out{shared}; {_culprit_words(kill)}"
+        )
+    elif scope == HOST:
+        limits = ""
+        if kill.any_limit is False:
+            limits = "; no container has a limit"
+        elif kill.any_limit:
+            limits = "; some containers have limits, not enough"
+        text = f"{head}{size}: the server ran out of memory{limits}; {_culprit_words(kill)}"
+    else:
+        text = f"{head}{size}: which memory ran out is unknown"
+    if kill.detail:
+        text += f" ({kill.detail})"
+    return text
+
+
+def kill_json(kill: OomKill) -> dict[str, Any]:
+    """The `victim` / `culprit` / `scope` keys of a kill, as `diagnose --json` prints them."""
+    scope = kill_scope(kill)
+    culprit: dict[str, Any] | None = None
+    if scope in (SHARED_LIMIT, HOST) and (kill.culprit or kill.culprit_id):
+        culprit = {
+            "container_id": kill.culprit_id,
+            "container": kill.culprit,
+            "growth_bytes": kill.culprit_growth_bytes,
+            "window_s": kill.culprit_window_s,
+        }
+    return {
+        "scope": scope or None,
+        "victim": {
+            "container_id": kill.container_id,
+            "container": kill.container,
+            "service": kill.service,
+            "project": kill.project,
+            "process": kill.process,
+            "pid": kill.pid,
+            "cgroup": kill.task_memcg or kill.memcg,
+        },
+        "culprit": culprit,
+        "limit_cgroup": kill.oom_memcg or None,
+        "sharing": kill.sharing,
+        "any_limit": kill.any_limit,
+        "summary": describe_kill(kill),
+    }
