@@ -30,6 +30,7 @@ from incident_console.domain.events import ContainerInfo, OomConstraint, OomKill
 from incident_console.domain.kernel_time import split_dmesg_line
 from incident_console.domain.oom_parse import (
     OomLine,
+    clean_cgroup_path,
     container_id_from_memcg,
     parse_kernel_line,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "OomAssembler",
     "OomLine",
     "attribute",
+    "kills_from_text",
     "container_id_from_memcg",
     "parse_kernel_line",
     "split_dmesg_line",
@@ -48,7 +50,17 @@ _MEMCG_PREFIX = "Memory cgroup out of memory"
 _HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 #: Kills remembered to tell a repeat (an oom.group's own victim, a reaper) from a new kill.
 _RECENT_KEPT = 256
+#: The reaper may come seconds after its kill (measured in a public log: 5.3 s): it still
+#: confirms that kill, it is not a kill of its own.
+_REAPER_WINDOW_S = 120.0
 _STARTS_BURST = ("invoked", "task_in", "oom_kill_summary", "kill_old")
+# A syslog / journal line of another program ("host dockerd[12]: ..."): not the kernel's, even
+# when it quotes a kernel line (node-problem-detector does).
+_OTHER_PROGRAM = re.compile(
+    r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{1,9})?|\d{4}-\d\d-\d\dT\S{8,40}|\d{9,11}\.\d{1,9})"
+    r" \S{1,255} (?P<ident>[^\s:\[]{1,64})(?:\[\d{1,10}\])?: ",
+    re.ASCII,
+)
 
 
 def _kb_to_bytes(kb: int | None) -> int | None:
@@ -125,9 +137,10 @@ def _where(group: _Group, victim: OomLine) -> _Where:
     if constraint is OomConstraint.LIMIT and not oom_memcg:
         oom_memcg = group.stats_path  # 3.10 prints the limit's cgroup in its stats header
     container_id = container_id_from_memcg(task_memcg) or container_id_from_memcg(oom_memcg)
-    if not container_id:
-        # The "invoked" line's cpuset: on docker v1 the container's id (a wrapped Task-in
-        # line, or a kernel that prints none, leaves nothing better).
+    if not container_id and not task_memcg:
+        # The allocating task's cpuset: on docker v1 its container's id. Only where the
+        # victim's own cgroup is not printed (a wrapped Task-in line, kernels that print
+        # none): the allocator need not be the victim, so a printed task_memcg wins.
         container_id = _cpuset_id(summary.cpuset if summary else "") or _cpuset_id(group.cpuset)
     return _Where(
         constraint, task_memcg, oom_memcg, container_id, bool(summary and summary.global_oom)
@@ -187,7 +200,7 @@ class OomAssembler:
         if line.kind == "killed" and group is None and self._oom_group is not None:
             out.extend(self._group_kill(line, time, source))
             return out
-        if line.kind in ("limit_of", "memcg_stats") and group is None:
+        if line.kind in ("limit_of", "path_tail") and group is None:
             return out  # a tail or a stats header of nothing we are assembling
         if group is None or line.kind == "invoked":
             group = _Group(start=time)
@@ -230,6 +243,14 @@ class OomAssembler:
                 group.task_in = dataclasses.replace(group.task_in, oom_memcg=line.oom_memcg)
                 group.lines.append(line.text)
             return
+        if line.kind == "path_tail":
+            task_in = group.task_in
+            if task_in is not None and task_in.oom_memcg and group.lines[-1] == task_in.text:
+                # Pasted from a terminal that wrapped the Task-in line inside its limit path.
+                whole = clean_cgroup_path(task_in.oom_memcg + line.group)
+                group.task_in = dataclasses.replace(task_in, oom_memcg=whole)
+                group.lines[-1] = task_in.text + line.text
+            return
         if line.kind == "memcg_stats":
             group.stats_path = group.stats_path or line.group
             return
@@ -250,11 +271,11 @@ class OomAssembler:
         except TypeError:
             return False
 
-    def _seen(self, pid: int | None, time: float) -> bool:
+    def _seen(self, pid: int | None, time: float, window: float | None = None) -> bool:
         if pid is None or pid not in self._recent:
             return False
         try:
-            return bool(abs(time - self._recent[pid]) <= self._stale_after)
+            return bool(abs(time - self._recent[pid]) <= (window or self._stale_after))
         except TypeError:
             return True
 
@@ -296,7 +317,7 @@ class OomAssembler:
             )
         ):
             return self._close(source)  # the reaper confirms the pending kill: it is done
-        if self._seen(line.pid, time) or line.pid is None:
+        if self._seen(line.pid, time, _REAPER_WINDOW_S) or line.pid is None:
             return []
         where = self._oom_group.where if self._oom_group else None
         where = where or _Where(OomConstraint.UNKNOWN, "", "", "")
@@ -351,6 +372,37 @@ def _build(
         raw=lines,
         detail="only its oom_reaper line was read" if victim.kind == "reaper" else "",
     )
+
+
+def kills_from_text(
+    text: str,
+    *,
+    boot_time: float | None = None,
+    year: int | None = None,
+    source: str = "file",
+) -> list[OomKill]:
+    """Every kill in saved kernel text: dmesg (any -T/iso/-x), syslog, journalctl -k, a paste.
+
+    Lines of other programs in a syslog file are skipped; a line without a time keeps the
+    previous line's (0.0, unknown, before any): a kill's time is 0.0 when nothing told it.
+
+    Args:
+        text: The saved text.
+        boot_time: The boot time of the host that printed it (since-boot stamps), if known.
+        year: The year of yearless syslog / journalctl short stamps, if known.
+        source: What the kills' `source` says (e.g. "file:/path/kern.log").
+    """
+    assembler = OomAssembler()
+    kills: list[OomKill] = []
+    last = 0.0
+    for line in text.splitlines():
+        other = _OTHER_PROGRAM.match(line)
+        if other is not None and other["ident"] != "kernel":
+            continue
+        when, message = split_dmesg_line(line, boot_time, year)
+        last = when if when is not None else last
+        kills += assembler.feed(last, message, source)
+    return kills + assembler.flush(source)
 
 
 def attribute(kill: OomKill, containers: Mapping[str, ContainerInfo]) -> OomKill:

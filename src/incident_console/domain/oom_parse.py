@@ -7,6 +7,7 @@ Kinds (kernels 2.6.32 .. 6.x; trailing fields vary and are optional):
 - ``task_in``: ``Task in /docker/<id> killed as a result of limit of /docker/<id>`` (<= 4.18),
   also when wrapped or glued (the limit part may be missing or run into the next message)
 - ``limit_of``: `` killed as a result of limit of /docker/<id>``, the wrapped Task-in's tail
+- ``path_tail``: ``ds/pod1/<id>``: the rest of a path a terminal wrapped onto the next line
 - ``memcg_stats``: ``Memory cgroup stats for /docker/<id>:`` (the first names the limit's cgroup)
 - ``oom_kill_summary``: ``oom-kill:constraint=...,oom_memcg=...,task_memcg=...,task=X,pid=N``
 - ``kill_old``: ``[Memory cgroup ]Out of memory: Kill process N (x) score S or sacrifice child``
@@ -60,13 +61,15 @@ _OOM_GROUP = re.compile(
     r"Tasks in (?P<group>/\S*) are going to be killed due to memory\.oom\.group set", _F
 )
 _CPUSET = re.compile(r"^(?P<comm>.{0,64}?) cpuset=(?P<cpuset>\S+) mems_allowed=", _F)
+# A terminal's wrap of a long line: the rest of a cgroup path alone on a line ("ds/pod1/<id>").
+_PATH_TAIL = re.compile(r"^[\w.@:+-]*/[\w./@:+-]*$", _F)
 _MEMCG_STATS = re.compile(r"^Memory cgroup stats for (?P<path>/\S*?):?(?:\s|$)", _F)
 _INVOKED = re.compile(r"(?P<comm>.{0,64}?) invoked oom-killer:(?P<rest>.*)", _F)
 _REAPER = re.compile(r"oom_reaper: reaped process (?P<pid>\d+) " + _COMM + r"(?P<rest>.*)", _F)
 _SUMMARY = re.compile(r"oom-kill:(?P<rest>.*)", _F)
 # task= holds a comm that may contain commas: take it lazily up to ",pid=<digits>".
 _SUMMARY_TASK = re.compile(
-    r"(?:^|,)task=(?P<task>.{0,64}?),pid=(?P<pid>\d+)(?:,uid=(?P<uid>\d+))?", _F
+    r"(?:^|,)task=(?P<task>.{0,64}?),pid= ?(?P<pid>\d+) ?(?:,uid=(?P<uid>\d+))?", _F
 )
 _KB_FIELD = re.compile(r"(?P<name>total-vm|anon-rss|file-rss|shmem-rss):(?P<kb>\d+)kB", _F)
 _UID_FIELD = re.compile(r"\bUID:(?P<uid>\d+)", _F)
@@ -189,6 +192,8 @@ def parse_kernel_line(text: str) -> OomLine | None:
         return OomLine(kind="oom_group", text=text, group=clean_cgroup_path(m["group"]))
     if m := _MEMCG_STATS.match(text):
         return OomLine(kind="memcg_stats", text=text, group=clean_cgroup_path(m["path"]))
+    if _PATH_TAIL.match(text):
+        return OomLine(kind="path_tail", text=text, group=text)
     if m := _CPUSET.match(text):
         return OomLine(kind="cpuset", text=text, process=m["comm"].strip(), cpuset=m["cpuset"])
     lowered = text.lower()

@@ -80,13 +80,15 @@ def classify_scope(constraint: OomConstraint, oom_memcg: str, task_memcg: str) -
     oom, task = _norm(oom_memcg), _norm(task_memcg)
     if oom == "/":
         return HOST  # the root cgroup's "limit" is the machine
-    if not oom or not task or oom == task or not cgroup_under(task, oom):
-        # A cgroup limit, and nothing says it is anyone's but the victim's container.
+    if not oom or not task or oom == task:
+        # A cgroup limit, and nothing says it is anyone's but the victim's own.
         return CONTAINER_LIMIT
     own = container_id_from_memcg(task)
-    if own and own == container_id_from_memcg(oom):
-        return CONTAINER_LIMIT  # a cgroup inside the container (docker-in-docker, a sub-scope)
-    return SHARED_LIMIT
+    if own:
+        # The container's own limit, or one inside it (docker-in-docker, a sub-scope); a
+        # limit that names no container, or another one, is not its own.
+        return CONTAINER_LIMIT if own == container_id_from_memcg(oom) else SHARED_LIMIT
+    return SHARED_LIMIT if cgroup_under(task, oom) else CONTAINER_LIMIT
 
 
 def kill_scope(kill: OomKill) -> str:
