@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from incident_console.domain.events import OomKill
-from incident_console.domain.oom import kills_from_text
+from incident_console.domain.oom_text import kills_from_text
 
 CORPUS = Path(__file__).parent / "fixtures" / "kernel" / "corpus"
 _KILL = re.compile(r"^- kill: `(?P<spec>[^`]+)`$")

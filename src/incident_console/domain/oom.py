@@ -40,7 +40,6 @@ __all__ = [
     "OomAssembler",
     "OomLine",
     "attribute",
-    "kills_from_text",
     "container_id_from_memcg",
     "parse_kernel_line",
     "split_dmesg_line",
@@ -54,13 +53,6 @@ _RECENT_KEPT = 256
 #: confirms that kill, it is not a kill of its own.
 _REAPER_WINDOW_S = 120.0
 _STARTS_BURST = ("invoked", "task_in", "oom_kill_summary", "kill_old")
-# A syslog / journal line of another program ("host dockerd[12]: ..."): not the kernel's, even
-# when it quotes a kernel line (node-problem-detector does).
-_OTHER_PROGRAM = re.compile(
-    r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{1,9})?|\d{4}-\d\d-\d\dT\S{8,40}|\d{9,11}\.\d{1,9})"
-    r" \S{1,255} (?P<ident>[^\s:\[]{1,64})(?:\[\d{1,10}\])?: ",
-    re.ASCII,
-)
 
 
 def _kb_to_bytes(kb: int | None) -> int | None:
@@ -372,37 +364,6 @@ def _build(
         raw=lines,
         detail="only its oom_reaper line was read" if victim.kind == "reaper" else "",
     )
-
-
-def kills_from_text(
-    text: str,
-    *,
-    boot_time: float | None = None,
-    year: int | None = None,
-    source: str = "file",
-) -> list[OomKill]:
-    """Every kill in saved kernel text: dmesg (any -T/iso/-x), syslog, journalctl -k, a paste.
-
-    Lines of other programs in a syslog file are skipped; a line without a time keeps the
-    previous line's (0.0, unknown, before any): a kill's time is 0.0 when nothing told it.
-
-    Args:
-        text: The saved text.
-        boot_time: The boot time of the host that printed it (since-boot stamps), if known.
-        year: The year of yearless syslog / journalctl short stamps, if known.
-        source: What the kills' `source` says (e.g. "file:/path/kern.log").
-    """
-    assembler = OomAssembler()
-    kills: list[OomKill] = []
-    last = 0.0
-    for line in text.splitlines():
-        other = _OTHER_PROGRAM.match(line)
-        if other is not None and other["ident"] != "kernel":
-            continue
-        when, message = split_dmesg_line(line, boot_time, year)
-        last = when if when is not None else last
-        kills += assembler.feed(last, message, source)
-    return kills + assembler.flush(source)
 
 
 def attribute(kill: OomKill, containers: Mapping[str, ContainerInfo]) -> OomKill:

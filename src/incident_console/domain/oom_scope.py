@@ -17,6 +17,7 @@ with the largest growth over the minutes before the kill. Pure: no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ __all__ = [
     "classify_scope",
     "cgroup_under",
     "describe_kill",
+    "enrich_kill",
     "find_culprit",
     "kill_json",
     "kill_scope",
     "kill_where",
+    "scope_label",
+    "scope_sentence",
+    "memory_cgroup_from_proc",
 ]
 
 CONTAINER_LIMIT = "container-limit"
@@ -179,40 +184,58 @@ def _culprit_words(kill: OomKill) -> str:
     return f"culprit {who} ({grew})"
 
 
-def describe_kill(kill: OomKill, *, rss: bool = True) -> str:
-    """One line that says what a kill was: the single wording every view uses.
+def scope_label(kill: OomKill) -> str:
+    """The scope in a word or two, for a column: limit, shared limit, host-wide, ?."""
+    return {CONTAINER_LIMIT: "limit", SHARED_LIMIT: "shared limit", HOST: "host-wide"}.get(
+        kill_scope(kill), "?"
+    )
 
-    Examples:
-        "OOM kill in backend: gunicorn[712] at its own memory limit /docker/ab12..
-        (anon-rss 250.0 MiB)"; "OOM kill in db: postgres[88]: the limit of /lab-host ran out
-        (shared by 3 containers); culprit backend (+310.0 MiB in 5m)"; "OOM kill in db:
-        postgres[88]: the server ran out of memory; no container has a limit; culprit backend
-        (+310.0 MiB in 5m)".
 
-    Args:
-        kill: The kill.
-        rss: Say the victim's anon-rss (the feed has a column for it and says no).
+def scope_sentence(kill: OomKill) -> str:
+    """What ran out and who grew, in words: the part of `describe_kill` after the victim.
+
+    "at its own memory limit"; "the limit of /lab-host ran out (shared by 3 containers);
+    culprit backend (+310.0 MiB in 5m)"; "the server ran out of memory; no container has a
+    limit; culprit backend (+310.0 MiB in 5m)"; "which memory ran out is unknown".
     """
     scope = kill_scope(kill)
-    head = f"OOM kill in {kill_where(kill)}: {_process(kill)}"
-    size = f" (anon-rss {format_bytes(kill.anon_rss_bytes)})" if rss and kill.anon_rss_bytes else ""
     if scope == CONTAINER_LIMIT:
         limit = f" {kill.oom_memcg}" if kill.oom_memcg and not kill.container else ""
-        text = f"{head} at its own memory limit{limit}{size}"
-    elif scope == SHARED_LIMIT:
+        return f"at its own memory limit{limit}"
+    if scope == SHARED_LIMIT:
         shared = f" (shared by {kill.sharing} containers)" if kill.sharing else " (shared)"
-        text = (
-            f"{head}{size}: the limit of {kill.oom_memcg} ran out{shared}; {_culprit_words(kill)}"
+        return f"the limit of {kill.oom_memcg or 'a parent cgroup'} ran out{shared}; " + (
+            _culprit_words(kill)
         )
-    elif scope == HOST:
+    if scope == HOST:
         limits = ""
         if kill.any_limit is False:
             limits = "; no container has a limit"
         elif kill.any_limit:
             limits = "; some containers have limits, not enough"
-        text = f"{head}{size}: the server ran out of memory{limits}; {_culprit_words(kill)}"
-    else:
-        text = f"{head}{size}: which memory ran out is unknown"
+        return f"the server ran out of memory{limits}; {_culprit_words(kill)}"
+    return "which memory ran out is unknown"
+
+
+def describe_kill(kill: OomKill, *, rss: bool = True) -> str:
+    """One line that says what a kill was: the single wording every view uses.
+
+    Examples:
+        "OOM kill in backend: gunicorn[712] (anon-rss 250.0 MiB) at its own memory limit";
+        "OOM kill in db: postgres[88]: the limit of /lab-host ran out (shared by 3
+        containers); culprit backend (+310.0 MiB in 5m)"; "OOM kill in db: postgres[88]: the
+        server ran out of memory; no container has a limit; culprit backend (+310.0 MiB in
+        5m)".
+
+    Args:
+        kill: The kill.
+        rss: Say the victim's anon-rss.
+    """
+    head = f"OOM kill in {kill_where(kill)}: {_process(kill)}"
+    size = f" (anon-rss {format_bytes(kill.anon_rss_bytes)})" if rss and kill.anon_rss_bytes else ""
+    sentence = scope_sentence(kill)
+    sep = " " if kill_scope(kill) == CONTAINER_LIMIT else ": "
+    text = f"{head}{size}{sep}{sentence}"
     if kill.detail:
         text += f" ({kill.detail})"
     return text
@@ -246,3 +269,76 @@ def kill_json(kill: OomKill) -> dict[str, Any]:
         "any_limit": kill.any_limit,
         "summary": describe_kill(kill),
     }
+
+
+def memory_cgroup_from_proc(text: str) -> str:
+    """The memory cgroup in a ``/proc/<pid>/cgroup`` text ('' when none is named).
+
+    cgroup v1 names it on its ``N:memory:/path`` line (or a joint ``memory,...`` one), v2 on
+    ``0::/path``. Reading it from the container's init pid finds the container's cgroup under
+    any ``cgroup_parent`` or driver, where a path guessed from the driver would not.
+    """
+    if not isinstance(text, str):
+        return ""
+    unified = ""
+    for line in text.splitlines()[:64]:
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if "memory" in controllers.split(","):
+            return path.strip()
+        if controllers == "" and not unified:
+            unified = path.strip()
+    return unified
+
+
+def enrich_kill(
+    kill: OomKill,
+    *,
+    histories: Mapping[str, Iterable[tuple[float, int]]],
+    cgroups: Mapping[str, str],
+    names: Mapping[str, str],
+    limited: Iterable[str],
+    window_s: float = CULPRIT_WINDOW_S,
+) -> OomKill:
+    """A kill with its culprit, how many containers shared the limit, and whether any had one.
+
+    For `shared-limit` the culprit is looked for among the containers under the limit's cgroup
+    (`cgroups`: container id -> its memory cgroup); for `host`, among all. A container-limit
+    kill is returned as it is: its culprit is the container itself.
+
+    Args:
+        kill: The attributed kill.
+        histories: Per container id, its (time, memory used) samples.
+        cgroups: Per container id, its memory cgroup (from /proc/<pid>/cgroup), where known.
+        names: Per container id, the name to show (compose service or container name).
+        limited: Ids of the containers that have a memory limit of their own.
+        window_s: How far before the kill growth counts.
+    """
+    scope = kill_scope(kill)
+    if scope not in (SHARED_LIMIT, HOST):
+        return kill
+    members: list[str] | None = None
+    sharing: int | None = kill.sharing
+    if scope == SHARED_LIMIT and kill.oom_memcg:
+        members = [cid for cid, path in cgroups.items() if cgroup_under(path, kill.oom_memcg)]
+        if kill.container_id and kill.container_id not in members:
+            members.append(kill.container_id)  # the victim is under it, whatever was read
+        sharing = len(members) if cgroups else None
+    culprit = find_culprit(histories, kill.time, window_s=window_s, members=members)
+    limits = set(limited)
+    any_limit: bool | None = kill.any_limit
+    if names:
+        pool = members if members is not None else list(names)
+        any_limit = any(cid in limits for cid in pool)
+    return dataclasses.replace(
+        kill,
+        scope=scope,
+        sharing=sharing,
+        any_limit=any_limit,
+        culprit_id=culprit.id if culprit else "",
+        culprit=names.get(culprit.id, culprit.id[:12]) if culprit else "",
+        culprit_growth_bytes=culprit.growth_bytes if culprit else None,
+        culprit_window_s=culprit.window_s if culprit else None,
+    )
