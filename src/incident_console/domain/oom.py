@@ -237,9 +237,13 @@ class OomAssembler:
             return
         if line.kind == "path_tail":
             task_in = group.task_in
-            if task_in is not None and task_in.oom_memcg and group.lines[-1] == task_in.text:
-                # Pasted from a terminal that wrapped the Task-in line inside its limit path.
-                whole = clean_cgroup_path(task_in.oom_memcg + line.group)
+            if task_in is not None and group.lines[-1] == task_in.text:
+                # The Task-in line's limit on a line of its own (pr_cont), or a terminal that
+                # wrapped it inside the limit's path.
+                head = task_in.oom_memcg if task_in.oom_memcg else ""
+                if not head and not line.group.startswith("/"):
+                    return
+                whole = clean_cgroup_path(head + line.group)
                 group.task_in = dataclasses.replace(task_in, oom_memcg=whole)
                 group.lines[-1] = task_in.text + line.text
             return
