@@ -230,6 +230,9 @@ def diagnose_state(
     diagnosis = Diagnosis(host=state.name, sshd_oom_score_adj=sshd_oom_score_adj)
     add = diagnosis.findings.append
     window = f"in the last {format_duration(now - since)}" if since else "since boot"
+    kernel = state.sources.get("kernel_log")
+    if kernel is not None and kernel.method == "file" and not since:
+        window = "in the saved kernel log"
 
     kills = [k for k in state.oom_kills if since is None or k.time >= since]
     diagnosis.findings.extend(_kill_summary(kills, state, window))

@@ -20,7 +20,6 @@ from incident_console.domain.oom_scope import (
     enrich_kill,
     kill_scope,
 )
-from incident_console.monitor.diagnosis import memory_limit
 from incident_console.monitor.state import HostState
 
 __all__ = ["with_saved_kernel_log"]
@@ -50,7 +49,8 @@ def with_saved_kernel_log(
         cid: view.info.service or view.info.name.lstrip("/") or cid[:12]
         for cid, view in state.containers.items()
     }
-    limited = [cid for cid, view in state.containers.items() if memory_limit(view)]
+    # A limit of its own is docker's HostConfig.Memory (a sample may show an ancestor's).
+    limited = [cid for cid, view in state.containers.items() if view.info.memory_limit_bytes > 0]
     state.oom_kills.clear()
     for kill in kills:
         kill = attribute(kill, infos)

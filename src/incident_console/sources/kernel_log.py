@@ -225,8 +225,9 @@ class KernelLogSource(Source):
                 for sample in view.samples
                 if sample.time >= since
             ]
-            latest = view.latest
-            if view.info.memory_limit_bytes > 0 or (latest and latest.memory_limit_bytes > 0):
+            # Its own limit is what docker set (HostConfig.Memory): a sample's "limit" may be
+            # the host's RAM or an ancestor's (the API reports the effective one).
+            if view.info.memory_limit_bytes > 0:
                 limited.append(cid)
         cgroups = await self._cgroups(host, state) if kill_scope(kill) == SHARED_LIMIT else {}
         return enrich_kill(kill, histories=histories, cgroups=cgroups, names=names, limited=limited)
