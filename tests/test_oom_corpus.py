@@ -14,8 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from incident_console.domain.events import OomKill
+from incident_console.domain.oom_scope import describe_kill
 from incident_console.domain.oom_text import kills_from_text
 
 CORPUS = Path(__file__).parent / "fixtures" / "kernel" / "corpus"
@@ -116,3 +119,34 @@ def test_syslog_inner_stamp_with_the_boot_time() -> None:
     text = (CORPUS / "02-for-linux-1001-syslog-reaper.txt").read_text()
     kills = kills_from_text(text, boot_time=1_000_000.0)
     assert kills[0].time == pytest.approx(1_000_000.0 + 514.682838)
+
+
+_PIECES = st.sampled_from(
+    [
+        "oom-kill:constraint=CONSTRAINT_MEMCG,oom_memcg=/p,task_memcg=/p/",
+        "task=x,pid=",
+        "Memory cgroup out of memory: Killed process ",
+        "Out of memory: Kill process 1 (x) score 1 or sacrifice child",
+        "Tasks in /p are going to be killed due to memory.oom.group set",
+        "oom_reaper: reaped process ",
+        "Task in /docker/",
+        " killed as a result of limit of ",
+        "May  1 00:00:00 h kernel: [ 1.0] ",
+        "2024-01-01T00:00:00,1+00:00 ",
+        "cpuset=",
+        "a" * 64,
+        "/",
+        "\n",
+        "12",
+        " (x) ",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=20)), max_size=40), st.integers(1, 3000))
+def test_any_text_gives_kills_that_can_be_described(pieces: list[str], year: int) -> None:
+    """Hostile, truncated, interleaved text: never raises, and every kill can be said."""
+    for kill in kills_from_text("".join(pieces), year=year, boot_time=float(year)):
+        assert kill.scope in ("", "container-limit", "shared-limit", "host")
+        assert describe_kill(kill).startswith("OOM kill in ")
