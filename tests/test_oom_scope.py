@@ -200,3 +200,20 @@ def test_postmortem_and_watch_use_the_same_words() -> None:
     assert decision.summary == describe_kill(kill)
     assert decision.evidence["scope"] == SHARED_LIMIT
     assert decision.evidence["culprit"]["container"] == "backend"
+
+
+def test_the_oom_feed_says_it_in_the_same_words() -> None:
+    from incident_console.ui.widgets.panes import OomFeed
+
+    state = HostState("h")
+    kill = OomKill(time=100.0, pid=88, process="postgres", constraint=LIMIT, container_id=A,
+                   container="lab-db-1", service="db", oom_memcg="/lab-host",
+                   task_memcg=f"/lab-host/{A}", scope=SHARED_LIMIT, sharing=2, culprit_id=B,
+                   culprit="backend", culprit_growth_bytes=200 * MiB, culprit_window_s=120.0)  # fmt: skip
+    host = OomKill(time=101.0, pid=7, process="gunicorn", constraint=GLOBAL, scope=HOST,
+                   any_limit=False)  # fmt: skip
+    state.apply(kill)
+    state.apply(host)
+    host_row, shared_row = [line.plain for line in OomFeed().lines(state, 102.0)]
+    assert f"(shared limit: {scope_sentence(kill)})" in shared_row
+    assert "(host-wide: the server ran out of memory; no container has a limit;" in host_row

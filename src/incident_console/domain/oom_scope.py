@@ -44,6 +44,7 @@ __all__ = [
     "kill_where",
     "scope_label",
     "scope_sentence",
+    "scope_tag",
     "memory_cgroup_from_proc",
 ]
 
@@ -189,6 +190,14 @@ def scope_label(kill: OomKill) -> str:
     return {CONTAINER_LIMIT: "limit", SHARED_LIMIT: "shared limit", HOST: "host-wide"}.get(
         kill_scope(kill), "?"
     )
+
+
+def scope_tag(kill: OomKill) -> str:
+    """The scope for a feed row or a pop-up: its label, and for a kill that was not at the
+    container's own limit what ran out and who grew ("host-wide: the server ran out ...")."""
+    if kill_scope(kill) in (SHARED_LIMIT, HOST):
+        return f"{scope_label(kill)}: {scope_sentence(kill)}"
+    return scope_label(kill)
 
 
 def scope_sentence(kill: OomKill) -> str:

@@ -14,13 +14,7 @@ from textual.widgets import Static
 from incident_console.domain.durations import format_duration
 from incident_console.domain.events import OomKill
 from incident_console.domain.forecast import MIN_SPAN_S
-from incident_console.domain.oom_scope import (
-    HOST,
-    SHARED_LIMIT,
-    kill_scope,
-    scope_label,
-    scope_sentence,
-)
+from incident_console.domain.oom_scope import scope_tag
 from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
@@ -186,9 +180,7 @@ class OomFeed(StatePane):
         for kill in list(reversed(state.oom_kills))[:OOM_FEED_ROWS]:
             # The scope's words come from domain.oom_scope, as diagnose, watch and the
             # postmortem say them; a kill at another's limit or the host's says who grew.
-            where = scope_label(kill)
-            if kill_scope(kill) in (SHARED_LIMIT, HOST):
-                where += f": {scope_sentence(kill)}"
+            where = scope_tag(kill)
             who, about = self.whose(state, kill)
             out.append(
                 Content.assemble(
