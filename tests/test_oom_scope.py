@@ -217,3 +217,19 @@ def test_the_oom_feed_says_it_in_the_same_words() -> None:
     host_row, shared_row = [line.plain for line in OomFeed().lines(state, 102.0)]
     assert f"(shared limit: {scope_sentence(kill)})" in shared_row
     assert "(host-wide: the server ran out of memory; no container has a limit;" in host_row
+
+
+def test_the_postmortem_names_the_shared_limit_and_the_culprit() -> None:
+    from incident_console.report.facts import derive_facts
+    from incident_console.report.render import render_facts
+
+    kill = OomKill(time=100.0, pid=88, process="postgres", constraint=LIMIT, container_id=A,
+                   container="lab-db-1", service="db", oom_memcg="/lab-host",
+                   task_memcg=f"/lab-host/{A}", scope=SHARED_LIMIT, sharing=2, culprit_id=B,
+                   culprit="backend", culprit_growth_bytes=200 * MiB, culprit_window_s=120.0)  # fmt: skip
+    text = render_facts(derive_facts([{**kill.to_record(), "host": "h"}]))
+    # The likely cause and the timeline, in the same words; the kills table says which limit.
+    assert text.count(scope_sentence(kill)) == 2
+    assert "**Likely cause:** In the db service (lab-db-1), `postgres` processes" in text
+    assert "| shared limit (a parent cgroup's) |" in text
+    assert "at its memory limit" not in text
