@@ -68,7 +68,9 @@ def test_el7_kill_process_then_killed_process_is_one_kill() -> None:
     assert kill.constraint is OomConstraint.LIMIT
     assert kill.container_id == EL7_ID
     assert kill.anon_rss_bytes == 515868 * 1024
-    assert len(kill.raw) == 4
+    # invoked, its cpuset line, Task in, Kill process, Killed process.
+    assert len(kill.raw) == 5
+    assert kill.scope == "container-limit"
 
 
 def test_sacrificed_child_is_the_victim_and_host_wide() -> None:
@@ -120,13 +122,16 @@ def test_architecture_lines_classify() -> None:
 
 def test_architecture_lines_assemble() -> None:
     kills = assemble("architecture-lines.txt", boot_time=None)
-    assert [(k.pid, k.constraint) for k in kills] == [
-        (7076, OomConstraint.LIMIT),
-        (3920277, OomConstraint.GLOBAL),
-        (24572, OomConstraint.LIMIT),
+    assert [(k.pid, k.constraint, k.scope) for k in kills] == [
+        (7076, OomConstraint.LIMIT, "container-limit"),
+        (3920277, OomConstraint.GLOBAL, "host"),
+        # The global summary found no kill line: it names its victim, so it is a kill too.
+        (7134, OomConstraint.GLOBAL, "host"),
+        (24572, OomConstraint.LIMIT, "container-limit"),
     ]
-    # The Task-in line belongs to the last kill; the earlier global summary found no kill line.
-    assert kills[2].container_id == EL7_ID
+    assert kills[2].container_id == V2_ID
+    # The Task-in line belongs to the last kill.
+    assert kills[3].container_id == EL7_ID
 
 
 def test_invoked_and_reaper_fields() -> None:

@@ -13,6 +13,9 @@ import click
 
 from incident_console.cli import fail, open_target, target_options
 from incident_console.domain.durations import format_bytes, parse_duration
+from incident_console.domain.events import OomKill
+from incident_console.domain.oom_scope import describe_kill
+from incident_console.domain.oom_text import kills_from_text
 from incident_console.monitor.diagnosis import (
     Diagnosis,
     container_forecast,
@@ -25,6 +28,7 @@ from incident_console.monitor.diagnosis import (
 )
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import Journal
+from incident_console.monitor.saved_kernel_log import with_saved_kernel_log
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.transport.base import Host, TransportError
 
@@ -114,12 +118,12 @@ def _print_human(diagnosis: Diagnosis, state: HostState, since: float | None) ->
     kills = [k for k in state.oom_kills if since is None or k.time >= since]
     echo(f"\nOOM kills ({len(kills)}):")
     for k in kills[-20:]:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.time))
-        rss = format_bytes(k.anon_rss_bytes) if k.anon_rss_bytes else "?"
-        echo(
-            f"  {when}Z  {k.service or k.container or k.container_id[:12] or 'host'}  "
-            f"{k.process}[{k.pid}]  anon-rss {rss}  {k.constraint.value}"
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.time)) + "Z"
+            if k.time
+            else "time unknown"
         )
+        echo(f"  {when}  {describe_kill(k)}")
     echo("\ncontainers:")
     for view in sorted(state.containers.values(), key=lambda v: v.info.name):
         if view.gone:
@@ -175,6 +179,16 @@ def _forecast_words(view: ContainerView) -> str:
 @click.option(
     "--journal", "journal_path", type=click.Path(dir_okay=False), help="Also journal what was seen."
 )
+@click.option(
+    "--kernel-log",
+    "kernel_log",
+    metavar="FILE",
+    help=(
+        "Read OOM kills from saved kernel text (dmesg, dmesg -T, syslog, journalctl -k, a"
+        " support bundle, a paste) instead of the live log; containers are matched on TARGET"
+        " when it is reached."
+    ),
+)
 def diagnose(
     target: str,
     identity: tuple[str, ...],
@@ -186,6 +200,7 @@ def diagnose(
     sample_s: float,
     journal_path: str | None,
     project: str | None,
+    kernel_log: str | None,
 ) -> None:
     """Diagnose a host: memory, OOM kills, containers, health, probes. Exit 0 healthy, 1 problems, 2 error."""
     from pathlib import Path
@@ -198,8 +213,10 @@ def diagnose(
             since_ts = time.time() - parse_duration(since)
         except ValueError as exc:
             fail(f"--since: {exc}")
+    saved = read_kernel_log(kernel_log) if kernel_log else None  # a bad file: before connecting
     host = open_target(target, identity, known_hosts, accept_new_host_key)
     journal = Journal(Path(journal_path)) if journal_path else None
+    unreached = ""
     try:
         state, diagnosis = asyncio.run(
             collect(
@@ -212,22 +229,52 @@ def diagnose(
             )
         )
     except Exception as exc:  # every failure is one line, never a traceback
-        fail(describe_error(exc, target))
-        return
+        if saved is None:
+            fail(describe_error(exc, target))
+            return
+        # The saved text is still read: its ids and cgroups as the kernel printed them.
+        unreached = describe_error(exc, target)
+        state, diagnosis = HostState(name=target), Diagnosis(host=target)
     finally:
         if journal is not None:
             journal.close()
+    if saved is not None and kernel_log is not None:
+        unreached = unreached or containers_unseen(state)
+        state = with_saved_kernel_log(state, saved, kernel_log, reachable=unreached)
+        diagnosis = diagnose_state(
+            state, since=since_ts, sshd_oom_score_adj=diagnosis.sshd_oom_score_adj
+        )
     if as_json:
         doc: dict[str, Any] = diagnosis_json(diagnosis, state, since_ts)
         click.echo(json.dumps(doc, indent=2))
     else:
         _print_human(diagnosis, state, since_ts)
-    blind = containers_unseen(state)
+    blind = containers_unseen(state) if saved is None else ""
     if blind:
         # What the host itself said is printed above; without the engine the containers were
         # not diagnosed, and a verdict on them would be a guess.
         fail(f"{target}: {blind} (containers not diagnosed)")
     sys.exit(0 if diagnosis.verdict == "healthy" else 1)
+
+
+def read_kernel_log(path: str) -> list[OomKill]:
+    """The kills in a saved kernel log; a file that cannot be read fails in one line (exit 2).
+
+    Yearless syslog / journalctl stamps are read in the file's own year (its modification
+    time): a support bundle is read soon after it was made.
+    """
+    from pathlib import Path
+
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+        year = time.gmtime(file.stat().st_mtime).tm_year
+    except OSError as exc:
+        fail(f"--kernel-log {path}: {exc.strerror or exc}")
+    text = data.decode("utf-8", "replace")
+    if "\x00" in text[:4096]:
+        fail(f"--kernel-log {path}: not a text file")
+    return kills_from_text(text, year=year, source=f"file:{file.name}")
 
 
 def containers_unseen(state: HostState) -> str:

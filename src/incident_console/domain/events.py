@@ -165,6 +165,18 @@ class OomKill(Event):
     raw: tuple[str, ...] = ()  # the kernel lines, as printed
     replayed: bool = False  # read back from the ring buffer at start, not seen live
     detail: str = ""  # what is not known and why (a counter's kill: "pid unknown: ...")
+    #: Which limit ran out (domain.oom_scope): container-limit, shared-limit, host; '' unknown.
+    scope: str = ""
+    task_memcg: str = ""  # the victim's memory cgroup, as the kernel printed it
+    oom_memcg: str = ""  # the cgroup whose limit ran out ('' for the host)
+    project: str = ""  # the victim's com.docker.compose.project
+    #: For shared-limit and host kills: the container that grew most before the kill.
+    culprit_id: str = ""
+    culprit: str = ""  # its name (or service)
+    culprit_growth_bytes: int | None = None
+    culprit_window_s: float | None = None  # over how long that growth was measured
+    sharing: int | None = None  # containers under the limit that ran out (None: unknown)
+    any_limit: bool | None = None  # whether any container had a limit (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)

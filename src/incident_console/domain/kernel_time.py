@@ -9,7 +9,9 @@ Handled prefixes (each optional, none required):
 - ``/dev/kmsg``: ``6,339,1262558,-;text`` (microseconds since boot)
 - ``journalctl -k -o short-iso|short-iso-precise``: ``2026-11-30T15:07:16+0000 host kernel: text``
 - ``journalctl -k -o short-unix``: ``1796051236.560209 host kernel: text``
-- ``journalctl -k`` (short): ``Nov 30 15:07:16 host kernel: text`` (no year: time unknown)
+- ``journalctl -k`` (short, short-precise) and syslog: ``Nov 30 15:07:16[.123456] host kernel:
+  text`` (no year: the time is unknown unless the caller says the year), often with dmesg's
+  own ``[ 514.68] `` inside: with the boot time known, that stamp gives the time
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ _ISO = re.compile(
     r"(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)(?= |$)"
 )
 _UNIX = re.compile(r"(?P<secs>\d{9,11}\.\d{1,9})(?= )")
-_SYSLOG = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{1,9})?(?= )")
+_SYSLOG = re.compile(r"(?P<stamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)(?P<frac>\.\d{1,9})?(?= )")
+# A bare "kernel: " (syslog lines pasted without their stamp and host).
+_BARE_KERNEL = re.compile(r"kernel: ")
 _KMSG = re.compile(r"\d{1,3},\d{1,20},(?P<usec>\d{1,20}),[^;]{0,16};")
 # journalctl adds "<hostname> kernel: "; dmesg never does.
 _JOURNAL_ID = re.compile(r" *\S{1,255} kernel: ")
@@ -66,24 +70,46 @@ def _iso_time(stamp: str) -> float | None:
 
 
 def _strip_journal_id(rest: str) -> str:
+    return _split_journal_id(rest)[1]
+
+
+def _split_journal_id(rest: str) -> tuple[float | None, str]:
+    """(dmesg's inner since-boot stamp or None, the message) of what follows a stamp."""
     match = _JOURNAL_ID.match(rest)
     if match is None:
-        return rest.lstrip(" ")
+        return None, rest.lstrip(" ")
     rest = rest[match.end() :]
-    # Some journald setups keep dmesg's own "[ 123.4] " inside the message.
+    # Syslog and some journald setups keep dmesg's own "[ 123.4] " inside the message.
     inner = _MONOTONIC.match(rest)
-    if inner is not None:
-        rest = rest[inner.end() :]
-    return rest.lstrip(" ")
+    if inner is None:
+        return None, rest.lstrip(" ")
+    rest = rest[inner.end() :]
+    if c := _CALLER.match(rest):
+        rest = rest[c.end() :]
+    return float(inner["secs"]), rest.lstrip(" ")
 
 
-def split_dmesg_line(line: str, boot_time: float | None) -> tuple[float | None, str]:
+def _syslog_time(stamp: str, frac: str | None, year: int | None) -> float | None:
+    if year is None:
+        return None
+    try:
+        parsed = datetime.strptime(f"{year} {stamp}", "%Y %b %d %H:%M:%S").replace(tzinfo=UTC)
+        return _finite(parsed.timestamp() + (float(frac) if frac else 0.0))
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def split_dmesg_line(
+    line: str, boot_time: float | None, year: int | None = None
+) -> tuple[float | None, str]:
     """Split a kernel log line into (epoch seconds or None, message text). Never raises.
 
     Args:
         line: One line as printed by dmesg, journalctl -k or read from /dev/kmsg.
         boot_time: The host's boot time in epoch seconds (``btime`` of /proc/stat), used for
             since-boot stamps; None leaves those times unknown.
+        year: The year of yearless syslog / journalctl short stamps (read as UTC); None
+            leaves them unknown, unless dmesg's inner stamp and `boot_time` give the time.
 
     Returns:
         The time (None when the line has none, or it cannot be turned into epoch seconds) and
@@ -115,7 +141,12 @@ def split_dmesg_line(line: str, boot_time: float | None) -> tuple[float | None, 
     if m := _UNIX.match(text):
         return _finite(float(m["secs"])), _strip_journal_id(text[m.end() :])
     if m := _SYSLOG.match(text):
-        return None, _strip_journal_id(text[m.end() :])
+        inner, rest = _split_journal_id(text[m.end() :])
+        if inner is not None and boot_time is not None:
+            return _since_boot(inner, boot_time), rest
+        return _syslog_time(m["stamp"], m["frac"], year), rest
+    if m := _BARE_KERNEL.match(text):
+        return None, text[m.end() :]
     return None, text
 
 

@@ -17,6 +17,13 @@ from typing import Any
 from incident_console.domain.durations import format_bytes, format_duration
 from incident_console.domain.events import OomConstraint, OomKill
 from incident_console.domain.forecast import Forecast, host_exhaustion, time_to_limit
+from incident_console.domain.oom_scope import (
+    HOST,
+    SHARED_LIMIT,
+    kill_json,
+    kill_scope,
+    scope_sentence,
+)
 from incident_console.monitor.state import ContainerView, HostState
 
 #: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
@@ -121,10 +128,13 @@ def host_forecast_text(forecast: Forecast | None) -> str:
 def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[Finding]:
     findings: list[Finding] = []
     groups: Counter[tuple[str, str]] = Counter()
+    last: dict[tuple[str, str], OomKill] = {}
     for kill in kills:
         where = kill.service or kill.container or (kill.container_id[:12] or "host")
         groups[(where, kill.constraint.value)] += 1
+        last[(where, kill.constraint.value)] = kill
     for (where, constraint), count in groups.most_common():
+        latest = last[(where, constraint)]
         procs = Counter(
             # A kill counted by the cgroup (memory.events) never had a process name.
             k.process or "process unknown"
@@ -133,7 +143,11 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
             or (not (k.service or k.container) and where in (k.container_id[:12], "host"))
         )
         what = ", ".join(f"{n} {p}" for p, n in procs.most_common(3))
-        if constraint == OomConstraint.LIMIT.value:
+        if kill_scope(latest) in (SHARED_LIMIT, HOST):
+            # Not its own limit: which limit ran out, and who grew (the latest kill's words,
+            # as the console and watch say them).
+            summary = f"{count} OOM kill(s) in {where} {window} ({what}): {scope_sentence(latest)}"
+        elif constraint == OomConstraint.LIMIT.value:
             views = state.service_containers(where) or [
                 v for v in state.containers.values() if v.info.name == where
             ]
@@ -145,8 +159,6 @@ def _kill_summary(kills: list[OomKill], state: HostState, window: str) -> list[F
                 if forecast is not None and forecast.status == "growing":  # significant only
                     trend = f", memory growing {format_bytes(forecast.slope_bytes_per_s * 60)}/min"
             summary = f"{count} OOM kill(s) in {where} {window}{at} ({what}){trend}"
-        elif constraint == OomConstraint.GLOBAL.value:
-            summary = f"{count} host-wide OOM kill(s) {window} hit {where} ({what}): the host ran out of memory"
         else:
             summary = f"{count} OOM kill(s) {window} in {where} ({what})"
         findings.append(Finding("critical", summary))
@@ -218,6 +230,9 @@ def diagnose_state(
     diagnosis = Diagnosis(host=state.name, sshd_oom_score_adj=sshd_oom_score_adj)
     add = diagnosis.findings.append
     window = f"in the last {format_duration(now - since)}" if since else "since boot"
+    kernel = state.sources.get("kernel_log")
+    if kernel is not None and kernel.method == "file" and not since:
+        window = "in the saved kernel log"
 
     kills = [k for k in state.oom_kills if since is None or k.time >= since]
     diagnosis.findings.extend(_kill_summary(kills, state, window))
@@ -346,6 +361,7 @@ def diagnosis_json(
                 "anon_rss_bytes": k.anon_rss_bytes,
                 "source": k.source,
                 "detail": k.detail,
+                **kill_json(k),
             }
             for k in kills
         ],

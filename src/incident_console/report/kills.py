@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from incident_console.domain.events import OomKill, event_from_record
+from incident_console.domain.oom_scope import kill_scope, scope_sentence
 from incident_console.report.model import Kill, when
 from incident_console.report.projects import Container, project_of
 
@@ -154,4 +156,18 @@ def _kill(cluster: _Cluster, containers: dict[str, Container]) -> Kill:
         replayed=bool(cluster.kernel and cluster.kernel.get("replayed")),
         sources=tuple(s for s in SOURCES if s in cluster.sources),
         reports=cluster.reports,
+        **_scope(cluster.kernel),
     )
+
+
+def _scope(record: dict[str, Any] | None) -> dict[str, str]:
+    """The kernel record's scope and its words, as every view says them ({} without one)."""
+    if record is None:
+        return {}
+    try:
+        kill = event_from_record(record)
+    except ValueError:
+        return {}  # a record of an older or foreign shape: the constraint still says a little
+    if not isinstance(kill, OomKill) or not kill_scope(kill):
+        return {}
+    return {"scope": kill_scope(kill), "scope_text": scope_sentence(kill)}

@@ -49,6 +49,10 @@ class Kill:
     replayed: bool  # read back from the kernel's ring buffer at start, not seen live
     sources: tuple[str, ...]  # kernel, docker, gunicorn, memory.events: who reported it
     reports: int  # how many journal records told of it
+    #: What ran out and who grew, in domain.oom_scope's words ("the server ran out of memory;
+    #: no container has a limit; culprit backend (+310 MiB in 5m)"); '' when no kernel record.
+    scope_text: str = ""
+    scope: str = ""  # container-limit, shared-limit, host; '' unknown
 
 
 @dataclass(frozen=True, slots=True)

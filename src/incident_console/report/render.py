@@ -27,6 +27,8 @@ from incident_console.transport.base import command_line
 
 
 def _limit(kill: Kill) -> str:
+    if kill.scope == "shared-limit":
+        return "shared limit (a parent cgroup's)"
     if kill.constraint == "global":
         return "global (host out of memory)"
     if kill.constraint == "limit":

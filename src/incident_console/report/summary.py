@@ -34,6 +34,13 @@ def likely_cause(facts: IncidentFacts) -> str:
     rss = [k.anon_rss_bytes for k in kills if k.anon_rss_bytes]
     peak = f", anon-rss up to {format_bytes(max(rss))}" if rss else ""
     count = f"{plural(len(kills), 'kill')}{peak}"
+    shared = [k for k in kills if k.scope == "shared-limit" and k.scope_text]
+    if shared:
+        # Not the container's own limit: say which ran out and who grew, as every view does.
+        return (
+            f"In {where}, `{processes}` {workers} were OOM-killed ({count}): "
+            f"{shared[-1].scope_text}."
+        )
     if constraint == "global":
         return (
             f"The host ran out of memory as a whole (global OOM): the kernel killed `{processes}` "

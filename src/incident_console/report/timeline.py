@@ -48,7 +48,8 @@ def kill_text(kill: Kill) -> str:
         else (kill.container or kill.service or "the host")
     )
     rss = f", anon-rss {format_bytes(kill.anon_rss_bytes)}" if kill.anon_rss_bytes else ""
-    why = {"limit": "at its memory limit", "global": "host out of memory"}.get(
+    # The kernel's record says it as the console and diagnose do (domain.oom_scope).
+    why = kill.scope_text or {"limit": "at its memory limit", "global": "host out of memory"}.get(
         kill.constraint, "cause unknown"
     )
     replayed = " (read from the kernel log at start)" if kill.replayed else ""

@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING
 from incident_console.domain.events import ContainerInfo, OomKill, SourceStatus
 from incident_console.domain.kernel_time import KernelClock
 from incident_console.domain.oom import OomAssembler, attribute, split_dmesg_line
+from incident_console.domain.oom_scope import (
+    CULPRIT_WINDOW_S,
+    HOST,
+    SHARED_LIMIT,
+    enrich_kill,
+    kill_scope,
+    memory_cgroup_from_proc,
+)
 from incident_console.sources.base import Emit, Source, one_line
 from incident_console.sources.inventory import container_info
 from incident_console.transport.base import CommandFailed, Host, TransportError
@@ -56,6 +64,7 @@ class KernelLogSource(Source):
         self._seen: deque[tuple[int, str]] = deque(maxlen=2000)
         self._seen_set: set[tuple[int, str]] = set()
         self.method = "none"
+        self._cgroup_cache: dict[tuple[str, int], str] = {}
         #: True once the stream's history is replayed and lines arrive as the kernel prints them.
         self.live = False
 
@@ -197,9 +206,53 @@ class KernelLogSource(Source):
             if info is not None:
                 infos[info.id] = info
         kill = attribute(kill, infos)
+        if kill_scope(kill) in (SHARED_LIMIT, HOST):
+            kill = await self._enrich(host, kill, state)
         if not live:
             kill = dataclasses.replace(kill, replayed=True)
         emit(kill)
+
+    async def _enrich(self, host: Host, kill: OomKill, state: HostState) -> OomKill:
+        """Culprit, sharing and limits of a kill the container's own limit did not cause."""
+        since = kill.time - CULPRIT_WINDOW_S
+        histories: dict[str, list[tuple[float, int]]] = {}
+        names: dict[str, str] = {}
+        limited: list[str] = []
+        for cid, view in state.containers.items():
+            names[cid] = view.info.service or view.info.name.lstrip("/") or cid[:12]
+            histories[cid] = [
+                (sample.time, sample.memory_used_bytes)
+                for sample in view.samples
+                if sample.time >= since
+            ]
+            # Its own limit is what docker set (HostConfig.Memory): a sample's "limit" may be
+            # the host's RAM or an ancestor's (the API reports the effective one).
+            if view.info.memory_limit_bytes > 0:
+                limited.append(cid)
+        cgroups = await self._cgroups(host, state) if kill_scope(kill) == SHARED_LIMIT else {}
+        return enrich_kill(kill, histories=histories, cgroups=cgroups, names=names, limited=limited)
+
+    async def _cgroups(self, host: Host, state: HostState) -> dict[str, str]:
+        """Each running container's memory cgroup, read from its init pid's /proc/<pid>/cgroup.
+
+        Not guessed from the cgroup driver: a ``cgroup_parent`` (a compose file's, a slice)
+        puts it elsewhere. Cached per (container, pid); a container that ended is skipped.
+        """
+        found: dict[str, str] = {}
+        for cid, view in state.containers.items():
+            pid = view.info.pid
+            if view.gone or pid <= 0:
+                continue
+            key = (cid, pid)
+            if key not in self._cgroup_cache:
+                try:
+                    text = await host.read_text(f"/proc/{pid}/cgroup")
+                except (TransportError, OSError):
+                    continue
+                self._cgroup_cache[key] = memory_cgroup_from_proc(text)
+            if self._cgroup_cache[key]:
+                found[cid] = self._cgroup_cache[key]
+        return found
 
 
 async def _inspect(host: Host, cid: str) -> ContainerInfo | None:

@@ -22,6 +22,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from incident_console.config import Settings
 from incident_console.domain.events import Event, OomKill
+from incident_console.domain.oom_scope import scope_tag
 from incident_console.locations import builtin_theme_dirs, user_theme_dir
 from incident_console.ui import format as fmt
 from incident_console.ui.commands import ConsoleCommands, PaletteCommand, build_command_table
@@ -251,7 +252,7 @@ class IncidentApp(IntentActions):
         self.notify(
             Content(
                 f"{message.host}: {who} ({about}) {kill.process} pid {kill.pid}"
-                f" rss {fmt.size(kill.anon_rss_bytes)} [{kill.constraint.value}]"
+                f" rss {fmt.size(kill.anon_rss_bytes)} [{scope_tag(kill)}]"
             ).plain,
             title="OOM kill",
             severity="error",

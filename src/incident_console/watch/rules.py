@@ -14,14 +14,16 @@ Limits, per host and target (service or container):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from incident_console.domain.durations import format_bytes, format_duration
+from incident_console.domain.durations import format_duration
 from incident_console.domain.events import Event, OomKill, ProbeResult
+from incident_console.domain.oom_scope import describe_kill, kill_json
 from incident_console.monitor.diagnosis import container_forecast, memory_limit
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.watch.limits import NotifyLimiter, RestartLimiter
@@ -219,12 +221,13 @@ class RuleEngine:
             named = target_containers(state, kill.service or kill.container, self.policy.project)
             view = named[0] if named else None
         target = kill.service or kill.container or (view.info.name if view else "") or "host"
-        rss = format_bytes(kill.anon_rss_bytes) if kill.anon_rss_bytes else "?"
-        summary = (
-            f"OOM kill in {target}: {kill.process}[{kill.pid}] anon-rss {rss} "
-            f"({kill.constraint.value})"
-        )
+        # The console, diagnose and the postmortem say a kill the same way (domain.oom_scope).
+        shown = kill
+        if view is not None and not (kill.service or kill.container):
+            shown = dataclasses.replace(kill, container=view.info.name)
+        summary = describe_kill(shown)
         evidence: dict[str, Any] = {
+            **kill_json(kill),
             "kernel_lines": list(kill.raw),
             "pid": kill.pid,
             "process": kill.process,

@@ -12,8 +12,9 @@ from textual.geometry import Region
 from textual.widgets import Static
 
 from incident_console.domain.durations import format_duration
-from incident_console.domain.events import OomConstraint, OomKill
+from incident_console.domain.events import OomKill
 from incident_console.domain.forecast import MIN_SPAN_S
+from incident_console.domain.oom_scope import scope_tag
 from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
@@ -177,13 +178,9 @@ class OomFeed(StatePane):
             out.append(Content.styled("no OOM kill seen", "$text-muted"))
             return out
         for kill in list(reversed(state.oom_kills))[:OOM_FEED_ROWS]:
-            where = (
-                "host-wide"
-                if kill.constraint is OomConstraint.GLOBAL
-                else "limit"
-                if kill.constraint is OomConstraint.LIMIT
-                else "?"
-            )
+            # The scope's words come from domain.oom_scope, as diagnose, watch and the
+            # postmortem say them; a kill at another's limit or the host's says who grew.
+            where = scope_tag(kill)
             who, about = self.whose(state, kill)
             out.append(
                 Content.assemble(
