@@ -28,6 +28,7 @@ from incident_console.domain.oom_counters import OomCounters
 from incident_console.domain.sampler import (
     FrameInterpreter,
     cgroup_dirs,
+    cgroup_dirs_from_proc,
     parse_frame,
     sample_from_docker_stats,
     set_line,
@@ -48,6 +49,8 @@ if command -v awk >/dev/null 2>&1; then echo "awk $(awk -W version 2>&1 </dev/nu
 STARTUP_POLL_S = 0.05
 #: A sampler that does not answer a tick within this long is taken for dead.
 FRAME_TIMEOUT_S = 5.0
+#: /proc/<pid>/cgroup reads in flight at once (over SSH each is a round trip).
+CGROUP_READS = 8
 
 
 def sampler_program(name: str) -> str:
@@ -92,6 +95,9 @@ class StatsSource(Source):
         self.starts = 0
         #: The OOM kill counters of the running sampler (memory.events / oom_control, vmstat).
         self.oom_counters = OomCounters("v2" if self.version == "2" else "v1")
+        #: (container id, init pid) -> (memory folder, cpu folder), from /proc/<pid>/cgroup.
+        self.cgroups: dict[tuple[str, int], tuple[str, str]] = {}
+        self._unreadable: set[tuple[str, int]] = set()
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Detect the layout, then keep a sampler running (restarting it when it dies)."""
@@ -147,8 +153,47 @@ class StatsSource(Source):
         for cid, view in list(state.containers.items()):
             if view.gone or view.info.state not in ("running", "restarting", ""):
                 continue
-            dirs[cid[:12]] = cgroup_dirs(cid, self.version, self.driver)
+            found = self.cgroups.get((cid, view.info.pid))
+            dirs[cid[:12]] = found or cgroup_dirs(cid, self.version, self.driver)
         return dirs
+
+    async def _find_cgroups(self, host: Host, state: HostState) -> None:
+        """Read the folders of containers new to us from their init pid's /proc/<pid>/cgroup.
+
+        Once per container start (a restart has a new pid): steady state reads nothing. Where
+        the file cannot be read (the pid ended, a hidepid /proc) the driver's guess stands.
+        """
+        wanted = [
+            (cid, view.info.pid)
+            for cid, view in list(state.containers.items())
+            if not view.gone
+            and view.info.pid > 0
+            and view.info.state in ("running", "restarting", "")
+            and (cid, view.info.pid) not in self.cgroups
+            and (cid, view.info.pid) not in self._unreadable
+        ]
+        if not wanted:
+            return
+        gate = asyncio.Semaphore(CGROUP_READS)
+
+        async def find(cid: str, pid: int) -> None:
+            async with gate:
+                try:
+                    text = await host.read_text(f"/proc/{pid}/cgroup")
+                except (TransportError, OSError):
+                    text = ""
+            dirs = cgroup_dirs_from_proc(text, self.version, cid)
+            if dirs is None:
+                self._unreadable.add((cid, pid))
+            else:
+                self.cgroups[(cid, pid)] = dirs
+
+        await asyncio.gather(*(find(cid, pid) for cid, pid in wanted))
+        # Forget the containers that are gone (a long watch sees thousands come and go).
+        known = set(state.containers)
+        for key in [k for k in self.cgroups if k[0] not in known]:
+            del self.cgroups[key]
+        self._unreadable = {k for k in self._unreadable if k[0] in known}
 
     async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:
         mode = "v2" if self.version == "2" else "v1"
@@ -164,6 +209,7 @@ class StatsSource(Source):
             keys: dict[str, str] = {}
             next_at = time.monotonic()
             while True:
+                await self._find_cgroups(host, state)
                 current = self._running(state)
                 if current != dirs:
                     dirs = current
@@ -195,6 +241,10 @@ class StatsSource(Source):
                         else f"{method} ("
                     )
                     detail += f"cgroup v{self.version}, {self.driver}, one process)"
+                    found = {cid for cid, _ in self.cgroups}
+                    guessed = sum(1 for cid in keys.values() if cid not in found)
+                    if guessed:
+                        detail += f"; {guessed} cgroup folders guessed (no /proc/<pid>/cgroup)"
                     if missing:
                         detail += f"; docker-api for {len(missing)} without readable cgroup"
                     emit(SourceStatus(time=now, source=self.name, method=method, detail=detail))
