@@ -17,6 +17,7 @@ from typing import Any
 from incident_console.domain.durations import format_bytes, format_duration
 from incident_console.domain.events import OomConstraint, OomKill
 from incident_console.domain.forecast import Forecast, host_exhaustion, time_to_limit
+from incident_console.domain.oom_sources import oom_sources_line
 from incident_console.monitor.state import ContainerView, HostState
 
 #: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
@@ -289,6 +290,7 @@ def diagnose_state(
                 )
             )
 
+    add(Finding("info", oom_sources_line(state.sources)))  # the console header's list
     for source in state.sources.values():
         if not source.ok and source.source != "kernel_log":  # that one is a warning above
             add(Finding("info", f"{source.source}: {source.detail or source.method}"))
