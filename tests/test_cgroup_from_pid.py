@@ -132,7 +132,7 @@ async def test_a_container_with_a_cgroup_parent_is_sampled_from_its_real_folder(
 
             await wait_for(samples, 30, f"samples of {name} with its 40 MiB")
             pid = w.state.containers[cid].info.pid
-            mem, cpu = stats.cgroups[(cid, pid)]
+            mem, cpu = stats.cgroups.found[(cid, pid)]
             text = await asyncio.to_thread(Path(f"/proc/{pid}/cgroup").read_text)
             assert (mem, cpu) == cgroup_dirs_from_proc(text, stats.version, cid)
             assert parent in mem and mem.endswith(cid)

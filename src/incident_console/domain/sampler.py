@@ -52,6 +52,9 @@ class Frame:
     #: under_oom (0/1), None where absent. Empty on ticks that do not read them.
     ooms: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     vmstat_oom_kill: int | None = None  # ``V``: /proc/vmstat oom_kill, the host's total
+    #: ``Q`` lines (v2): key -> (memory.peak bytes, memory.pressure some avg10 %), None where
+    #: the file is absent. Empty on ticks that do not read them, and on v1.
+    v2facts: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
 
 
 def _int(text: str) -> int | None:
@@ -108,6 +111,8 @@ def parse_frame(lines: Iterable[str]) -> Frame:
             kills = _int(parts[2])
             if kills is not None:
                 frame.ooms[parts[1]] = (kills, _int(parts[3]))
+        elif tag == "Q" and len(parts) >= 4:
+            frame.v2facts[parts[1]] = (_int(parts[2]), _float(parts[3]))
         elif tag == "V" and len(parts) >= 2:
             frame.vmstat_oom_kill = _int(parts[1])
         elif tag == "X" and len(parts) >= 2:

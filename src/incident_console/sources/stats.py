@@ -28,12 +28,12 @@ from incident_console.domain.oom_counters import OomCounters
 from incident_console.domain.sampler import (
     FrameInterpreter,
     cgroup_dirs,
-    cgroup_dirs_from_proc,
     parse_frame,
     sample_from_docker_stats,
     set_line,
 )
 from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.cgroup_folders import CgroupFolders
 from incident_console.transport.base import Host, Process, TransportError
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ if command -v awk >/dev/null 2>&1; then echo "awk $(awk -W version 2>&1 </dev/nu
 STARTUP_POLL_S = 0.05
 #: A sampler that does not answer a tick within this long is taken for dead.
 FRAME_TIMEOUT_S = 5.0
-#: /proc/<pid>/cgroup reads in flight at once (over SSH each is a round trip).
-CGROUP_READS = 8
 
 
 def sampler_program(name: str) -> str:
@@ -95,9 +93,10 @@ class StatsSource(Source):
         self.starts = 0
         #: The OOM kill counters of the running sampler (memory.events / oom_control, vmstat).
         self.oom_counters = OomCounters("v2" if self.version == "2" else "v1")
-        #: (container id, init pid) -> (memory folder, cpu folder), from /proc/<pid>/cgroup.
-        self.cgroups: dict[tuple[str, int], tuple[str, str]] = {}
-        self._unreadable: set[tuple[str, int]] = set()
+        #: Each container's folders, from its init pid's /proc/<pid>/cgroup.
+        self.cgroups = CgroupFolders()
+        #: Full id -> (memory.peak, memory.pressure some avg10) as last read (v2 only).
+        self.v2facts: dict[str, tuple[int | None, float | None]] = {}
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Detect the layout, then keep a sampler running (restarting it when it dies)."""
@@ -153,47 +152,9 @@ class StatsSource(Source):
         for cid, view in list(state.containers.items()):
             if view.gone or view.info.state not in ("running", "restarting", ""):
                 continue
-            found = self.cgroups.get((cid, view.info.pid))
+            found = self.cgroups.found.get((cid, view.info.pid))
             dirs[cid[:12]] = found or cgroup_dirs(cid, self.version, self.driver)
         return dirs
-
-    async def _find_cgroups(self, host: Host, state: HostState) -> None:
-        """Read the folders of containers new to us from their init pid's /proc/<pid>/cgroup.
-
-        Once per container start (a restart has a new pid): steady state reads nothing. Where
-        the file cannot be read (the pid ended, a hidepid /proc) the driver's guess stands.
-        """
-        wanted = [
-            (cid, view.info.pid)
-            for cid, view in list(state.containers.items())
-            if not view.gone
-            and view.info.pid > 0
-            and view.info.state in ("running", "restarting", "")
-            and (cid, view.info.pid) not in self.cgroups
-            and (cid, view.info.pid) not in self._unreadable
-        ]
-        if not wanted:
-            return
-        gate = asyncio.Semaphore(CGROUP_READS)
-
-        async def find(cid: str, pid: int) -> None:
-            async with gate:
-                try:
-                    text = await host.read_text(f"/proc/{pid}/cgroup")
-                except (TransportError, OSError):
-                    text = ""
-            dirs = cgroup_dirs_from_proc(text, self.version, cid)
-            if dirs is None:
-                self._unreadable.add((cid, pid))
-            else:
-                self.cgroups[(cid, pid)] = dirs
-
-        await asyncio.gather(*(find(cid, pid) for cid, pid in wanted))
-        # Forget the containers that are gone (a long watch sees thousands come and go).
-        known = set(state.containers)
-        for key in [k for k in self.cgroups if k[0] not in known]:
-            del self.cgroups[key]
-        self._unreadable = {k for k in self._unreadable if k[0] in known}
 
     async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:
         mode = "v2" if self.version == "2" else "v1"
@@ -209,12 +170,14 @@ class StatsSource(Source):
             keys: dict[str, str] = {}
             next_at = time.monotonic()
             while True:
-                await self._find_cgroups(host, state)
+                await self.cgroups.find(host, state, self.version)
                 current = self._running(state)
                 if current != dirs:
                     dirs = current
                     keys = {cid[:12]: cid for cid in state.containers if cid[:12] in dirs}
                     self._interp.forget(set(self.sampled_ids) - set(keys.values()))
+                    for cid in set(self.v2facts) - set(keys.values()):
+                        del self.v2facts[cid]
                     self.sampled_ids = frozenset(keys.values())
                     await proc.write(set_line(dirs))
                 await proc.write("tick\n")
@@ -229,7 +192,10 @@ class StatsSource(Source):
                     if not counted and ooms:
                         counted = True
                         emit(_counter_status(self.oom_counters, len(ooms), now))
-                events = _with_counts(events, self.oom_counters.counts())
+                for key, facts in frame.v2facts.items():
+                    if key in keys:
+                        self.v2facts[keys[key]] = facts
+                events = _with_counts(events, self.oom_counters.counts(), self.v2facts)
                 events += _counter_kills(self.oom_counters, state, now)
                 if missing:
                     events += await self._api_samples(host, missing, now)
@@ -241,7 +207,7 @@ class StatsSource(Source):
                         else f"{method} ("
                     )
                     detail += f"cgroup v{self.version}, {self.driver}, one process)"
-                    found = {cid for cid, _ in self.cgroups}
+                    found = {cid for cid, _ in self.cgroups.found}
                     guessed = sum(1 for cid in keys.values() if cid not in found)
                     if guessed:
                         detail += f"; {guessed} cgroup folders guessed (no /proc/<pid>/cgroup)"
@@ -318,16 +284,27 @@ def _counter_status(counters: OomCounters, containers: int, now: float) -> Sourc
     )
 
 
-def _with_counts(events: list[Event], counts: dict[str, int]) -> list[Event]:
-    """The samples carrying their container's last-read kill counter."""
-    if not counts:
+def _with_counts(
+    events: list[Event],
+    counts: dict[str, int],
+    v2facts: dict[str, tuple[int | None, float | None]],
+) -> list[Event]:
+    """The samples carrying their container's last-read kill counter, and on v2 its peak and
+    pressure (read every 5th tick, carried on every sample in between)."""
+    if not counts and not v2facts:
         return events
-    return [
-        dataclasses.replace(e, oom_kill_count=counts[e.id])
-        if isinstance(e, ContainerSample) and e.id in counts
-        else e
-        for e in events
-    ]
+    out: list[Event] = []
+    for e in events:
+        if isinstance(e, ContainerSample) and (e.id in counts or e.id in v2facts):
+            peak, some = v2facts.get(e.id, (None, None))
+            e = dataclasses.replace(
+                e,
+                oom_kill_count=counts.get(e.id, e.oom_kill_count),
+                memory_peak_bytes=peak,
+                memory_pressure_some=some,
+            )
+        out.append(e)
+    return out
 
 
 def _counter_kills(counters: OomCounters, state: HostState, now: float) -> list[Event]:
