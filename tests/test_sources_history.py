@@ -218,3 +218,14 @@ async def test_a_kill_before_the_monitor_started_is_listed_as_history(kernel_log
     finally:
         await monitor.stop()
         remove(name)
+
+
+def test_the_sources_backoff_doubles_to_its_most_and_resets() -> None:
+    from incident_console.sources.base import Backoff
+
+    backoff = Backoff(first=1.0, most=15.0, jitter=0.0)
+    assert [backoff.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 15.0, 15.0]
+    backoff.reset()
+    assert backoff.next() == 1.0
+    jittered = Backoff(first=10.0, most=30.0, jitter=0.2)
+    assert all(8.0 <= jittered.next() <= 30.0 for _ in range(20))

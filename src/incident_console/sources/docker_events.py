@@ -35,7 +35,7 @@ from incident_console.domain.oom_history import (
     history_kills,
     new_history,
 )
-from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.base import Backoff, Emit, Source, one_line
 from incident_console.sources.inventory import LABEL_PROJECT, LABEL_SERVICE, container_info
 from incident_console.transport.base import Host, TransportError
 
@@ -97,7 +97,7 @@ class DockerEventsSource(Source):
                     await self._history
 
     async def _run(self, host: Host, state: HostState, emit: Emit) -> None:
-        delay = 1.0
+        backoff = Backoff(first=1.0, most=self.retry_max)
         while True:
             try:
                 client = await host.docker()
@@ -110,24 +110,24 @@ class DockerEventsSource(Source):
                         detail=f"{len(state.containers)} containers; following docker events",
                     )
                 )
-                delay = 1.0
+                backoff.reset()
                 await self._follow(client, state, emit)
                 why = "docker event stream ended"
             except (TransportError, OSError) as exc:
                 why = one_line(exc)
             except Exception as exc:  # noqa: BLE001 - docker SDK errors (APIError, ...) vary
                 why = f"docker: {one_line(exc)}"
+            wait = backoff.next()
             emit(
                 SourceStatus(
                     time=time.time(),
                     source=self.name,
                     method="docker-events",
                     ok=False,
-                    detail=f"{why}; retrying in {delay:g} s",
+                    detail=f"{why}; retrying in {wait:.0f} s",
                 )
             )
-            await asyncio.sleep(delay)
-            delay = min(self.retry_max, delay * 2)
+            await asyncio.sleep(wait)
 
     async def _inventory(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
         if self._cgroup is None:
