@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures_sshd import SshdServer
 from incident_console.domain.events import ContainerSample
 from incident_console.domain.sampler import cgroup_dirs, cgroup_dirs_from_proc
 from incident_console.sources.stats import StatsSource
+from incident_console.transport.local import LocalHost
+from incident_console.transport.targets import open_host
 from sources_support import ALLOCATE, remove, run_container, wait_for
 from test_sources_stats import watched
 
@@ -118,14 +121,22 @@ def _rmdir_parent(parent: str) -> None:
 
 
 @pytest.mark.docker
-async def test_a_container_with_a_cgroup_parent_is_sampled_from_its_real_folder() -> None:
-    """The real engine: a container under --cgroup-parent, sampled where its pid's cgroup is."""
+@pytest.mark.parametrize("over", ["local", "ssh"])
+async def test_a_container_with_a_cgroup_parent_is_sampled_from_its_real_folder(
+    over: str, request: pytest.FixtureRequest
+) -> None:
+    """The real engine: a container under --cgroup-parent, sampled where its pid's cgroup is
+    (over SSH the /proc/<pid>/cgroup read goes through the transport's file read)."""
+    host = LocalHost()
+    if over == "ssh":
+        sshd: SshdServer = request.getfixturevalue("sshd")
+        host = open_host(sshd.target, **sshd.host_options())  # type: ignore[arg-type,assignment]
     parent = f"isr-parent-{uuid.uuid4().hex[:8]}"
     name = ""
     try:
         cid, name = run_container(ALLOCATE.format(mib=40), "--cgroup-parent", parent)
         stats = StatsSource()
-        async with watched(stats) as w:
+        async with watched(stats, host) as w:
 
             def samples() -> list[ContainerSample]:
                 return [s for s in w.samples(cid) if s.memory_used_bytes > 40 * 1024**2]
