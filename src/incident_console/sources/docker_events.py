@@ -36,7 +36,12 @@ from incident_console.domain.oom_history import (
     new_history,
 )
 from incident_console.sources.base import Backoff, Emit, Source, one_line
-from incident_console.sources.inventory import LABEL_PROJECT, LABEL_SERVICE, container_info
+from incident_console.sources.inventory import (
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    ContainerDirectory,
+    container_info,
+)
 from incident_console.transport.base import Host, TransportError
 
 if TYPE_CHECKING:
@@ -107,7 +112,10 @@ class DockerEventsSource(Source):
                         time=time.time(),
                         source=self.name,
                         method="docker-events",
-                        detail=f"{len(state.containers)} containers; following docker events",
+                        detail=(
+                            f"{len(ContainerDirectory(state).refs())} containers;"
+                            " following docker events"
+                        ),
                     )
                 )
                 backoff.reset()
@@ -147,9 +155,9 @@ class DockerEventsSource(Source):
             info = container_info(doc, now, self._cgroup)
             seen.add(info.id)
             emit(info)
-        for cid, view in list(state.containers.items()):
-            if cid not in seen and not view.gone:
-                emit(ContainerGone(time=now, id=cid, name=view.info.name))
+        for cid, ref in ContainerDirectory(state).refs().items():
+            if cid not in seen and not ref.gone:
+                emit(ContainerGone(time=now, id=cid, name=ref.name))
         if first and self._since is not None:
             # After the rows, not before: the names are for the OOM feed's old kills.
             await self._removed_before(client, emit, self._since)
@@ -245,12 +253,12 @@ class DockerEventsSource(Source):
         cid = str(actor.get("ID") or event.get("id") or "")
         when = _event_time(event)
         self._since = max(self._since or 0.0, when)
-        view = state.containers.get(cid)
-        name = str(attributes.get("name") or (view.info.name if view else cid[:12]))
-        service = str(attributes.get(LABEL_SERVICE) or (view.info.service if view else ""))
+        ref = ContainerDirectory(state).get(cid)
+        name = str(attributes.get("name") or (ref.name if ref else cid[:12]))
+        service = str(attributes.get(LABEL_SERVICE) or (ref.service if ref else ""))
         if action.startswith("health_status"):
             new = action.partition(":")[2].strip()
-            old = view.info.health if view else ""
+            old = ref.health if ref else ""
             info = await self._inspect(client, cid, when)
             if info is not None:
                 emit(info)
@@ -279,7 +287,7 @@ class DockerEventsSource(Source):
             )
         )
         if action == "destroy":
-            project = str(attributes.get(LABEL_PROJECT) or (view.info.project if view else ""))
+            project = str(attributes.get(LABEL_PROJECT) or (ref.project if ref else ""))
             emit(ContainerGone(time=when, id=cid, name=name, service=service, project=project))
         elif action in REINSPECT:
             info = await self._inspect(client, cid, when)
@@ -314,7 +322,8 @@ def _kill_history(client: docker.DockerClient, since: float, until: float) -> li
     """Docker's remembered oom, die and kill events between `since` and `until` (it ends)."""
     # Whole seconds (the engine reads a fraction as nanoseconds), `until` rounded up (a kill in
     # the second we connected would be in neither this read nor, as a kill, the live stream),
-    # and what came after `until` itself dropped: that is news, not history.
+    # and what came after `until` itself dropped: that is news, not history (and what came
+    # before `since` itself, which the whole second let in).
     stream = client.api.events(
         since=int(since),
         until=math.ceil(until),
@@ -325,7 +334,7 @@ def _kill_history(client: docker.DockerClient, since: float, until: float) -> li
         return [
             event
             for event in stream
-            if isinstance(event, dict) and (event_time(event) or until) <= until
+            if isinstance(event, dict) and since <= (event_time(event) or until) <= until
         ]
     finally:
         with contextlib.suppress(Exception):
