@@ -15,7 +15,9 @@ from incident_console.domain.sampler import cgroup_dirs_from_proc
 from incident_console.transport.base import Host, TransportError
 
 if TYPE_CHECKING:
-    from incident_console.monitor.state import HostState
+    from collections.abc import Mapping
+
+    from incident_console.sources.inventory import ContainerRef
 
 #: /proc/<pid>/cgroup reads in flight at once (over SSH each is a round trip).
 CGROUP_READS = 8
@@ -30,20 +32,20 @@ class CgroupFolders:
         self.found: dict[tuple[str, int], tuple[str, str]] = {}
         self._unreadable: set[tuple[str, int]] = set()
 
-    async def find(self, host: Host, state: HostState, version: str) -> None:
+    async def find(self, host: Host, refs: Mapping[str, ContainerRef], version: str) -> None:
         """Read the folders of the containers not seen at this pid yet; forget the gone.
 
         Steady state reads nothing. Where the file cannot be read (the pid ended, a hidepid
         /proc) or does not name the container, nothing is recorded and the caller guesses.
         """
         wanted = [
-            (cid, view.info.pid)
-            for cid, view in list(state.containers.items())
-            if not view.gone
-            and view.info.pid > 0
-            and view.info.state in LIVE
-            and (cid, view.info.pid) not in self.found
-            and (cid, view.info.pid) not in self._unreadable
+            (cid, ref.pid)
+            for cid, ref in refs.items()
+            if not ref.gone
+            and ref.pid > 0
+            and ref.state in LIVE
+            and (cid, ref.pid) not in self.found
+            and (cid, ref.pid) not in self._unreadable
         ]
         if wanted:
             gate = asyncio.Semaphore(CGROUP_READS)
@@ -62,7 +64,7 @@ class CgroupFolders:
 
             await asyncio.gather(*(read(cid, pid) for cid, pid in wanted))
         # A long watch sees thousands of containers come and go: keep only the known.
-        known = set(state.containers)
+        known = set(refs)
         for key in [k for k in self.found if k[0] not in known]:
             del self.found[key]
         self._unreadable = {k for k in self._unreadable if k[0] in known}

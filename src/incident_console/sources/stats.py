@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from incident_console.domain.sampler import (
 )
 from incident_console.sources.base import Emit, Source, one_line
 from incident_console.sources.cgroup_folders import CgroupFolders
+from incident_console.sources.inventory import ContainerDirectory, ContainerRef
 from incident_console.transport.base import Host, Process, TransportError
 
 if TYPE_CHECKING:
@@ -146,13 +148,13 @@ class StatsSource(Source):
         except Exception:  # noqa: BLE001 - no docker: the sampler still gives host memory
             pass
 
-    def _running(self, state: HostState) -> dict[str, tuple[str, str]]:
+    def _running(self, refs: Mapping[str, ContainerRef]) -> dict[str, tuple[str, str]]:
         """key -> (memory folder, cpu folder) for the containers to sample."""
         dirs: dict[str, tuple[str, str]] = {}
-        for cid, view in list(state.containers.items()):
-            if view.gone or view.info.state not in ("running", "restarting", ""):
+        for cid, ref in refs.items():
+            if ref.gone or ref.state not in ("running", "restarting", ""):
                 continue
-            found = self.cgroups.found.get((cid, view.info.pid))
+            found = self.cgroups.found.get((cid, ref.pid))
             dirs[cid[:12]] = found or cgroup_dirs(cid, self.version, self.driver)
         return dirs
 
@@ -165,16 +167,17 @@ class StatsSource(Source):
         # A restarted sampler starts new baselines: its first reading is history again.
         self.oom_counters = OomCounters(mode)
         counted = False
+        containers = ContainerDirectory(state)
         try:
             dirs: dict[str, tuple[str, str]] | None = None
             keys: dict[str, str] = {}
             next_at = time.monotonic()
             while True:
-                await self.cgroups.find(host, state, self.version)
-                current = self._running(state)
+                await self.cgroups.find(host, containers.refs(), self.version)
+                current = self._running(containers.refs())
                 if current != dirs:
                     dirs = current
-                    keys = {cid[:12]: cid for cid in state.containers if cid[:12] in dirs}
+                    keys = {cid[:12]: cid for cid in containers.refs() if cid[:12] in dirs}
                     self._interp.forget(set(self.sampled_ids) - set(keys.values()))
                     for cid in set(self.v2facts) - set(keys.values()):
                         del self.v2facts[cid]
@@ -196,7 +199,7 @@ class StatsSource(Source):
                     if key in keys:
                         self.v2facts[keys[key]] = facts
                 events = _with_counts(events, self.oom_counters.counts(), self.v2facts)
-                events += _counter_kills(self.oom_counters, state, now)
+                events += _counter_kills(self.oom_counters, state, containers, now)
                 if missing:
                     events += await self._api_samples(host, missing, now)
                 if not announced:
@@ -219,7 +222,7 @@ class StatsSource(Source):
                 next_at = max(next_at + self.interval, time.monotonic())
                 if dirs:
                     await asyncio.sleep(next_at - time.monotonic())
-                elif await _containers_appear(self, state, next_at):
+                elif await _containers_appear(self, containers, next_at):
                     next_at = time.monotonic()
         finally:
             with contextlib.suppress(Exception):
@@ -261,9 +264,10 @@ class StatsSource(Source):
             )
         )
         next_at = time.monotonic()
+        containers = ContainerDirectory(state)
         while True:
             now = time.time()
-            ids = [k for k, v in list(state.containers.items()) if v.info.state == "running"]
+            ids = [cid for cid, ref in containers.refs().items() if ref.state == "running"]
             self.sampled_ids = frozenset(ids)
             for event in await self._api_samples(host, ids, now):
                 emit(event)
@@ -307,12 +311,14 @@ def _with_counts(
     return out
 
 
-def _counter_kills(counters: OomCounters, state: HostState, now: float) -> list[Event]:
+def _counter_kills(
+    counters: OomCounters, state: HostState, containers: ContainerDirectory, now: float
+) -> list[Event]:
     """The counted kills the kernel log did not report, named from the inventory."""
     kernel = state.sources.get("kernel_log")
     kernel_open = kernel is None or kernel.ok
-    infos = {cid: view.info for cid, view in list(state.containers.items())}
-    kills = counters.settle(now, list(state.oom_kills), infos, kernel_open=kernel_open)
+    refs = containers.refs()
+    kills = counters.settle(now, list(state.oom_kills), refs, kernel_open=kernel_open)
     out: list[Event] = []
     for kill in kills:
         if kill.constraint is OomConstraint.UNKNOWN and _docker_oom_near(state, kill):
@@ -329,7 +335,9 @@ def _docker_oom_near(state: HostState, kill: OomKill) -> bool:
     )
 
 
-async def _containers_appear(source: StatsSource, state: HostState, until: float) -> bool:
+async def _containers_appear(
+    source: StatsSource, containers: ContainerDirectory, until: float
+) -> bool:
     """Wait until `until`, or less if running containers appear (True then).
 
     At start the sampler's first frames run before the inventory lands; without this the first
@@ -337,12 +345,12 @@ async def _containers_appear(source: StatsSource, state: HostState, until: float
     over SSH with 54 containers: inventory at 1.2 s, first sample at 2.2 s). Checked only while
     the sampler knows no container, and only when the state moved.
     """
-    seen = state.version
+    seen = containers.version
     while (left := until - time.monotonic()) > 0:
         await asyncio.sleep(min(left, STARTUP_POLL_S))
-        if state.version != seen:
-            seen = state.version
-            if source._running(state):
+        if containers.version != seen:
+            seen = containers.version
+            if source._running(containers.refs()):
                 return True
     return False
 
