@@ -99,7 +99,7 @@ async def test_kernel_log_attributes_a_real_oom_kill() -> None:
     name = ""
     kernel = KernelLogSource(since=start)
     try:
-        async with running(DockerEventsSource(), kernel) as r:
+        async with running(DockerEventsSource(since=start), kernel) as r:
             # A kill the console sees live (its history replayed first): the kernel's stamps
             # drift from the wall clock, so only arrival tells live from replayed.
             await wait_for(lambda: kernel.live, 30, "the kernel log's replay to end")

@@ -106,6 +106,11 @@ class ContainerSample(Event):
     #: Kills in its cgroup (memory.events / memory.oom_control oom_kill) as last read, every
     #: 5th second; a count that holds where the kernel log is closed. None: not readable.
     oom_kill_count: int | None = None
+    #: cgroup v2 only, read every 5th second: memory.peak (its high-water mark since it was
+    #: created) and memory.pressure `some avg10` (% of the last 10 s its tasks stalled on
+    #: memory). None on v1, or where the kernel has no such file.
+    memory_peak_bytes: int | None = None
+    memory_pressure_some: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

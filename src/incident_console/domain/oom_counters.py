@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from incident_console.domain.events import ContainerInfo, OomConstraint, OomKill
+from incident_console.domain.events import OomConstraint, OomKill
 
 #: The sources of counter-made records (the report and the tracker tell them from the kernel's).
 COUNTER_SOURCES = ("memory.events", "memory.oom_control", "/proc/vmstat")
@@ -30,6 +31,16 @@ HOST = ""
 #: A kernel record this long before a counter's baseline still counts against its rises (the
 #: kernel's stamps and the wall clock drift apart by a second or so).
 CLOCK_SLACK_S = 2.0
+
+
+class Named(Protocol):
+    """What a kill record needs of its container: a ContainerInfo, or a source's ref."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def service(self) -> str: ...
 
 
 def is_counter_kill(kill: OomKill) -> bool:
@@ -125,7 +136,7 @@ class OomCounters:
         self,
         now: float,
         kernel: Iterable[OomKill],
-        infos: Mapping[str, ContainerInfo],
+        infos: Mapping[str, Named],
         *,
         kernel_open: bool,
     ) -> list[OomKill]:
@@ -165,9 +176,7 @@ class OomCounters:
                     out.append(self._record(key, rise, why, infos))
         return out
 
-    def _record(
-        self, key: str, rise: _Rise, why: str, infos: Mapping[str, ContainerInfo]
-    ) -> OomKill:
+    def _record(self, key: str, rise: _Rise, why: str, infos: Mapping[str, Named]) -> OomKill:
         if key == HOST:
             return OomKill(
                 time=rise.seen,

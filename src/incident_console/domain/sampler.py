@@ -52,6 +52,9 @@ class Frame:
     #: under_oom (0/1), None where absent. Empty on ticks that do not read them.
     ooms: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     vmstat_oom_kill: int | None = None  # ``V``: /proc/vmstat oom_kill, the host's total
+    #: ``Q`` lines (v2): key -> (memory.peak bytes, memory.pressure some avg10 %), None where
+    #: the file is absent. Empty on ticks that do not read them, and on v1.
+    v2facts: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
 
 
 def _int(text: str) -> int | None:
@@ -108,6 +111,8 @@ def parse_frame(lines: Iterable[str]) -> Frame:
             kills = _int(parts[2])
             if kills is not None:
                 frame.ooms[parts[1]] = (kills, _int(parts[3]))
+        elif tag == "Q" and len(parts) >= 4:
+            frame.v2facts[parts[1]] = (_int(parts[2]), _float(parts[3]))
         elif tag == "V" and len(parts) >= 2:
             frame.vmstat_oom_kill = _int(parts[1])
         elif tag == "X" and len(parts) >= 2:
@@ -234,6 +239,57 @@ def cgroup_dirs(
         else (f"docker/{container_id}")
     )
     return f"{root}/memory/{leaf}", f"{root}/cpuacct/{leaf}"
+
+
+def cgroup_dirs_from_proc(
+    text: str, version: str, container_id: str = "", root: str = "/sys/fs/cgroup"
+) -> tuple[str, str] | None:
+    """The (memory folder, cpu folder) of a process from its ``/proc/<pid>/cgroup``.
+
+    Where the container really is, whatever its ``cgroup_parent`` or the driver: v2 reads the
+    unified ``0::`` line; v1 the memory controller's line and the cpuacct one (a v1 host has a
+    ``0::`` line too, for systemd's hybrid tree: the version decides, not the line).
+
+    Args:
+        text: the file's text.
+        version: "1" or "2" (the host's cgroup version).
+        container_id: when given, the path must name it: a pid the container no longer has
+            (reused by another process) gives None, not another process's folder.
+        root: where the cgroup filesystem is mounted.
+
+    Returns:
+        The folders, or None where the text does not say (the caller guesses from the driver).
+    """
+    paths: dict[str, str] = {}
+    for line in text.splitlines():
+        number, sep, rest = line.partition(":")
+        controllers, sep2, path = rest.partition(":")
+        if not sep or not sep2 or not number.isdigit():
+            continue
+        if version == "2":
+            if number == "0" and controllers == "":
+                paths["unified"] = path
+        else:
+            for name in controllers.split(","):
+                if name in ("memory", "cpuacct"):
+                    paths[name] = path
+    if version == "2":
+        found = [paths.get("unified", "")]
+    else:
+        # No cpuacct line (a kernel without it): the CPU counter is then simply not read.
+        found = [paths.get("memory", ""), paths.get("cpuacct") or paths.get("memory", "")]
+    for path in found:
+        if (
+            not path.startswith("/")
+            or path == "/"
+            or ".." in path.split("/")
+            or any(c.isspace() for c in path)
+            or (container_id and container_id not in path)
+        ):
+            return None
+    if version == "2":
+        return f"{root}{found[0]}", f"{root}{found[0]}"
+    return f"{root}/memory{found[0]}", f"{root}/cpuacct{found[1]}"
 
 
 def set_line(dirs: Mapping[str, tuple[str, str]]) -> str:

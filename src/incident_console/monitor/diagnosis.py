@@ -24,6 +24,7 @@ from incident_console.domain.oom_scope import (
     kill_scope,
     scope_sentence,
 )
+from incident_console.domain.oom_sources import oom_sources_line
 from incident_console.monitor.state import ContainerView, HostState
 
 #: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
@@ -304,6 +305,7 @@ def diagnose_state(
                 )
             )
 
+    add(Finding("info", oom_sources_line(state.sources)))  # the console header's list
     for source in state.sources.values():
         # kernel_log's is a warning above; files over exec (no SFTP) is said once, here.
         if (not source.ok and source.source != "kernel_log") or source.source == "files":

@@ -55,7 +55,7 @@ def default_sources(probes: Sequence[str] = (), since: float | None = None) -> l
     from incident_console.sources.stats import StatsSource
 
     sources: list[Source] = [
-        DockerEventsSource(),
+        DockerEventsSource(since=since),
         StatsSource(),
         KernelLogSource(since=since),
         LogFollower(),

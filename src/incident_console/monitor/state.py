@@ -27,6 +27,7 @@ from incident_console.domain.events import (
     ProbeResult,
     SourceStatus,
 )
+from incident_console.domain.oom_history import is_history_kill, same_kill
 
 #: One sample a second: 30 minutes of history per container (the seed's watch window).
 SAMPLE_HISTORY = 1800
@@ -124,7 +125,8 @@ class HostState:
             case ContainerProcesses():
                 self._apply_processes(event)
             case OomKill():
-                self.oom_kills.append(self._named(event))
+                if not self._apply_kill(event):
+                    return
                 view = self.containers.get(event.container_id)
                 if view is not None:
                     view.oom_kills += 1
@@ -153,6 +155,23 @@ class HostState:
                 self.link_since = event.time
             case _:
                 pass
+
+    def _apply_kill(self, kill: OomKill) -> bool:
+        """Keep one record per kill across docker's history and the others (True: a new kill).
+
+        A record from docker's event history (no pid) gives way to another source's record of
+        the same kill, whichever arrives first.
+        """
+        for i, known in enumerate(self.oom_kills):
+            if not same_kill(kill, known):
+                continue
+            if is_history_kill(kill) and not is_history_kill(known):
+                return False
+            if is_history_kill(known) and not is_history_kill(kill):
+                self.oom_kills[i] = self._named(kill)
+                return False
+        self.oom_kills.append(self._named(kill))
+        return True
 
     def _remember(
         self, cid: str, name: str, service: str = "", project: str = "", removed: bool = False
@@ -201,9 +220,11 @@ class HostState:
     def _apply_info(self, info: ContainerInfo) -> None:
         view = self.containers.get(info.id)
         if view is None:
-            self.containers[info.id] = ContainerView(
-                info=info, health_since=info.started_at or info.time
-            )
+            view = ContainerView(info=info, health_since=info.started_at or info.time)
+            # Kills the kernel log replayed before the inventory named this container.
+            kills = [k.time for k in self.oom_kills if k.container_id == info.id]
+            view.oom_kills, view.last_oom = len(kills), max(kills, default=None)
+            self.containers[info.id] = view
             return
         if view.info.health != info.health:
             view.health_since = info.time

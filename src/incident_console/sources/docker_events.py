@@ -4,6 +4,10 @@ The inventory is `containers.list(all=True)` + inspect; after that nothing polls
 event stream (read in a worker thread, handed to the loop with call_soon_threadsafe) says what
 changed, and only the container an event names is inspected again. When the stream breaks
 (dockerd restart, link drop) we re-list and resume with `since=` the last event's time.
+
+At the first inventory docker's event history (it keeps its last 256 events) is read twice:
+for the names of containers removed before we started, and for the OOM kills of the `since`
+window before we connected (domain/oom_history.py), listed as history, never as news.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -24,8 +29,19 @@ from incident_console.domain.events import (
     HealthChange,
     SourceStatus,
 )
-from incident_console.sources.base import Emit, Source, one_line
-from incident_console.sources.inventory import LABEL_PROJECT, LABEL_SERVICE, container_info
+from incident_console.domain.oom_history import (
+    HISTORY_ACTIONS,
+    event_time,
+    history_kills,
+    new_history,
+)
+from incident_console.sources.base import Backoff, Emit, Source, one_line
+from incident_console.sources.inventory import (
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    ContainerDirectory,
+    container_info,
+)
 from incident_console.transport.base import Host, TransportError
 
 if TYPE_CHECKING:
@@ -43,20 +59,50 @@ REINSPECT = frozenset({"start", "restart", "create", "die", "stop", "oom"})
 
 _END = object()  # the events thread's stream ended
 
+#: The window of past OOM kills asked of docker's history when the console gives none.
+DEFAULT_HISTORY_S = 3600.0
+#: How long the history's kills wait for the kernel log's replay (the kernel's record of a
+#: kill has its pid and process: it wins), and how quiet the replay must have gone.
+KERNEL_SETTLE_S = 15.0
+KERNEL_QUIET_S = 2.0
+
 
 class DockerEventsSource(Source):
     """Inventory + docker events -> ContainerInfo, HealthChange, ContainerEvent, ContainerGone."""
 
     name = "docker_events"
 
-    def __init__(self, retry_max: float = 15.0) -> None:
+    def __init__(
+        self,
+        retry_max: float = 15.0,
+        since: float | None = None,
+        settle_s: float = KERNEL_SETTLE_S,
+    ) -> None:
+        """Args:
+        retry_max: the longest wait between reconnection attempts.
+        since: the start of the window of past OOM kills read from docker's history
+            (None: the last DEFAULT_HISTORY_S before the source started).
+        settle_s: at most this long the history's kills wait for the kernel log's replay.
+        """
         self.retry_max = retry_max
+        self.history_since = since
+        self.settle_s = settle_s
         self._cgroup: tuple[str, str] | None = None
         self._since: float | None = None
+        self._history: asyncio.Task[None] | None = None
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Keep an inventory and one event stream going; re-list after every break."""
-        delay = 1.0
+        try:
+            await self._run(host, state, emit)
+        finally:
+            if self._history is not None:
+                self._history.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._history
+
+    async def _run(self, host: Host, state: HostState, emit: Emit) -> None:
+        backoff = Backoff(first=1.0, most=self.retry_max)
         while True:
             try:
                 client = await host.docker()
@@ -66,27 +112,30 @@ class DockerEventsSource(Source):
                         time=time.time(),
                         source=self.name,
                         method="docker-events",
-                        detail=f"{len(state.containers)} containers; following docker events",
+                        detail=(
+                            f"{len(ContainerDirectory(state).refs())} containers;"
+                            " following docker events"
+                        ),
                     )
                 )
-                delay = 1.0
+                backoff.reset()
                 await self._follow(client, state, emit)
                 why = "docker event stream ended"
             except (TransportError, OSError) as exc:
                 why = one_line(exc)
             except Exception as exc:  # noqa: BLE001 - docker SDK errors (APIError, ...) vary
                 why = f"docker: {one_line(exc)}"
+            wait = backoff.next()
             emit(
                 SourceStatus(
                     time=time.time(),
                     source=self.name,
                     method="docker-events",
                     ok=False,
-                    detail=f"{why}; retrying in {delay:g} s",
+                    detail=f"{why}; retrying in {wait:.0f} s",
                 )
             )
-            await asyncio.sleep(delay)
-            delay = min(self.retry_max, delay * 2)
+            await asyncio.sleep(wait)
 
     async def _inventory(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
         if self._cgroup is None:
@@ -106,12 +155,36 @@ class DockerEventsSource(Source):
             info = container_info(doc, now, self._cgroup)
             seen.add(info.id)
             emit(info)
-        for cid, view in list(state.containers.items()):
-            if cid not in seen and not view.gone:
-                emit(ContainerGone(time=now, id=cid, name=view.info.name))
+        for cid, ref in ContainerDirectory(state).refs().items():
+            if cid not in seen and not ref.gone:
+                emit(ContainerGone(time=now, id=cid, name=ref.name))
         if first and self._since is not None:
             # After the rows, not before: the names are for the OOM feed's old kills.
             await self._removed_before(client, emit, self._since)
+            # Its own task: it waits for the kernel log's replay, the rows must not.
+            self._history = asyncio.create_task(
+                self._past_kills(client, state, emit, self._since), name="docker-oom-history"
+            )
+
+    async def _past_kills(
+        self, client: docker.DockerClient, state: HostState, emit: Emit, until: float
+    ) -> None:
+        """The OOM kills of the window before we connected, from docker's event history,
+        less those the kernel log (or the cgroups' counters) already reported."""
+        since = self.history_since
+        if since is None:
+            since = until - DEFAULT_HISTORY_S
+        try:
+            events = await asyncio.to_thread(_kill_history, client, since, until)
+        except Exception:  # noqa: BLE001 - an engine without history: nothing to add
+            return
+        version = self._cgroup[0] if self._cgroup else "1"
+        kills = history_kills(events, version, service_label=LABEL_SERVICE)
+        if not kills:
+            return
+        await _kernel_settled(state, self.settle_s)
+        for kill in new_history(kills, list(state.oom_kills)):
+            emit(kill)
 
     async def _removed_before(self, client: docker.DockerClient, emit: Emit, until: float) -> None:
         """The containers removed before we started, from docker's event history (it keeps
@@ -180,12 +253,12 @@ class DockerEventsSource(Source):
         cid = str(actor.get("ID") or event.get("id") or "")
         when = _event_time(event)
         self._since = max(self._since or 0.0, when)
-        view = state.containers.get(cid)
-        name = str(attributes.get("name") or (view.info.name if view else cid[:12]))
-        service = str(attributes.get(LABEL_SERVICE) or (view.info.service if view else ""))
+        ref = ContainerDirectory(state).get(cid)
+        name = str(attributes.get("name") or (ref.name if ref else cid[:12]))
+        service = str(attributes.get(LABEL_SERVICE) or (ref.service if ref else ""))
         if action.startswith("health_status"):
             new = action.partition(":")[2].strip()
-            old = view.info.health if view else ""
+            old = ref.health if ref else ""
             info = await self._inspect(client, cid, when)
             if info is not None:
                 emit(info)
@@ -214,7 +287,7 @@ class DockerEventsSource(Source):
             )
         )
         if action == "destroy":
-            project = str(attributes.get(LABEL_PROJECT) or (view.info.project if view else ""))
+            project = str(attributes.get(LABEL_PROJECT) or (ref.project if ref else ""))
             emit(ContainerGone(time=when, id=cid, name=name, service=service, project=project))
         elif action in REINSPECT:
             info = await self._inspect(client, cid, when)
@@ -226,6 +299,46 @@ class DockerEventsSource(Source):
     ) -> ContainerInfo | None:
         doc = await asyncio.to_thread(_inspect, client, cid)
         return container_info(doc, when, self._cgroup) if doc is not None else None
+
+
+async def _kernel_settled(state: HostState, limit_s: float) -> None:
+    """Wait (at most `limit_s`) until the kernel log has replayed its history: it said it is
+    closed, or its kill records stopped arriving for KERNEL_QUIET_S."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    count, quiet_since = len(state.oom_kills), loop.time()
+    while loop.time() < deadline:
+        kernel = state.sources.get("kernel_log")
+        if kernel is not None and not kernel.ok:
+            return  # closed: no replay is coming
+        if len(state.oom_kills) != count:
+            count, quiet_since = len(state.oom_kills), loop.time()
+        elif kernel is not None and loop.time() - quiet_since >= KERNEL_QUIET_S:
+            return
+        await asyncio.sleep(0.25)
+
+
+def _kill_history(client: docker.DockerClient, since: float, until: float) -> list[dict[str, Any]]:
+    """Docker's remembered oom, die and kill events between `since` and `until` (it ends)."""
+    # Whole seconds (the engine reads a fraction as nanoseconds), `until` rounded up (a kill in
+    # the second we connected would be in neither this read nor, as a kill, the live stream),
+    # and what came after `until` itself dropped: that is news, not history (and what came
+    # before `since` itself, which the whole second let in).
+    stream = client.api.events(
+        since=int(since),
+        until=math.ceil(until),
+        filters={"type": "container", "event": list(HISTORY_ACTIONS)},
+        decode=True,
+    )
+    try:
+        return [
+            event
+            for event in stream
+            if isinstance(event, dict) and since <= (event_time(event) or until) <= until
+        ]
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close()
 
 
 def _event_time(event: Mapping[str, Any]) -> float:

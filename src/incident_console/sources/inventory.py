@@ -1,12 +1,14 @@
-"""Docker inspect documents turned into ContainerInfo (pure; used by the docker events source)."""
+"""Docker inspect documents turned into ContainerInfo (pure; used by the docker events source),
+and the narrow view of a host's containers the sources read (ContainerDirectory)."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_console.domain.events import ContainerInfo
 from incident_console.domain.redact import redact_env, redact_record
@@ -18,6 +20,69 @@ LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
 LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
 LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
+
+if TYPE_CHECKING:
+    from incident_console.monitor.state import HostState
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRef:
+    """What a source knows of one container: its id, names, compose labels, state and pid."""
+
+    id: str
+    name: str
+    service: str = ""
+    project: str = ""
+    state: str = ""  # running, exited, restarting, ...
+    health: str = ""
+    pid: int = 0  # State.Pid: its init process on the host
+    gone: bool = False  # removed (kept a while for the kills and the detail view)
+
+
+class ContainerDirectory:
+    """The host's containers as the sources see them: refs and a version counter.
+
+    A narrow view of the monitor's HostState: no samples, logs or history, so a source cannot
+    come to depend on them. The refs are rebuilt only when the state's version moved.
+    """
+
+    def __init__(self, state: HostState) -> None:
+        self._state = state
+        self._seen = -1
+        self._refs: dict[str, ContainerRef] = {}
+
+    @property
+    def version(self) -> int:
+        """Bumped on every change of the host's state: compare to tell cheaply if any."""
+        return self._state.version
+
+    def refs(self) -> Mapping[str, ContainerRef]:
+        """Every container known (the removed ones too, marked gone), by full id."""
+        if self._state.version != self._seen:
+            self._seen = self._state.version
+            self._refs = {
+                cid: _ref(cid, view.info, view.gone)
+                for cid, view in list(self._state.containers.items())
+            }
+        return self._refs
+
+    def get(self, cid: str) -> ContainerRef | None:
+        """One container's ref (None: never seen, or forgotten), without building them all."""
+        view = self._state.containers.get(cid)
+        return _ref(cid, view.info, view.gone) if view is not None else None
+
+
+def _ref(cid: str, info: ContainerInfo, gone: bool) -> ContainerRef:
+    return ContainerRef(
+        id=cid,
+        name=info.name,
+        service=info.service,
+        project=info.project,
+        state=info.state,
+        health=info.health,
+        pid=info.pid,
+        gone=gone,
+    )
 
 
 def parse_docker_time(text: object) -> float | None:

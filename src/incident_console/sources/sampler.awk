@@ -14,12 +14,15 @@
 #           P KEY PID VMRSS_KB NAME                         every 5th tick and after a set
 #           O KEY OOM_KILL OOM                              every 5th tick and after a set
 #           V OOM_KILL                                      every 5th tick and after a set
+#           Q KEY PEAK PRESSURE_SOME_AVG10                  v2 only, with the O lines
 #           E
 #
 # O: the container's OOM kill counter (kills of its processes, by any OOM) and whether its own
 # limit was hit: v2 memory.events `oom_kill` and `oom` (a counter); v1 memory.oom_control
 # `oom_kill` (kernels >= 4.13) and `under_oom` (0/1, at the moment read). V: /proc/vmstat
 # `oom_kill`, the host's total. All readable without root, unlike the kernel log.
+# Q: what v2 adds per container: memory.peak (its high-water mark) and memory.pressure's
+# `some avg10` (the share of the last 10 s in which its tasks stalled on memory).
 #
 # Values are printed as read (strings): awk's doubles would mangle 2^63-sized limits.
 # -v mode=v1: memory.usage_in_bytes, memory.stat (total_inactive_file, and the limit in effect
@@ -145,6 +148,19 @@ function ooms(key, mdir,    path, line, n, f, kills, oom, want) {
     if (kills != "" && kills != "-") out = out "O " key " " kills " " oom "\n"
 }
 
+# v2 only: one container's memory.peak and memory.pressure some avg10 ("-" where absent).
+function v2facts(key, mdir,    path, line, n, f, peak, some) {
+    peak = first(mdir "/memory.peak")
+    some = "-"
+    path = mdir "/memory.pressure"
+    while ((getline line < path) > 0) {
+        n = split(line, f, " ")
+        if (f[1] == "some") { sub(/^avg10=/, "", f[2]); some = f[2]; break }
+    }
+    close(path)
+    if (peak != "-" || some != "-") out = out "Q " key " " peak " " some "\n"
+}
+
 function frame(    i, up, v) {
     ticks++
     up = first("/proc/uptime")
@@ -157,6 +173,7 @@ function frame(    i, up, v) {
         fresh = 0
         for (i = 0; i < count; i++) processes(keys[i], mdirs[i])
         for (i = 0; i < count; i++) ooms(keys[i], mdirs[i])
+        if (mode == "v2") for (i = 0; i < count; i++) v2facts(keys[i], mdirs[i])
         v = keyed("/proc/vmstat", "oom_kill")
         if (v != "-") out = out "V " v "\n"
     }

@@ -108,6 +108,16 @@ ooms() {
     [ "$_k" = - ] || printf 'O %s %s %s\n' "$1" "$_k" "$_o"
 }
 
+# v2 only: memory.peak and memory.pressure some avg10 (the Q line of sampler.awk).
+v2facts() {
+    first "$2/memory.peak"; _p=$r
+    _s=-
+    while read -r _n _v _rest; do
+        if [ "$_n" = some ]; then _s=${_v#avg10=}; break; fi
+    done 2>/dev/null < "$2/memory.pressure"
+    if [ "$_p" != - ] || [ "$_s" != - ]; then printf 'Q %s %s %s\n' "$1" "$_p" "$_s"; fi
+}
+
 frame() {
     ticks=$((ticks + 1))
     first /proc/uptime
@@ -127,6 +137,13 @@ frame() {
             ooms "$1" "$2"
             shift 3
         done
+        if [ "$mode" = v2 ]; then
+            set -- $list
+            while [ $# -ge 3 ]; do
+                v2facts "$1" "$2"
+                shift 3
+            done
+        fi
         keyed /proc/vmstat oom_kill
         [ "$r" = - ] || printf 'V %s\n' "$r"
     fi

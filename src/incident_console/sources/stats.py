@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ from incident_console.domain.sampler import (
     set_line,
 )
 from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.cgroup_folders import CgroupFolders
+from incident_console.sources.inventory import ContainerDirectory, ContainerRef
 from incident_console.transport.base import Host, Process, TransportError
 
 if TYPE_CHECKING:
@@ -92,6 +95,10 @@ class StatsSource(Source):
         self.starts = 0
         #: The OOM kill counters of the running sampler (memory.events / oom_control, vmstat).
         self.oom_counters = OomCounters("v2" if self.version == "2" else "v1")
+        #: Each container's folders, from its init pid's /proc/<pid>/cgroup.
+        self.cgroups = CgroupFolders()
+        #: Full id -> (memory.peak, memory.pressure some avg10) as last read (v2 only).
+        self.v2facts: dict[str, tuple[int | None, float | None]] = {}
 
     async def run(self, host: Host, state: HostState, emit: Emit) -> None:
         """Detect the layout, then keep a sampler running (restarting it when it dies)."""
@@ -141,13 +148,14 @@ class StatsSource(Source):
         except Exception:  # noqa: BLE001 - no docker: the sampler still gives host memory
             pass
 
-    def _running(self, state: HostState) -> dict[str, tuple[str, str]]:
+    def _running(self, refs: Mapping[str, ContainerRef]) -> dict[str, tuple[str, str]]:
         """key -> (memory folder, cpu folder) for the containers to sample."""
         dirs: dict[str, tuple[str, str]] = {}
-        for cid, view in list(state.containers.items()):
-            if view.gone or view.info.state not in ("running", "restarting", ""):
+        for cid, ref in refs.items():
+            if ref.gone or ref.state not in ("running", "restarting", ""):
                 continue
-            dirs[cid[:12]] = cgroup_dirs(cid, self.version, self.driver)
+            found = self.cgroups.found.get((cid, ref.pid))
+            dirs[cid[:12]] = found or cgroup_dirs(cid, self.version, self.driver)
         return dirs
 
     async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:
@@ -159,16 +167,20 @@ class StatsSource(Source):
         # A restarted sampler starts new baselines: its first reading is history again.
         self.oom_counters = OomCounters(mode)
         counted = False
+        containers = ContainerDirectory(state)
         try:
             dirs: dict[str, tuple[str, str]] | None = None
             keys: dict[str, str] = {}
             next_at = time.monotonic()
             while True:
-                current = self._running(state)
+                await self.cgroups.find(host, containers.refs(), self.version)
+                current = self._running(containers.refs())
                 if current != dirs:
                     dirs = current
-                    keys = {cid[:12]: cid for cid in state.containers if cid[:12] in dirs}
+                    keys = {cid[:12]: cid for cid in containers.refs() if cid[:12] in dirs}
                     self._interp.forget(set(self.sampled_ids) - set(keys.values()))
+                    for cid in set(self.v2facts) - set(keys.values()):
+                        del self.v2facts[cid]
                     self.sampled_ids = frozenset(keys.values())
                     await proc.write(set_line(dirs))
                 await proc.write("tick\n")
@@ -183,8 +195,11 @@ class StatsSource(Source):
                     if not counted and ooms:
                         counted = True
                         emit(_counter_status(self.oom_counters, len(ooms), now))
-                events = _with_counts(events, self.oom_counters.counts())
-                events += _counter_kills(self.oom_counters, state, now)
+                for key, facts in frame.v2facts.items():
+                    if key in keys:
+                        self.v2facts[keys[key]] = facts
+                events = _with_counts(events, self.oom_counters.counts(), self.v2facts)
+                events += _counter_kills(self.oom_counters, state, containers, now)
                 if missing:
                     events += await self._api_samples(host, missing, now)
                 if not announced:
@@ -195,6 +210,10 @@ class StatsSource(Source):
                         else f"{method} ("
                     )
                     detail += f"cgroup v{self.version}, {self.driver}, one process)"
+                    found = {cid for cid, _ in self.cgroups.found}
+                    guessed = sum(1 for cid in keys.values() if cid not in found)
+                    if guessed:
+                        detail += f"; {guessed} cgroup folders guessed (no /proc/<pid>/cgroup)"
                     if missing:
                         detail += f"; docker-api for {len(missing)} without readable cgroup"
                     emit(SourceStatus(time=now, source=self.name, method=method, detail=detail))
@@ -203,7 +222,7 @@ class StatsSource(Source):
                 next_at = max(next_at + self.interval, time.monotonic())
                 if dirs:
                     await asyncio.sleep(next_at - time.monotonic())
-                elif await _containers_appear(self, state, next_at):
+                elif await _containers_appear(self, containers, next_at):
                     next_at = time.monotonic()
         finally:
             with contextlib.suppress(Exception):
@@ -245,9 +264,10 @@ class StatsSource(Source):
             )
         )
         next_at = time.monotonic()
+        containers = ContainerDirectory(state)
         while True:
             now = time.time()
-            ids = [k for k, v in list(state.containers.items()) if v.info.state == "running"]
+            ids = [cid for cid, ref in containers.refs().items() if ref.state == "running"]
             self.sampled_ids = frozenset(ids)
             for event in await self._api_samples(host, ids, now):
                 emit(event)
@@ -268,24 +288,37 @@ def _counter_status(counters: OomCounters, containers: int, now: float) -> Sourc
     )
 
 
-def _with_counts(events: list[Event], counts: dict[str, int]) -> list[Event]:
-    """The samples carrying their container's last-read kill counter."""
-    if not counts:
+def _with_counts(
+    events: list[Event],
+    counts: dict[str, int],
+    v2facts: dict[str, tuple[int | None, float | None]],
+) -> list[Event]:
+    """The samples carrying their container's last-read kill counter, and on v2 its peak and
+    pressure (read every 5th tick, carried on every sample in between)."""
+    if not counts and not v2facts:
         return events
-    return [
-        dataclasses.replace(e, oom_kill_count=counts[e.id])
-        if isinstance(e, ContainerSample) and e.id in counts
-        else e
-        for e in events
-    ]
+    out: list[Event] = []
+    for e in events:
+        if isinstance(e, ContainerSample) and (e.id in counts or e.id in v2facts):
+            peak, some = v2facts.get(e.id, (None, None))
+            e = dataclasses.replace(
+                e,
+                oom_kill_count=counts.get(e.id, e.oom_kill_count),
+                memory_peak_bytes=peak,
+                memory_pressure_some=some,
+            )
+        out.append(e)
+    return out
 
 
-def _counter_kills(counters: OomCounters, state: HostState, now: float) -> list[Event]:
+def _counter_kills(
+    counters: OomCounters, state: HostState, containers: ContainerDirectory, now: float
+) -> list[Event]:
     """The counted kills the kernel log did not report, named from the inventory."""
     kernel = state.sources.get("kernel_log")
     kernel_open = kernel is None or kernel.ok
-    infos = {cid: view.info for cid, view in list(state.containers.items())}
-    kills = counters.settle(now, list(state.oom_kills), infos, kernel_open=kernel_open)
+    refs = containers.refs()
+    kills = counters.settle(now, list(state.oom_kills), refs, kernel_open=kernel_open)
     out: list[Event] = []
     for kill in kills:
         if kill.constraint is OomConstraint.UNKNOWN and _docker_oom_near(state, kill):
@@ -302,7 +335,9 @@ def _docker_oom_near(state: HostState, kill: OomKill) -> bool:
     )
 
 
-async def _containers_appear(source: StatsSource, state: HostState, until: float) -> bool:
+async def _containers_appear(
+    source: StatsSource, containers: ContainerDirectory, until: float
+) -> bool:
     """Wait until `until`, or less if running containers appear (True then).
 
     At start the sampler's first frames run before the inventory lands; without this the first
@@ -310,12 +345,12 @@ async def _containers_appear(source: StatsSource, state: HostState, until: float
     over SSH with 54 containers: inventory at 1.2 s, first sample at 2.2 s). Checked only while
     the sampler knows no container, and only when the state moved.
     """
-    seen = state.version
+    seen = containers.version
     while (left := until - time.monotonic()) > 0:
         await asyncio.sleep(min(left, STARTUP_POLL_S))
-        if state.version != seen:
-            seen = state.version
-            if source._running(state):
+        if containers.version != seen:
+            seen = containers.version
+            if source._running(containers.refs()):
                 return True
     return False
 

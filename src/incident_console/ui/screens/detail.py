@@ -191,12 +191,25 @@ class ContainerDetailScreen(Screen[None]):
             f"reservation    {fmt.size(info.memory_reservation_bytes) if info.memory_reservation_bytes else 'none'}",
             f"restart policy {fmt.clean(info.restart_policy) or '-'}",
             f"restarts       {info.restarts}",
+            *self._v2_facts(view),
             f"project        {fmt.clean(info.project) or '-'}",
             f"compose file   {fmt.clean(', '.join(info.config_files)) or '-'}",
             f"working dir    {fmt.clean(info.working_dir) or '-'}",
             f"command        {fmt.clean(' '.join(redact_record(list(info.command)))) or '-'}",
         ]
         self.query_one("#limits", Static).update(Text("\n".join(lines)))
+
+    def _v2_facts(self, view: ContainerView) -> list[str]:
+        """cgroup v2's memory.peak and memory.pressure, or why they are not shown."""
+        latest = view.latest
+        peak = latest.memory_peak_bytes if latest else None
+        some = latest.memory_pressure_some if latest else None
+        stats = self.monitor.state.sources.get("stats")
+        absent = "n/a on cgroup v1" if stats and "cgroup v1" in stats.detail else "-"
+        return [
+            f"memory peak    {fmt.size(peak) if peak is not None else absent}",
+            f"mem pressure   {f'some {some:.2f}% (avg10)' if some is not None else absent}",
+        ]
 
     def _health(self, view: ContainerView, now: float) -> None:
         text = Text()

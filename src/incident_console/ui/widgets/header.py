@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from textual.content import Content
 from textual.widgets import Static
 
+from incident_console.domain.oom_sources import kernel_log_closed, oom_sources_line
 from incident_console.transport.base import LinkState
 from incident_console.ui import format as fmt
 from incident_console.ui.protocol import MonitorLike
@@ -28,7 +29,7 @@ def link_text(monitor: MonitorLike, now: float) -> Content:
 
 
 class HostHeader(Static):
-    """Host, connection state, kernel-log source and stats method, READ-ONLY badge."""
+    """Host, connection state, the OOM sources in use, stats method, READ-ONLY badge."""
 
     DEFAULT_CSS = """
     HostHeader { height: 1; background: $panel; padding: 0 1; }
@@ -42,17 +43,16 @@ class HostHeader(Static):
             "  ",
             link_text(monitor, now),
         ]
-        for key, label in (("kernel_log", "kernel log"), ("stats", "stats")):
-            source = state.sources.get(key)
-            if source is None:
-                parts += ["  ", (f"{label}: -", "$text-muted")]
-                continue
-            text = f"{label}: {fmt.clean(source.method)}"
+        # Which OOM sources are in use; the OOM pane says why the kernel log is closed.
+        closed = kernel_log_closed(state.sources)
+        parts += ["  ", (fmt.clean(oom_sources_line(state.sources)), "$warning" if closed else "")]
+        source = state.sources.get("stats")
+        if source is None:
+            parts += ["  ", ("stats: -", "$text-muted")]
+        else:
+            text = f"stats: {fmt.clean(source.method)}"
             if not source.ok and source.detail:
                 text += f" ({fmt.clean(source.detail)})"
-            counters = state.sources.get("oom_counters")
-            if key == "kernel_log" and not source.ok and counters is not None:
-                text += f"; OOM counts from {fmt.clean(counters.method)}"
             parts += ["  ", (text, "" if source.ok else "$warning")]
         if (files := state.sources.get("files")) is not None:  # no SFTP: "files: over exec"
             parts += ["  ", f"files: over {fmt.clean(files.method)}"]
