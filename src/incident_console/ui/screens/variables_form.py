@@ -22,6 +22,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from incident_console.ui.widgets.inputs import OrderedInput
+
 
 @dataclass(frozen=True, slots=True)
 class FormField:
@@ -75,7 +77,7 @@ class VariablesForm(ModalScreen[dict[str, str] | None]):
                         label = Content.assemble(label, ("  needed, unknown", "$warning"))
                     yield Static(label, classes="vf-label")
                     yield Static(Content(f.why or ""), classes="vf-hint")
-                    yield Input(
+                    yield OrderedInput(
                         value=f.value or f.prefill,
                         placeholder=" | ".join(f.candidates) or f"value of {f.name}",
                         id=f"vf-{f.name}",
@@ -84,7 +86,7 @@ class VariablesForm(ModalScreen[dict[str, str] | None]):
                         seen = ", ".join(f.candidates[:6])
                         yield Static(Content(f"seen on the host: {seen}"), classes="vf-hint")
                 yield Static("any other variable", classes="vf-label")
-                yield Input(placeholder="name=value", id="vf-other")
+                yield OrderedInput(placeholder="name=value", id="vf-other")
             yield Static(Content("enter: apply   escape: cancel"), classes="vf-hint")
             yield Static(id="vf-error")
 

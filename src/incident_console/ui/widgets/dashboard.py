@@ -11,6 +11,7 @@ from incident_console.ui import format as fmt
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.widgets.containers import ContainersTable
 from incident_console.ui.widgets.header import HostHeader
+from incident_console.ui.widgets.inputs import OrderedInput
 from incident_console.ui.widgets.logs import LogPane
 from incident_console.ui.widgets.panes import HealthPane, HostMemoryPane, OomFeed
 
@@ -65,7 +66,7 @@ class HostDashboard(Vertical):
         with Horizontal(classes="bottom"):
             yield OomFeed(id="oom-feed")
             yield LogPane(id="logs")
-        yield Input(placeholder="filter", id="prompt", classes="hidden")
+        yield OrderedInput(placeholder="filter", id="prompt", classes="hidden")
 
     @property
     def table(self) -> ContainersTable:
