@@ -268,7 +268,7 @@ async def shoot(scenario: Scenario, folder: Path, suffix: str) -> Path:
         clock=lambda: DEMO_NOW,
         theme_dirs=[THEMES],
     )
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.pause(0.3)
         if scenario.steps is not None:
             await scenario.steps(pilot, monitors)

@@ -1,6 +1,6 @@
-"""A data source with no server behind it: FakeMonitor, and a fixed demo incident.
+"""A data source with no server behind it: RecordingMonitor, and a fixed demo incident.
 
-Tests fill a FakeMonitor's HostState and post events to it; snapshot tests use
+Tests fill a RecordingMonitor's HostState and post events to it; snapshot tests use
 :func:`demo_monitor` with a fixed clock so every screenshot is the same.
 """
 
@@ -42,8 +42,8 @@ DEMO_NOW = 1710385920.0
 
 
 @dataclass
-class FakeHost:
-    """A host that is only a name and a link state."""
+class NamedHost:
+    """A host that is only a name and a link state (no transport behind it)."""
 
     name: str
     state: ConnectionState = field(
@@ -51,11 +51,12 @@ class FakeHost:
     )
 
 
-class FakeMonitor:
-    """A MonitorLike whose state tests fill by hand; intents are recorded, not executed."""
+class RecordingMonitor:
+    """A MonitorLike with no server: its state is filled by posting events to it, and the
+    changes it is asked for (restarts, runbook steps) are recorded, never carried out."""
 
     def __init__(self, name: str = "local", *, read_only: bool = False) -> None:
-        self.host = FakeHost(name)
+        self.host = NamedHost(name)
         self.state = HostState(name=name, link="connected", link_since=DEMO_NOW)
         self.read_only = read_only
         self.restarted: list[str] = []
@@ -109,9 +110,9 @@ def _cid(name: str) -> str:
 
 def demo_monitor(
     name: str = "prod", *, now: float = DEMO_NOW, read_only: bool = False, containers: int = 5
-) -> FakeMonitor:
+) -> RecordingMonitor:
     """A host in the middle of the incident: a leaking backend near its limit, two OOM kills."""
-    monitor = FakeMonitor(name, read_only=read_only)
+    monitor = RecordingMonitor(name, read_only=read_only)
     monitor.host.state = ConnectionState(LinkState.CONNECTED, since=now - 600)
     post = monitor.post
     post(SourceStatus(time=now - 600, source="stats", method="awk-sampler"))

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.color import Color
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
@@ -18,6 +18,7 @@ from textual_plotext import PlotextPlot
 from incident_console.domain.redact import redact_env, redact_record
 from incident_console.monitor.state import ContainerView
 from incident_console.ui import format as fmt
+from incident_console.ui import keys
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.widgets.header import HostHeader
 
@@ -76,9 +77,7 @@ class MemoryChart(PlotextPlot):
 class ContainerDetailScreen(Screen[None]):
     """Everything about one container."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back", id="back", tooltip="Back to the dashboard"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.CONTAINER_DETAIL
 
     def __init__(self, monitor: MonitorLike, container_id: str, *, read_only: bool) -> None:
         super().__init__()

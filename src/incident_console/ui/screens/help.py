@@ -12,6 +12,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from incident_console.ui import keys
+
 
 def key_label(key: str) -> str:
     """How a key is written in the help: '?' rather than 'question_mark'."""
@@ -22,15 +24,7 @@ def key_label(key: str) -> str:
 class HelpScreen(ModalScreen[None]):
     """Lists the bindings given to it (the active bindings of the screen below)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "escape,question_mark,q",
-            "dismiss",
-            "Close help",
-            id="help_close",
-            tooltip="Back to where you were",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.HELP
 
     def __init__(self, bindings: Iterable[Binding]) -> None:
         super().__init__()

@@ -56,14 +56,19 @@ class HostDashboard(Vertical):
         self._ready = False
 
     def compose(self) -> ComposeResult:
+        # The table is as tall as its rows (app.tcss), the Host pane beside it; the rest of the
+        # height goes to what explains the incident: the kills and health, and the logs.
         yield HostHeader(classes="host-header")
         with Horizontal(classes="top"):
             yield ContainersTable(glyphs=self.glyphs, id="containers")
-            with Vertical(classes="side"):
+            # In a container of its own: a focusable sibling of the table would take the focus
+            # when the table's tab is hidden, and that focus brings the old tab back.
+            with Vertical(classes="host-side"):
                 yield HostMemoryPane(id="host-memory")
-                yield HealthPane(id="health")
         with Horizontal(classes="bottom"):
-            yield OomFeed(id="oom-feed")
+            with Vertical(classes="side"):
+                yield OomFeed(id="oom-feed")
+                yield HealthPane(id="health")
             yield LogPane(id="logs")
         yield Input(placeholder="filter", id="prompt", classes="hidden")
 
@@ -169,6 +174,10 @@ class HostDashboard(Vertical):
                 self.logs.set_filter(text)
         else:
             self.table.filter_text = text
+            health = self.query_one(HealthPane)
+            if text != health.filter_text:
+                health.set_filter(text)
+                health.show(self.monitor.state, self.app.clock())  # type: ignore[attr-defined]
 
     def close_prompt(self) -> bool:
         """Hide the prompt; True if it was open."""

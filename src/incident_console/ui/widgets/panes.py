@@ -21,10 +21,27 @@ from incident_console.ui import format as fmt
 OOM_FEED_ROWS = 30
 
 
+def has_readings(state: HostState) -> bool:
+    """Whether anything was ever read from the host (a first connection has read nothing)."""
+    return bool(state.containers or state.memory or state.oom_kills or state.sources)
+
+
 def _stale_line(state: HostState) -> Content:
+    if not has_readings(state):
+        # Nothing was read yet: "STALE ... last known values" would speak of values never seen.
+        return Content.styled(
+            f"{state.link} since {fmt.clock(state.link_since)}: nothing read yet", "$stale"
+        )
     return Content.styled(
         f"STALE since {fmt.clock(state.link_since)}: last known values, not current", "bold $stale"
     )
+
+
+def last_meaningful_line(text: str) -> str:
+    """The line of a probe's output that says what went wrong: the last one with words (a
+    Python traceback ends with its exception; the frames above it are in the detail)."""
+    lines = [line.strip() for line in fmt.clean_lines(text) if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _fit(line: Content, width: int) -> list[Content]:
@@ -53,10 +70,15 @@ class StatePane(Static, can_focus=True):
         self._line_keys: list[tuple[str, tuple[Span, ...]]] | None = None
         self._row_keys: list[tuple[str, tuple[Span, ...]]] | None = None
         self._wrapped = True
+        self._shown_for: tuple[HostState, float] | None = None
 
     def on_resize(self) -> None:
-        # Rows wrapped for the old width no longer match the screen: the next change repaints all.
+        # Rows wrapped for the old width no longer match the screen, and a pane whose lines
+        # fit themselves to its width says them again: draw it anew now, not at the next change.
         self._wrapped = True
+        self._line_keys = None
+        if self._shown_for is not None:
+            self.show(*self._shown_for)
 
     def render(self) -> Content:
         """What `show` last set (it bypasses Static.update to repaint only changed lines)."""
@@ -64,6 +86,7 @@ class StatePane(Static, can_focus=True):
 
     def show(self, state: HostState, now: float) -> None:
         """Render the pane for `state` at time `now`."""
+        self._shown_for = (state, now)
         lines = self.lines(state, now)
         if not state.is_live:
             lines = [_stale_line(state), *lines]
@@ -176,34 +199,59 @@ class OomFeed(StatePane):
         if not state.oom_kills:
             out.append(Content.styled("no OOM kill seen", "$text-muted"))
             return out
+        width = self.content_region.width
         for kill in list(reversed(state.oom_kills))[:OOM_FEED_ROWS]:
-            where = (
-                "host-wide"
-                if kill.constraint is OomConstraint.GLOBAL
-                else "limit"
-                if kill.constraint is OomConstraint.LIMIT
-                else "?"
-            )
-            who, about = self.whose(state, kill)
-            out.append(
-                Content.assemble(
-                    (fmt.clock(kill.time), "$text-muted"),
-                    " ",
-                    ("OOM", "bold $oom"),
-                    " ",
-                    (fmt.clean(who), "bold"),
-                    f" ({fmt.clean(about)}) ",
-                    fmt.clean(kill.process),
-                    f" pid {kill.pid}"
-                    if kill.pid
-                    # A counted kill: no pid or rss was ever known; say where it came from.
-                    else f"{fmt.clean(kill.detail or 'pid unknown')}, {fmt.clean(kill.source)}",
-                    f" rss {fmt.size(kill.anon_rss_bytes)} ({where})"
-                    if kill.pid
-                    else f" ({where})",
-                )
-            )
+            out.append(self.kill_line(state, kill, width))
         return out
+
+    def kill_line(self, state: HostState, kill: OomKill, width: int) -> Content:
+        """One kill in one line of `width` cells (0: any): the time, the container, the
+        process, its rss and the constraint. Where the pane is narrow the words go first
+        ("pid", the service when the name holds it), then the name is elided in its middle."""
+        where = (
+            "host-wide"
+            if kill.constraint is OomConstraint.GLOBAL
+            else "limit"
+            if kill.constraint is OomConstraint.LIMIT
+            else "?"
+        )
+        who, about = self.whose(state, kill)
+        who, about = fmt.clean(who), fmt.clean(about)
+        process = fmt.clean(kill.process)
+        if kill.pid:
+            long_what, short_what = (
+                f" {process} pid {kill.pid} rss {fmt.size(kill.anon_rss_bytes)} ({where})",
+                f" {process} {kill.pid} {fmt.size(kill.anon_rss_bytes)} {where}",
+            )
+        else:
+            # A counted kill: no pid or rss was ever known; say where it came from.
+            detail = fmt.clean(kill.detail or "pid unknown")
+            long_what = f" {process} {detail}, {fmt.clean(kill.source)} ({where})"
+            short_what = f" {process} {detail} {where}"
+        stamp = fmt.clock(kill.time)
+        # The service in brackets says nothing the name does not already say (backend_1).
+        named = about not in ("-", "") and about.split(",")[0] not in who
+        tries = [
+            (f" ({about})" if about != "-" else "", long_what),
+            (f" ({about})" if named else "", long_what),
+            (f" ({about})" if named else "", short_what),
+            ("", short_what),
+        ]
+        fixed = len(stamp) + len(" OOM ")
+        for about_text, what in tries:
+            if not width or fixed + cell_len(who) + len(about_text) + len(what) <= width:
+                break
+        room = width - fixed - len(about_text) - len(what) if width else cell_len(who)
+        name = fmt.elide_middle(who, max(8, room))
+        return Content.assemble(
+            (stamp, "$text-muted"),
+            " ",
+            ("OOM", "bold $oom"),
+            " ",
+            (name, "bold"),
+            about_text,
+            what,
+        )
 
     @staticmethod
     def whose(state: HostState, kill: OomKill) -> tuple[str, str]:
@@ -222,17 +270,33 @@ class OomFeed(StatePane):
 
 
 class HealthPane(StatePane):
-    """Health states, how long since each changed, failing streaks, probes."""
+    """Health states, how long since each changed, failing streaks, probes.
+
+    The containers table's filter filters this pane too (its border says so); a probe's or a
+    healthcheck's long output is cut to its last meaningful line (the detail has it all).
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.filter_text = ""
 
     def on_mount(self) -> None:
         self.border_title = "Health"
 
+    def set_filter(self, text: str) -> None:
+        """Show only the containers whose name or service contains `text`."""
+        self.filter_text = text
+        self.border_subtitle = f"filter {text!r}" if text else ""
+
     def lines(self, state: HostState, now: float) -> list[Content]:
         out: list[Content] = []
+        needle = self.filter_text.lower()
         views = sorted(state.containers.values(), key=lambda v: v.info.name)
         for view in views:
             info = view.info
             if not info.health or view.gone:
+                continue
+            if needle and needle not in info.name.lower() and needle not in info.service.lower():
                 continue
             style = "$healthy" if info.health == "healthy" else "bold $unhealthy"
             since = fmt.duration(now - view.health_since) if view.health_since else "-"
@@ -243,9 +307,12 @@ class HealthPane(StatePane):
                 line = line + Content(f"  streak {info.failing_streak}")
             out.append(line)
             if info.health != "healthy" and info.last_probe_output:
-                out.append(
-                    Content.styled("  " + fmt.clean(info.last_probe_output)[:120], "$text-muted")
-                )
+                said = last_meaningful_line(info.last_probe_output)
+                more = info.last_probe_output.strip().count("\n")
+                line = Content.styled("  " + said[:160], "$text-muted")
+                if more:
+                    line += Content.styled(f" (+{more} lines in its detail)", "$text-muted")
+                out.append(line)
         for url, results in sorted(state.probes.items()):
             if not results:
                 continue
