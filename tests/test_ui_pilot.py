@@ -232,7 +232,7 @@ async def test_help_lists_every_binding() -> None:
             "t",
         ):
             assert key in keys, key
-        text = str(app.screen.query_one("#help-text").render())
+        text = " ".join(str(s.render()) for s in app.screen.query(".help-what"))
         assert "Restart the selected container" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

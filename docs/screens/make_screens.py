@@ -238,12 +238,17 @@ SCENARIOS = [
         steps=notifications,
     ),
     Scenario("help", "help (?): wrapped descriptions indented, no doubled keys", steps=press("?")),
-    Scenario("walkthrough-steps", "the walkthrough's step list", steps=walkthrough_list),
+    Scenario(
+        "walkthrough-steps",
+        "the walkthrough's step list",
+        monitors=lambda: [demo_monitor()],
+        steps=walkthrough_list,
+    ),
     Scenario(
         "detail-chart",
         "detail after 2 minutes: axis, legend, compose path, health log",
         monitors=lambda: [lab(minutes=2)],
-        steps=press("enter"),
+        steps=press("down", "enter"),
     ),
     Scenario("health-traceback", "a starting frontend's traceback in the Health pane"),
     Scenario("containers-table", "name widths, elision, table height"),
@@ -280,7 +285,6 @@ async def shoot(scenario: Scenario, folder: Path, suffix: str) -> Path:
 
 
 async def main(folder: Path, suffix: str, only: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     for scenario in SCENARIOS:
         if only and scenario.name not in only:
             continue
@@ -288,4 +292,5 @@ async def main(folder: Path, suffix: str, only: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
     asyncio.run(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))
