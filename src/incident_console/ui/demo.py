@@ -260,3 +260,98 @@ def demo_monitor(
     )
     post(ProbeResult(time=now - 2, url="https://app.example.com/", status=200, latency_ms=41.0))
     return monitor
+
+
+#: What a frontend printed while its backend was not up yet.
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/usr/bin/gunicorn", line 33, in <module>\n'
+    "    sys.exit(load_entry_point('gunicorn', 'console_scripts', 'gunicorn')())\n"
+    '  File "/usr/lib/python3/dist-packages/gunicorn/app/base.py", line 72, in run\n'
+    "    Arbiter(self).run()\n"
+    "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>\n"
+)
+
+
+def lab_monitor(
+    name: str = "prod", *, now: float = DEMO_NOW, minutes: float = 3.0, read_only: bool = False
+) -> RecordingMonitor:
+    """The demo host with a lab's stack beside it: long compose names (icbench31926_*), a
+    frontend starting with a traceback, `minutes` of samples, a kill that docker reported as
+    seven "oom" events."""
+    monitor = demo_monitor(name, now=now, read_only=read_only)
+    for container, service, limit, used, health, output in (
+        ("icbench31926_backend_1", "backend", 256, 230, "unhealthy", "curl: (28) timed out"),
+        ("icbench31926_frontend_1", "frontend", 128, 40, "starting", TRACEBACK),
+        ("icbench31926_loadgen_1", "loadgen", 64, 10, "", ""),
+    ):
+        ident = _cid(container)
+        monitor.post(
+            ContainerInfo(
+                time=now - 3600,
+                id=ident,
+                name=container,
+                image=f"icbench/{service}:lab",
+                state="running",
+                health=health,
+                last_probe_output=output,
+                started_at=now - 120,
+                created_at=now - 3600,
+                memory_limit_bytes=limit * MiB,
+                project="icbench31926",
+                service=service,
+                working_dir="/root/.local/share/incident-console/lab/icbench31926",
+                config_files=(
+                    "/root/.local/share/incident-console/lab/icbench31926/docker-compose.yml",
+                ),
+            )
+        )
+        count = int(minutes * 60)
+        for t in range(count):
+            share = 0.5 + 0.5 * t / max(1, count - 1) if service == "backend" else 0.8
+            monitor.post(
+                ContainerSample(
+                    time=now - count + 1 + t,
+                    id=ident,
+                    memory_used_bytes=int(used * MiB * share),
+                    memory_limit_bytes=limit * MiB,
+                    cpu_percent=20.0,
+                )
+            )
+    backend = _cid("icbench31926_backend_1")
+    monitor.post(
+        HealthChange(
+            time=now - 50,
+            id=_cid("icbench31926_frontend_1"),
+            name="icbench31926_frontend_1",
+            service="frontend",
+            old="",
+            new="starting",
+            output=TRACEBACK,
+        )
+    )
+    monitor.post(
+        OomKill(
+            time=now - 20,
+            pid=31337,
+            process="gunicorn",
+            constraint=OomConstraint.LIMIT,
+            anon_rss_bytes=231 * MiB,
+            container_id=backend,
+            container="icbench31926_backend_1",
+            service="backend",
+            source="dmesg",
+        )
+    )
+    # docker sends one "oom" event per process the kernel looked at: seven for one kill.
+    for _ in range(7):
+        monitor.post(
+            ContainerEvent(
+                time=now - 20,
+                id=backend,
+                name="icbench31926_backend_1",
+                service="backend",
+                action="oom",
+            )
+        )
+    return monitor

@@ -56,17 +56,15 @@ class HostDashboard(Vertical):
         self._ready = False
 
     def compose(self) -> ComposeResult:
-        # The table is as tall as its rows (app.tcss), the Host pane beside it; the rest of the
-        # height goes to what explains the incident: the kills and health, and the logs.
+        # The table is as tall as its rows and as wide as the screen (app.tcss); the rest of
+        # the height goes to what explains the incident: the host, the kills and health
+        # beside the logs.
         yield HostHeader(classes="host-header")
         with Horizontal(classes="top"):
             yield ContainersTable(glyphs=self.glyphs, id="containers")
-            # In a container of its own: a focusable sibling of the table would take the focus
-            # when the table's tab is hidden, and that focus brings the old tab back.
-            with Vertical(classes="host-side"):
-                yield HostMemoryPane(id="host-memory")
         with Horizontal(classes="bottom"):
             with Vertical(classes="side"):
+                yield HostMemoryPane(id="host-memory")
                 yield OomFeed(id="oom-feed")
                 yield HealthPane(id="health")
             yield LogPane(id="logs")

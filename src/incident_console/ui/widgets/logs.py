@@ -36,6 +36,7 @@ from incident_console.domain.events import LogLine
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
 from incident_console.ui import keys
+from incident_console.ui.widgets.panes import has_readings
 
 LINE_CAP = 2000
 #: Above this many lines a second nobody reads along; the border says only the latest show.
@@ -287,7 +288,7 @@ class LogPane(ScrollView, can_focus=True):
             at = sum(1 for r in self._match_rows if r <= self._position)
             parts.append(f"search {self.search_text!r} {at}/{len(self._match_rows)}")
         if state is not None and not state.is_live:
-            parts.insert(0, "STALE")
+            parts.insert(0, "STALE" if has_readings(state) else state.link)
         subtitle = " | ".join(parts)
         if subtitle != self.border_subtitle:
             self.border_subtitle = subtitle

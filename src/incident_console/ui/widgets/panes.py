@@ -29,9 +29,7 @@ def has_readings(state: HostState) -> bool:
 def _stale_line(state: HostState) -> Content:
     if not has_readings(state):
         # Nothing was read yet: "STALE ... last known values" would speak of values never seen.
-        return Content.styled(
-            f"{state.link} since {fmt.clock(state.link_since)}: nothing read yet", "$stale"
-        )
+        return Content.styled(f"{state.link}, nothing read yet", "$stale")
     return Content.styled(
         f"STALE since {fmt.clock(state.link_since)}: last known values, not current", "bold $stale"
     )
@@ -87,9 +85,13 @@ class StatePane(Static, can_focus=True):
     def show(self, state: HostState, now: float) -> None:
         """Render the pane for `state` at time `now`."""
         self._shown_for = (state, now)
-        lines = self.lines(state, now)
-        if not state.is_live:
-            lines = [_stale_line(state), *lines]
+        if not state.is_live and not has_readings(state):
+            # A first connection: nothing to show but that ("no OOM kill seen" is not known).
+            lines = [_stale_line(state)]
+        elif not state.is_live:
+            lines = [_stale_line(state), *self.lines(state, now)]
+        else:
+            lines = self.lines(state, now)
         self.set_class(not state.is_live, "stale")
         keys = [(line.plain, tuple(line.spans)) for line in lines]
         if keys == self._line_keys:
@@ -228,30 +230,30 @@ class OomFeed(StatePane):
             detail = fmt.clean(kill.detail or "pid unknown")
             long_what = f" {process} {detail}, {fmt.clean(kill.source)} ({where})"
             short_what = f" {process} {detail} {where}"
+        # Narrowest: the process goes too (the detail's processes pane names it).
+        bare_what = short_what.replace(f" {process} ", " ", 1)
         stamp = fmt.clock(kill.time)
         # The service in brackets says nothing the name does not already say (backend_1).
         named = about not in ("-", "") and about.split(",")[0] not in who
+        # (the OOM tag, the service in brackets, what was killed): each try says less.
         tries = [
-            (f" ({about})" if about != "-" else "", long_what),
-            (f" ({about})" if named else "", long_what),
-            (f" ({about})" if named else "", short_what),
-            ("", short_what),
+            ("OOM", f" ({about})" if about != "-" else "", long_what),
+            ("OOM", f" ({about})" if named else "", long_what),
+            ("OOM", f" ({about})" if named else "", short_what),
+            ("OOM", "", short_what),
+            ("", "", short_what),  # the pane's title says what these are
+            ("", "", bare_what),
         ]
-        fixed = len(stamp) + len(" OOM ")
-        for about_text, what in tries:
+        for tag, about_text, what in tries:
+            fixed = len(stamp) + 1 + (len(tag) + 1 if tag else 0)
             if not width or fixed + cell_len(who) + len(about_text) + len(what) <= width:
                 break
         room = width - fixed - len(about_text) - len(what) if width else cell_len(who)
         name = fmt.elide_middle(who, max(8, room))
-        return Content.assemble(
-            (stamp, "$text-muted"),
-            " ",
-            ("OOM", "bold $oom"),
-            " ",
-            (name, "bold"),
-            about_text,
-            what,
-        )
+        line = Content.assemble((stamp, "$text-muted"), " ")
+        if tag:
+            line += Content.assemble(("OOM", "bold $oom"), " ")
+        return line + Content.assemble((name, "bold"), about_text, what)
 
     @staticmethod
     def whose(state: HostState, kill: OomKill) -> tuple[str, str]:
