@@ -21,6 +21,10 @@ from incident_console.ui import format as fmt
 
 #: Kills of one container this close together (by the kernel's stamps) share one toast.
 FOLD_S = 60.0
+#: At most this many containers of one host have a toast of their own at once.
+MAX_KILL_TOASTS = 2
+#: The key of the toast that gathers the other containers' kills.
+OTHERS = "\x00others"
 #: How long a kill's toast stays.
 KILL_TOAST_S = 15.0
 #: The text width inside a toast (the Toast CSS width in app.tcss less its padding and edge).
@@ -50,6 +54,7 @@ class _Burst:
     last: float
     count: int
     notification: Notification | None = field(default=None)
+    names: list[str] = field(default_factory=list)
 
 
 class KillToasts:
@@ -60,9 +65,26 @@ class KillToasts:
         self._bursts: dict[tuple[str, str], _Burst] = {}
 
     def show(self, host: str, who: str, about: str, kill: OomKill) -> str:
-        """Pop up `kill` (or fold it into its container's toast); returns the message."""
+        """Pop up `kill` (or fold it into its container's toast); returns the message.
+
+        Past MAX_KILL_TOASTS containers with a toast up on one host (an engine where several
+        stacks are being killed), the others' kills share one toast for the host: the stack
+        of toasts would otherwise grow down over the Logs pane.
+        """
         key = (host, who)
         burst = self._bursts.get(key)
+        if burst is None or kill.time - burst.first > FOLD_S:
+            shown = [
+                b
+                for (h, w), b in self._bursts.items()
+                if h == host
+                and w != OTHERS
+                and b.notification is not None
+                and b.notification in self.app._notifications
+            ]
+            if len(shown) >= MAX_KILL_TOASTS:
+                key = (host, OTHERS)
+                burst = self._bursts.get(key)
         if burst is not None and kill.time - burst.first <= FOLD_S:
             burst.count += 1
             burst.last = max(burst.last, kill.time)
@@ -73,7 +95,12 @@ class KillToasts:
         else:
             burst = _Burst(first=kill.time, last=kill.time, count=1)
             self._bursts[key] = burst
-        message = kill_message(host, who, about, kill, burst.count, burst.last - burst.first)
+        if who not in burst.names:
+            burst.names.append(who)
+        if key[1] == OTHERS:
+            message = others_message(host, burst.names, burst.count, burst.last - burst.first)
+        else:
+            message = kill_message(host, who, about, kill, burst.count, burst.last - burst.first)
         title = "OOM kill" if burst.count == 1 else f"{burst.count} OOM kills"
         notification = Notification(message, title, "error", KILL_TOAST_S, markup=False)
         burst.notification = notification
@@ -81,6 +108,13 @@ class KillToasts:
         # Notify would be, and could not take down a toast that is not up yet.
         self.app._on_notify(Notify(notification))
         return message
+
+
+def others_message(host: str, names: list[str], count: int, span_s: float) -> str:
+    """The toast of the kills beyond MAX_KILL_TOASTS containers: how many, of which."""
+    which = ", ".join(fmt.clean(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
+    during = f" in {format_duration(span_s)}" if count > 1 else ""
+    return f"{fmt.clean(host)}: {count} more OOM kill{'s' if count > 1 else ''}{during}: {which}"
 
 
 def kill_message(

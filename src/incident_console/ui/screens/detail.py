@@ -27,6 +27,8 @@ MiB = 1024 * 1024
 CHART_WINDOW_S = 1800
 #: The chart's time axis covers at least this much (a first sample is not a line).
 MIN_CHART_SPAN_S = 120
+#: Events of one action this close together are one line of the health log.
+FOLD_EVENTS_S = 10.0
 #: The label column of the "Limits and compose" facts.
 FACT_LABEL = 15
 RECENT_LOG_LINES = 40
@@ -120,18 +122,27 @@ def fold_path(label: str, path: str, width: int) -> list[str]:
     return [(label if i == 0 else indent) + line for i, line in enumerate(lines)]
 
 
-def folded_events(view: ContainerView) -> list[tuple[float, str, int]]:
-    """The container's events newest first, a run of one action in one second told once with
-    its count (docker sends an "oom" per process the kernel looked at: seven for one kill)."""
-    out: list[tuple[float, str, int]] = []
+def folded_events(view: ContainerView) -> list[tuple[float, str, int, float]]:
+    """The container's events newest first, a run of one action within FOLD_EVENTS_S told
+    once: (its first time, the action, how many, seconds from first to last). Docker sends an
+    "oom" per process the kernel looked at: seven to two dozen for one kill, over 3 s."""
+    out: list[tuple[float, str, int, float]] = []
+    newest: float | None = None
     for event in reversed(view.events):
         action = fmt.clean(event.action)
         if event.exit_code is not None:
             action += f" exit {event.exit_code}"
-        if out and out[-1][1] == action and int(out[-1][0]) == int(event.time):
-            out[-1] = (out[-1][0], action, out[-1][2] + 1)
+        if (
+            out
+            and out[-1][1] == action
+            and newest is not None
+            and newest - event.time <= FOLD_EVENTS_S
+        ):
+            _, _, count, _ = out[-1]
+            out[-1] = (event.time, action, count + 1, newest - event.time)
         else:
-            out.append((event.time, action, 1))
+            newest = event.time
+            out.append((event.time, action, 1, 0.0))
     return out
 
 
@@ -288,9 +299,10 @@ class ContainerDetailScreen(Screen[None]):
             for line in fmt.clean_lines(change.output)[-40:]:
                 text.append("\n    " + line[:300], style="dim")
             text.append("\n")
-        for when, action, count in folded_events(view):
+        for when, action, count, span in folded_events(view):
             text.append(f"{fmt.clock(when)} {action}", style="dim")
             if count > 1:
-                text.append(f" x{count}", style="dim")
+                over = f" over {span:.0f} s" if span >= 1 else ""
+                text.append(f" x{count}{over}", style="dim")
             text.append("\n")
         self.query_one("#health-log", Static).update(text)

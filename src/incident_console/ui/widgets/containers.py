@@ -51,7 +51,7 @@ COLUMNS = (
     ("pct", "%", 4),
     ("ttl", "To limit", 8),
     ("cpu", "CPU", 4),
-    ("restarts", "Restarts", 8),
+    ("restarts", "Restarts", 10),  # "12 (140oom)"
 )
 COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
 #: A cell is its width plus one space each side.
