@@ -190,6 +190,31 @@ async def test_every_kill_is_one_line_of_the_feed_at_the_dashboards_widths() -> 
             assert "icbench" in lines[0] and "_1" in lines[0]  # both ends of the name
 
 
+def test_a_counted_kill_with_a_long_detail_is_one_line() -> None:
+    monitor = lab_monitor()
+    monitor.post(
+        OomKill(
+            time=DEMO_NOW - 1,
+            pid=0,
+            process="",
+            constraint=OomConstraint.GLOBAL,
+            anon_rss_bytes=0,
+            container_id="",
+            container="",
+            service="",
+            source="vmstat",
+            detail="a host-wide kill outside any container's counter; pid unknown: not in the"
+            " kernel log within 10 s",
+        )
+    )
+    feed = OomFeed()
+    newest = monitor.state.oom_kills[-1]
+    for width in (44, 76):
+        line = feed.kill_line(monitor.state, newest, width).plain
+        assert len(line) <= width, line
+        assert line.startswith("03:11:59 ") and "host" in line
+
+
 async def test_names_are_elided_in_the_middle_and_columns_fit_the_longest() -> None:
     assert fmt.elide_middle("icbench31926_frontend_1", 16) == "icbench…ontend_1"
     assert fmt.elide_middle("short", 16) == "short"

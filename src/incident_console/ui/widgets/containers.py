@@ -44,7 +44,7 @@ COLUMNS = (
     ("oom", "!", 3),
     ("name", "Container", 9),
     ("service", "Service", 7),
-    ("state", "State", 7),
+    ("state", "State", 10),  # "restarting"
     ("health", "Health", 9),
     ("spark", "Memory", SPARK_WIDTH),
     ("used", "Used/Limit", 11),

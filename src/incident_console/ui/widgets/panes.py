@@ -250,6 +250,10 @@ class OomFeed(StatePane):
                 break
         room = width - fixed - len(about_text) - len(what) if width else cell_len(who)
         name = fmt.elide_middle(who, max(8, room))
+        over = fixed + cell_len(name) + len(about_text) + len(what) - width
+        if width and over > 0:
+            # Still too long (a counted kill's prose detail): its end goes, not the name.
+            what = what[: max(1, len(what) - over - 1)] + "…"
         line = Content.assemble((stamp, "$text-muted"), " ")
         if tag:
             line += Content.assemble(("OOM", "bold $oom"), " ")
