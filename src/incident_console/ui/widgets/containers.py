@@ -6,7 +6,6 @@ import itertools
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.cells import cell_len
 from textual import events
 from textual.binding import BindingType
 from textual.cache import LRUCache
@@ -24,7 +23,14 @@ from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
 from incident_console.ui import keys
 from incident_console.ui.widgets.container_rows import (
+    COLUMN_INDEX,
+    COLUMNS,
+    DATA_COLUMNS,
     OOM_MARK_S,
+    ROW_WIDTH,
+    SPARK_COLUMN,
+    SPARK_WIDTH,
+    column_widths,
     forecast_cell,
     memory_band,
     memory_share,
@@ -32,51 +38,10 @@ from incident_console.ui.widgets.container_rows import (
 )
 from incident_console.ui.widgets.panes import has_readings
 
-SPARK_WIDTH = 10
 #: A running container's newest sample older than this is not shown as its memory now.
 SAMPLE_STALE_S = 10.0
 #: The forecast of a container is worked out again once its samples moved on this far.
 FORECAST_EVERY_S = 5.0
-
-#: (key, label, width): fixed widths, so a row never jumps as its numbers change; the name
-#: and service columns are as wide as their longest entry (these are their least widths).
-COLUMNS = (
-    ("oom", "!", 3),
-    ("name", "Container", 9),
-    ("service", "Service", 7),
-    ("state", "State", 10),  # "restarting"
-    ("health", "Health", 9),
-    ("spark", "Memory", SPARK_WIDTH),
-    ("used", "Used/Limit", 11),
-    ("pct", "%", 4),
-    ("ttl", "To limit", 8),
-    ("cpu", "CPU", 4),
-    ("restarts", "Restarts", 10),  # "12 (140oom)"
-)
-COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
-#: A cell is its width plus one space each side.
-ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)
-#: The columns sized from the data, and the most they take (a name past this is elided).
-DATA_COLUMNS = ("name", "service")
-MAX_DATA_WIDTH = {"name": 48, "service": 20}
-SPARK_COLUMN = COLUMN_INDEX["spark"]
-
-
-def column_widths(names: list[str], services: list[str], room: int) -> tuple[int, ...]:
-    """Every column's width: the fixed ones, the name and service as wide as their longest
-    entry (at most MAX_DATA_WIDTH), the name narrowed to fit `room` cells if need be (0: no
-    limit known yet)."""
-    base = {key: width for key, _, width in COLUMNS}
-    longest = {"name": names, "service": services}
-    for key in DATA_COLUMNS:
-        widest = max((cell_len(value) for value in longest[key]), default=0)
-        base[key] = max(base[key], min(widest, MAX_DATA_WIDTH[key]))
-    if room > 0:
-        over = sum(width + 2 for width in base.values()) - room
-        if over > 0:
-            floor = {key: width for key, _, width in COLUMNS}
-            base["name"] = max(floor["name"] + 7, base["name"] - over)  # 16: still readable
-    return tuple(base[key] for key, _, _ in COLUMNS)
 
 
 class ContainersTable(ScrollView, can_focus=True):
