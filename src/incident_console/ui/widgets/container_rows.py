@@ -75,7 +75,7 @@ def column_widths(names: list[str], services: list[str], room: int) -> tuple[int
         over = sum(width + 2 for width in base.values()) - room
         if over > 0:
             floor = {key: width for key, _, width in COLUMNS}
-            base["name"] = max(floor["name"] + 7, base["name"] - over)  # 16: still readable
+            base["name"] = max(floor["name"] + 3, base["name"] - over)  # 12: still readable
     return tuple(base[key] for key, _, _ in COLUMNS)
 
 

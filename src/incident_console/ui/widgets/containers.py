@@ -223,7 +223,8 @@ class ContainersTable(ScrollView, can_focus=True):
         widths = column_widths(
             [fmt.clean(v.info.name) for v in present],
             [fmt.clean(v.info.service) for v in present],
-            self.scrollable_content_region.width,
+            # One cell short: rows exactly as wide as the pane still got a horizontal scrollbar.
+            max(0, self.scrollable_content_region.width - 1),
         )
         if widths != self._widths:
             self._widths = widths

@@ -77,6 +77,9 @@ class StatePane(Static, can_focus=True):
         self._line_keys = None
         if self._shown_for is not None:
             self.show(*self._shown_for)
+            # A layout asked for inside the resize is lost (seen: a feed three lines long kept
+            # the seven-line height of its first, narrower draw); ask once it is done.
+            self.call_after_refresh(self.refresh, layout=True)
 
     def render(self) -> Content:
         """What `show` last set (it bypasses Static.update to repaint only changed lines)."""
