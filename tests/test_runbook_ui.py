@@ -7,7 +7,7 @@ from textual.widgets import ListView, Static
 
 from incident_console.runbook.engine import FileChange, StepState
 from incident_console.runbook.loader import parse_runbook
-from incident_console.ui.demo import FakeMonitor, demo_monitor
+from incident_console.ui.demo import RecordingMonitor, demo_monitor
 from incident_console.ui.screens.confirm import ConfirmScreen
 from incident_console.ui.screens.runbook import RunbookScreen
 from test_runbook_engine import RUNBOOK, Clock, FakeExecutor
@@ -28,7 +28,7 @@ class Host(App[None]):
 def screen_for(read_only: bool = False) -> tuple[RunbookScreen, FakeExecutor]:
     executor = FakeExecutor(Clock())
     screen = RunbookScreen(
-        FakeMonitor("prod", read_only=read_only),
+        RecordingMonitor("prod", read_only=read_only),
         parse_runbook(RUNBOOK),
         executor=executor,
         variables=dict(VARIABLES),

@@ -1,6 +1,6 @@
 """The walkthrough's variables: asked for, set in a form, found later, never shown empty.
 
-Pilot tests of the built-in runbook on a FakeMonitor whose state holds two compose projects
+Pilot tests of the built-in runbook on a RecordingMonitor whose state holds two compose projects
 with a `backend` each (both OOM-killed), and a fake executor that journals.
 """
 
@@ -11,7 +11,7 @@ from textual.widgets import Input, OptionList, Static
 
 from incident_console.domain.events import ContainerInfo, OomConstraint, OomKill
 from incident_console.runbook.loader import load_runbook
-from incident_console.ui.demo import FakeMonitor
+from incident_console.ui.demo import RecordingMonitor
 from incident_console.ui.screens.runbook import RunbookScreen
 from test_runbook_engine import Clock, FakeExecutor
 
@@ -48,8 +48,8 @@ def _kill(cid: str, when: float) -> OomKill:
                    anon_rss_bytes=120 * MIB, container_id=cid, service="backend")  # fmt: skip
 
 
-def two_stacks() -> FakeMonitor:
-    monitor = FakeMonitor("prod")
+def two_stacks() -> RecordingMonitor:
+    monitor = RecordingMonitor("prod")
     monitor.post(_info(SHOP, "shop"))
     monitor.post(_info(OTHER, "other"))
     for i in range(3):
@@ -136,7 +136,7 @@ async def test_the_form_sets_a_missing_variable_prefilled_with_what_was_seen() -
 
 
 async def test_unknown_values_are_said_and_found_once_the_inventory_comes() -> None:
-    monitor = FakeMonitor("prod")
+    monitor = RecordingMonitor("prod")
     screen = RunbookScreen(monitor, "oom-after-deploy", executor=FakeExecutor(Clock()))
     async with Host(screen).run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)

@@ -11,7 +11,7 @@ from textual.strip import Strip
 from incident_console.config import Settings
 from incident_console.domain.events import LogLine, LogSignal
 from incident_console.ui.app import IncidentApp, make_app
-from incident_console.ui.demo import DEMO_NOW, FakeMonitor, demo_monitor
+from incident_console.ui.demo import DEMO_NOW, RecordingMonitor, demo_monitor
 from incident_console.ui.widgets.containers import ContainersTable
 from incident_console.ui.widgets.logs import LogPane
 
@@ -19,7 +19,7 @@ THEMES = Path(__file__).resolve().parents[1] / "themes"
 SIZE = (160, 45)
 
 
-def app_for(monitor: FakeMonitor) -> IncidentApp:
+def app_for(monitor: RecordingMonitor) -> IncidentApp:
     return make_app(Settings(), [monitor], clock=lambda: DEMO_NOW, theme_dirs=[THEMES])
 
 

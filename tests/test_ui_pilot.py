@@ -10,7 +10,7 @@ from incident_console.config import Settings
 from incident_console.domain.events import LogLine, LogSignal, OomConstraint, OomKill
 from incident_console.transport.base import ConnectionState, LinkState
 from incident_console.ui.app import IncidentApp, make_app
-from incident_console.ui.demo import DEMO_NOW, FakeMonitor, demo_monitor
+from incident_console.ui.demo import DEMO_NOW, RecordingMonitor, demo_monitor
 from incident_console.ui.screens.confirm import ConfirmScreen
 from incident_console.ui.screens.detail import ContainerDetailScreen
 from incident_console.ui.screens.help import HelpScreen
@@ -22,7 +22,7 @@ THEMES = Path(__file__).resolve().parents[1] / "themes"
 SIZE = (160, 45)
 
 
-def app_for(*monitors: FakeMonitor, **settings: object) -> IncidentApp:
+def app_for(*monitors: RecordingMonitor, **settings: object) -> IncidentApp:
     return make_app(
         Settings(**settings), list(monitors), clock=lambda: DEMO_NOW, theme_dirs=[THEMES]
     )
@@ -232,7 +232,7 @@ async def test_help_lists_every_binding() -> None:
             "t",
         ):
             assert key in keys, key
-        text = str(app.screen.query_one("#help-text").render())
+        text = " ".join(str(s.render()) for s in app.screen.query(".help-what"))
         assert "Restart the selected container" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -273,7 +273,7 @@ async def test_keymap_remaps_a_binding() -> None:
 
 
 async def test_new_oom_kill_marks_row_and_notifies() -> None:
-    monitor = FakeMonitor("prod")
+    monitor = RecordingMonitor("prod")
     source = demo_monitor()
     for view in source.state.containers.values():
         monitor.post(view.info)
@@ -365,7 +365,7 @@ async def test_only_kills_seen_live_pop_up_whatever_their_stamp() -> None:
     drifts from the wall clock, and dmesg's replay can end after the console opened, so history
     from the minute before popped up as new kills and a live kill could stay silent.
     """
-    monitor = FakeMonitor("prod")
+    monitor = RecordingMonitor("prod")
     source = demo_monitor()
     for view in source.state.containers.values():
         monitor.post(view.info)

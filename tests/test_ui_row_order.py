@@ -13,7 +13,7 @@ from incident_console.config import Settings
 from incident_console.domain.events import ContainerSample
 from incident_console.domain.forecast import Forecast
 from incident_console.ui.app import IncidentApp, make_app
-from incident_console.ui.demo import DEMO_NOW, FakeMonitor, MiB, demo_monitor
+from incident_console.ui.demo import DEMO_NOW, MiB, RecordingMonitor, demo_monitor
 from incident_console.ui.screens.confirm import ConfirmScreen
 from incident_console.ui.widgets.container_rows import forecast_cell
 from incident_console.ui.widgets.containers import ContainersTable
@@ -25,7 +25,7 @@ JITTERING = ("app-frontend-1", "app-db-1", "app-proxy-1", "app-worker-5", "app-w
              "app-worker-7")  # fmt: skip
 
 
-def app_for(monitor: FakeMonitor) -> IncidentApp:
+def app_for(monitor: RecordingMonitor) -> IncidentApp:
     return make_app(Settings(), [monitor], clock=lambda: DEMO_NOW, theme_dirs=[THEMES])
 
 
@@ -40,7 +40,7 @@ def selected_name(app: IncidentApp) -> str:
     return str(table.get_cell(table.selected_id, "name"))
 
 
-def jitter(monitor: FakeMonitor, round_: int) -> None:
+def jitter(monitor: RecordingMonitor, round_: int) -> None:
     """One refresh's samples: every jittering row at 15% +- 1%, the signs flipping each round
     (so any order by the raw share flips too), two of them exactly tied."""
     views = {v.info.name: v for v in monitor.state.containers.values()}

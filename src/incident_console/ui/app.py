@@ -17,20 +17,20 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.content import Content
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from incident_console.config import Settings
 from incident_console.domain.events import Event, OomKill
-from incident_console.domain.oom_scope import scope_tag
 from incident_console.locations import builtin_theme_dirs, user_theme_dir
 from incident_console.ui import format as fmt
-from incident_console.ui.commands import ConsoleCommands, PaletteCommand, build_command_table
+from incident_console.ui import keys
+from incident_console.ui.commands import ConsoleCommands, PaletteCommand
 from incident_console.ui.intents import IntentActions
 from incident_console.ui.messages import HostEventPosted
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.screens.help import HelpScreen
 from incident_console.ui.themes import DEFAULT_THEME, LoadedTheme, fallback_theme, load_themes
+from incident_console.ui.toasts import KillToasts, break_path
 from incident_console.ui.widgets.containers import ContainersTable
 from incident_console.ui.widgets.dashboard import HostDashboard
 from incident_console.ui.widgets.header import FleetRow
@@ -54,67 +54,7 @@ class IncidentApp(IntentActions):
     CSS_PATH = "app.tcss"
     TITLE = "incident-console"
     COMMANDS: ClassVar = {ConsoleCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "Help", id="help", tooltip="Every key of this screen"),
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="filter",
-            tooltip="Filter the containers (or the logs, when focused)",
-        ),
-        Binding(
-            "ctrl+p",
-            "command_palette",
-            "Palette",
-            id="palette",
-            tooltip="Hosts, containers, runbooks, themes, actions",
-        ),
-        Binding("tab", "focus_next", "Next pane", id="next_pane", tooltip="Move to the next pane"),
-        Binding(
-            "shift+tab",
-            "focus_previous",
-            "Prev pane",
-            id="previous_pane",
-            show=False,
-            tooltip="Move to the previous pane",
-        ),
-        Binding(
-            "escape",
-            "escape_pane",
-            "Back",
-            id="back",
-            show=False,
-            tooltip="Close the prompt, clear the filter, or go back",
-        ),
-        Binding(
-            "q", "quit", "Quit", id="quit", tooltip="Leave the console (the server is untouched)"
-        ),
-        Binding(
-            "r",
-            "restart",
-            "Restart",
-            id="restart",
-            tooltip="Restart the selected container (asks first, shows the command)",
-        ),
-        Binding("b", "runbook", "Runbook", id="runbook", tooltip="Walk through the OOM runbook"),
-        Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Switch to the next theme"),
-        Binding(
-            "R",
-            "report",
-            "Report",
-            id="report",
-            tooltip="Write this incident's postmortem (Markdown) beside its journal",
-        ),
-        Binding(
-            "S",
-            "svg_screenshot",
-            "Screenshot",
-            id="screenshot",
-            show=False,
-            tooltip="Save an SVG screenshot named after the host and UTC time",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.CONSOLE
 
     def __init__(
         self,
@@ -147,6 +87,7 @@ class IncidentApp(IntentActions):
         #: Found once at mount: a query walks the DOM, and the views refresh 10 times a second.
         self._dashboards: list[HostDashboard] = []
         self._fleet_rows: list[FleetRow] = []
+        self.kill_toasts = KillToasts(self)
         #: Wall time when the first frame was drawn (None before); the benchmark reads it.
         self.first_frame_at: float | None = None
 
@@ -181,7 +122,7 @@ class IncidentApp(IntentActions):
             self.notify(message, severity="warning", timeout=10)
         journal = self.journal()
         if journal is not None:
-            self.notify(f"journal: {journal.path}", title="incident journal", timeout=8)
+            self.notify(break_path(str(journal.path)), title="incident journal", timeout=8)
         self.refresh_views(force=True)
         self.set_interval(REFRESH_INTERVAL_S, self.refresh_views)
         self.set_interval(1.0, self.check_journal)
@@ -249,16 +190,7 @@ class IncidentApp(IntentActions):
             who, about = OomFeed.whose(monitor.state, kill)  # as the feed names it
         else:
             who, about = kill.container or kill.container_id[:12] or "host", kill.service or "-"
-        self.notify(
-            Content(
-                f"{message.host}: {who} ({about}) {kill.process} pid {kill.pid}"
-                f" rss {fmt.size(kill.anon_rss_bytes)} [{scope_tag(kill)}]"
-            ).plain,
-            title="OOM kill",
-            severity="error",
-            markup=False,
-            timeout=15,
-        )
+        self.kill_toasts.show(message.host, who, about, kill)
 
     # Where the user is -------------------------------------------------------------------------
 
@@ -326,7 +258,7 @@ class IncidentApp(IntentActions):
     def action_escape_pane(self) -> None:
         dashboard = self.active_dashboard
         if not dashboard.close_prompt() and dashboard.table.filter_text:
-            dashboard.table.filter_text = ""
+            dashboard.apply_filter("containers", "")
 
     def action_cycle_theme(self) -> None:
         names = self.theme_names
@@ -335,8 +267,14 @@ class IncidentApp(IntentActions):
         )
 
     def set_theme(self, name: str) -> None:
-        """Switch theme (and the glyphs the theme asks for)."""
+        """Switch theme (and the glyphs the theme asks for), and say which one is on."""
         self.theme = name
+        position = f" ({self.theme_names.index(name) + 1} of {len(self.theme_names)})"
+        self.notify(
+            f"theme {name}" + (position if name in self.theme_names else ""),
+            title="theme",
+            timeout=3,
+        )
         glyphs = fmt.PLAIN if self.glyphs.get(name) == "plain" else fmt.BLOCKS
         for dashboard in self.query(HostDashboard):
             dashboard.set_glyphs(glyphs)
@@ -353,8 +291,58 @@ class IncidentApp(IntentActions):
         self.push_screen(RunbookScreen(dashboard.monitor, name, selected=dashboard.selected_id))
 
     def command_table(self) -> list[PaletteCommand]:
-        """Every palette entry: hosts, containers, runbooks, themes, actions."""
-        return build_command_table(self, DEFAULT_RUNBOOK)
+        """Every palette entry for the app as it is now: hosts (one too: "host" always finds
+        it), containers, the runbook, themes, and the actions this host allows."""
+        table: list[PaletteCommand] = []
+        for index, monitor in enumerate(self.monitors):
+            host = fmt.clean(monitor.host.name)
+            link = fmt.clean(monitor.host.state.describe(self.clock()))
+            table.append(
+                PaletteCommand(
+                    f"host {host}",
+                    f"show this host ({link})",
+                    functools.partial(self.show_host, index),
+                )
+            )
+            for view in list(monitor.state.containers.values()):
+                table.append(
+                    PaletteCommand(
+                        f"container {fmt.clean(view.info.name)} ({host})",
+                        "open its detail",
+                        functools.partial(self.open_detail, monitor, view.info.id),
+                    )
+                )
+        table.append(
+            PaletteCommand(
+                f"runbook {DEFAULT_RUNBOOK}",
+                "walk through it",
+                functools.partial(self.action_runbook, DEFAULT_RUNBOOK),
+            )
+        )
+        for theme in self.theme_names:
+            table.append(
+                PaletteCommand(
+                    f"theme {theme}", "switch theme", functools.partial(self.set_theme, theme)
+                )
+            )
+        for binding in keys.CONSOLE:
+            if not isinstance(binding, Binding) or binding.action == "command_palette":
+                continue
+            if self.check_action(binding.action, ()):
+                table.append(
+                    PaletteCommand(
+                        f"action {binding.description.lower()}",
+                        binding.tooltip,
+                        functools.partial(self.run_action, binding.action),
+                    )
+                )
+        return table
+
+    def show_host(self, index: int) -> None:
+        """Bring host `index` into view (its tab, when there are several) with its table focused."""
+        if len(self.monitors) > 1:
+            self.query_one(TabbedContent).active = f"host-{index}"
+        self.active_dashboard.table.focus()
 
 
 def make_app(

@@ -1,6 +1,6 @@
-"""A data source with no server behind it: FakeMonitor, and a fixed demo incident.
+"""A data source with no server behind it: RecordingMonitor, and a fixed demo incident.
 
-Tests fill a FakeMonitor's HostState and post events to it; snapshot tests use
+Tests fill a RecordingMonitor's HostState and post events to it; snapshot tests use
 :func:`demo_monitor` with a fixed clock so every screenshot is the same.
 """
 
@@ -42,8 +42,8 @@ DEMO_NOW = 1710385920.0
 
 
 @dataclass
-class FakeHost:
-    """A host that is only a name and a link state."""
+class NamedHost:
+    """A host that is only a name and a link state (no transport behind it)."""
 
     name: str
     state: ConnectionState = field(
@@ -51,11 +51,12 @@ class FakeHost:
     )
 
 
-class FakeMonitor:
-    """A MonitorLike whose state tests fill by hand; intents are recorded, not executed."""
+class RecordingMonitor:
+    """A MonitorLike with no server: its state is filled by posting events to it, and the
+    changes it is asked for (restarts, runbook steps) are recorded, never carried out."""
 
     def __init__(self, name: str = "local", *, read_only: bool = False) -> None:
-        self.host = FakeHost(name)
+        self.host = NamedHost(name)
         self.state = HostState(name=name, link="connected", link_since=DEMO_NOW)
         self.read_only = read_only
         self.restarted: list[str] = []
@@ -109,9 +110,9 @@ def _cid(name: str) -> str:
 
 def demo_monitor(
     name: str = "prod", *, now: float = DEMO_NOW, read_only: bool = False, containers: int = 5
-) -> FakeMonitor:
+) -> RecordingMonitor:
     """A host in the middle of the incident: a leaking backend near its limit, two OOM kills."""
-    monitor = FakeMonitor(name, read_only=read_only)
+    monitor = RecordingMonitor(name, read_only=read_only)
     monitor.host.state = ConnectionState(LinkState.CONNECTED, since=now - 600)
     post = monitor.post
     post(SourceStatus(time=now - 600, source="stats", method="awk-sampler"))
@@ -258,4 +259,99 @@ def demo_monitor(
         )
     )
     post(ProbeResult(time=now - 2, url="https://app.example.com/", status=200, latency_ms=41.0))
+    return monitor
+
+
+#: What a frontend printed while its backend was not up yet.
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/usr/bin/gunicorn", line 33, in <module>\n'
+    "    sys.exit(load_entry_point('gunicorn', 'console_scripts', 'gunicorn')())\n"
+    '  File "/usr/lib/python3/dist-packages/gunicorn/app/base.py", line 72, in run\n'
+    "    Arbiter(self).run()\n"
+    "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>\n"
+)
+
+
+def lab_monitor(
+    name: str = "prod", *, now: float = DEMO_NOW, minutes: float = 3.0, read_only: bool = False
+) -> RecordingMonitor:
+    """The demo host with a lab's stack beside it: long compose names (icbench31926_*), a
+    frontend starting with a traceback, `minutes` of samples, a kill that docker reported as
+    seven "oom" events."""
+    monitor = demo_monitor(name, now=now, read_only=read_only)
+    for container, service, limit, used, health, output in (
+        ("icbench31926_backend_1", "backend", 256, 230, "unhealthy", "curl: (28) timed out"),
+        ("icbench31926_frontend_1", "frontend", 128, 40, "starting", TRACEBACK),
+        ("icbench31926_loadgen_1", "loadgen", 64, 10, "", ""),
+    ):
+        ident = _cid(container)
+        monitor.post(
+            ContainerInfo(
+                time=now - 3600,
+                id=ident,
+                name=container,
+                image=f"icbench/{service}:lab",
+                state="running",
+                health=health,
+                last_probe_output=output,
+                started_at=now - 120,
+                created_at=now - 3600,
+                memory_limit_bytes=limit * MiB,
+                project="icbench31926",
+                service=service,
+                working_dir="/root/.local/share/incident-console/lab/icbench31926",
+                config_files=(
+                    "/root/.local/share/incident-console/lab/icbench31926/docker-compose.yml",
+                ),
+            )
+        )
+        count = int(minutes * 60)
+        for t in range(count):
+            share = 0.5 + 0.5 * t / max(1, count - 1) if service == "backend" else 0.8
+            monitor.post(
+                ContainerSample(
+                    time=now - count + 1 + t,
+                    id=ident,
+                    memory_used_bytes=int(used * MiB * share),
+                    memory_limit_bytes=limit * MiB,
+                    cpu_percent=20.0,
+                )
+            )
+    backend = _cid("icbench31926_backend_1")
+    monitor.post(
+        HealthChange(
+            time=now - 50,
+            id=_cid("icbench31926_frontend_1"),
+            name="icbench31926_frontend_1",
+            service="frontend",
+            old="",
+            new="starting",
+            output=TRACEBACK,
+        )
+    )
+    monitor.post(
+        OomKill(
+            time=now - 20,
+            pid=31337,
+            process="gunicorn",
+            constraint=OomConstraint.LIMIT,
+            anon_rss_bytes=231 * MiB,
+            container_id=backend,
+            container="icbench31926_backend_1",
+            service="backend",
+            source="dmesg",
+        )
+    )
+    # docker sends one "oom" event per process the kernel looked at: seven for one kill.
+    for _ in range(7):
+        monitor.post(
+            ContainerEvent(
+                time=now - 20,
+                id=backend,
+                name="icbench31926_backend_1",
+                service="backend",
+                action="oom",
+            )
+        )
     return monitor

@@ -1,7 +1,8 @@
-"""How numbers and world-supplied text become cells: sizes, durations, sparklines, plain text.
+"""How numbers and world-supplied text become cells: sizes, durations, sparklines, clean text.
 
-Text from the world (container names, log lines, probe bodies, env) becomes ``rich.text.Text``
-built with the plain-text constructor, never parsed as markup: ``[bold red]x[/]`` shows as typed.
+Text from the world (container names, log lines, probe bodies, env) is cleaned of escapes and
+control characters and put in ``Content``/``Text`` built from plain text, never parsed as
+markup: ``[bold red]x[/]`` shows as typed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import time
 from collections.abc import Sequence
 
 from rich.cells import cell_len
-from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
@@ -35,9 +35,21 @@ def clean(text: str) -> str:
     return _ESCAPES.sub("", sanitize(text)).replace("\n", " ")
 
 
-def plain(text: str, style: str = "") -> Text:
-    """World text as a Text that is never interpreted as markup."""
-    return Text(clean(text), style=style, no_wrap=True)
+def clean_lines(text: str) -> list[str]:
+    """`text` cut into its lines, each cleaned as :func:`clean` cleans one line."""
+    return [clean(line) for line in text.splitlines()]
+
+
+def elide_middle(text: str, width: int) -> str:
+    """`text` in at most `width` cells, cut in the middle: both ends of a name say most
+    ("icbench…_frontend_1": the project and the service's number)."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + text[len(text) - tail :]
 
 
 def size(n: int | float | None) -> str:

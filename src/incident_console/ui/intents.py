@@ -24,6 +24,7 @@ from incident_console.monitor.changes import Change, ChangeDeclined, ChangeRefus
 from incident_console.transport.base import command_line
 from incident_console.ui import format as fmt
 from incident_console.ui.screens.confirm import ConfirmScreen
+from incident_console.ui.toasts import break_path
 
 if TYPE_CHECKING:
     from incident_console.ui.protocol import MonitorLike
@@ -60,7 +61,7 @@ class IntentActions(App[int]):
             if error:
                 self.notify(fmt.clean(error), title="journal", severity="error", timeout=30)
             elif journal is not None:
-                self.notify(f"journal writable again: {journal.path}", title="journal")
+                self.notify(break_path(f"writable again: {journal.path}"), title="journal")
 
     def action_restart(self) -> None:
         dashboard = self.active_dashboard
@@ -73,6 +74,7 @@ class IntentActions(App[int]):
     @work(group="intents", exit_on_error=False)
     async def _restart(self, monitor: MonitorLike, container_id: str, container: str) -> None:
         name = fmt.clean(container)
+        confirmed_at: list[float] = []  # when the user said yes: the restart's own time from there
 
         async def ask(_change: Change) -> bool:
             # The door asks (after its read-only check): the dialog shows what will be done.
@@ -92,19 +94,31 @@ class IntentActions(App[int]):
                     answer.set_result(bool(yes))
 
             self.push_screen(ConfirmScreen(f"Restart {name}?", action, detail), answered)
-            return await answer
+            yes = await answer
+            confirmed_at.append(time.monotonic())
+            if yes:
+                # A restart takes seconds (the stop timeout): say at once that it is under way.
+                self.notify(f"restarting {name} on {monitor.host.name}...", title="restart")
+            return yes
 
         change = Change.restart(container_id, container=container, why="console: restart key")
         try:
             await monitor.change(change, confirm=ask)
         except ChangeDeclined:
+            self.notify(f"{name} left as it is", title="restart", timeout=3)
             return
         except ChangeRefused as error:
-            self.notify(fmt.clean(str(error)), severity="warning")
+            self.notify(fmt.clean(str(error)), title="restart refused", severity="warning")
         except Exception as error:  # noqa: BLE001 - shown, never a crash
-            self.notify(f"restart {name} failed: {fmt.clean(str(error))}", severity="error")
+            self.notify(
+                f"restart of {name} failed: {fmt.clean(str(error))}",
+                title="restart failed",
+                severity="error",
+                timeout=30,
+            )
         else:
-            self.notify(f"restarted {name}")
+            took = time.monotonic() - (confirmed_at[0] if confirmed_at else time.monotonic())
+            self.notify(f"{name} restarted ({took:.1f} s)", title="restart done")
 
     async def action_quit(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -137,7 +151,9 @@ class IntentActions(App[int]):
                 self.notify, f"report failed: {fmt.clean(str(error))}", severity="error"
             )
             return
-        self.call_from_thread(self.notify, f"postmortem written: {written}", timeout=15)
+        self.call_from_thread(
+            self.notify, break_path(str(written)), title="postmortem written", timeout=15
+        )
 
     def action_svg_screenshot(self) -> None:
         host = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.active_dashboard.monitor.host.name)
@@ -145,4 +161,4 @@ class IntentActions(App[int]):
         journal = self.journal()
         folder = Path(journal.path).parent if journal is not None else Path.cwd()
         path = self.save_screenshot(filename=f"{host}-{stamp}.svg", path=str(folder))
-        self.notify(f"screenshot saved: {path}")
+        self.notify(break_path(path), title="screenshot saved")

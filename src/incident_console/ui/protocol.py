@@ -1,4 +1,4 @@
-"""What the UI needs of a data source: HostMonitor in production, FakeMonitor in tests."""
+"""What the UI needs of a data source: HostMonitor in production, RecordingMonitor in tests."""
 
 from __future__ import annotations
 

@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from incident_console.ui import keys
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Asks yes/no about one action; dismisses with True only on an explicit yes."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", id="confirm_yes", tooltip="Do it"),
-        Binding(
-            "n,escape", "answer(False)", "No", id="confirm_no", tooltip="Leave things as they are"
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.CONFIRM
 
     def __init__(self, title: str, action: Content, detail: Content | None = None) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
@@ -29,6 +29,7 @@ from incident_console.runbook.loader import RunbookError, load_runbook
 from incident_console.runbook.runner import Executor, Runner
 from incident_console.runbook.schema import Runbook, Step, render
 from incident_console.runbook.variables import UNKNOWN, VariableError, check_value, shown
+from incident_console.ui import keys
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.screens.confirm import ConfirmScreen
 from incident_console.ui.screens.runbook_steps import STATE_MARK, StepItem
@@ -52,23 +53,7 @@ class RunbookScreen(Screen[None]):
     RunbookScreen .rb-label { color: $text-muted; margin-top: 1; }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "enter", "run_step", "Run", id="rb_run", tooltip="Run the current step", priority=True
-        ),
-        Binding("s", "skip_step", "Skip", id="rb_skip", tooltip="Mark the step skipped"),
-        Binding("u", "undo_step", "Undo", id="rb_undo", tooltip="Restore the file it changed"),
-        Binding(
-            "v",
-            "set_variables",
-            "Variables",
-            id="rb_variables",
-            tooltip="Set the step's missing variables (or any other)",
-        ),
-        Binding("n", "move(1)", "Next", id="rb_next", tooltip="Next step"),
-        Binding("p", "move(-1)", "Prev", id="rb_prev", tooltip="Previous step"),
-        Binding("escape", "close", "Back", id="rb_back", tooltip="Back to the dashboard"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.WALKTHROUGH
 
     def __init__(
         self,

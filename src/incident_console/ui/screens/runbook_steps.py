@@ -1,8 +1,9 @@
-"""One step in the walkthrough's list: its state mark, kind and title."""
+"""One step in the walkthrough's list: its state mark and kind, then its title."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import ListItem, Static
 
@@ -19,25 +20,34 @@ STATE_MARK = {
 
 
 class StepItem(ListItem):
-    """One step in the list: its state mark, kind and title."""
+    """One step in the list: its state mark and kind in a column, the title in the next (a
+    long title wraps under itself, not under the kind)."""
+
+    DEFAULT_CSS = """
+    StepItem > Horizontal { height: auto; }
+    StepItem .step-kind { width: 12; }
+    StepItem .step-title { width: 1fr; }
+    """
 
     def __init__(self, record: StepRecord, title: str, disabled_reason: str) -> None:
         super().__init__(classes="-disabled" if disabled_reason else "")
         self.record = record
         self.title_text = title
-        self.label = Static(self._content())
+        self.kind_label = Static(self._kind(), classes="step-kind")
+        self.label = Static(Content(self.title_text), classes="step-title")
 
-    def _content(self) -> Content:
+    def _kind(self) -> Content:
         mark, style = STATE_MARK[self.record.state]
-        return Content.assemble(
-            (mark, style), " ", (f"{self.record.step.kind:<10}", "$text-muted"), self.title_text
-        )
+        return Content.assemble((mark, style), " ", (self.record.step.kind, "$text-muted"))
 
     def compose(self) -> ComposeResult:
-        yield self.label
+        with Horizontal():
+            yield self.kind_label
+            yield self.label
 
     def refresh_state(self) -> None:
-        self.label.update(self._content())
+        self.kind_label.update(self._kind())
+        self.label.update(Content(self.title_text))
 
     def set_title(self, title: str, disabled_reason: str) -> None:
         self.title_text = title

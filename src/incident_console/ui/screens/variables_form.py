@@ -15,13 +15,14 @@ from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from incident_console.ui import keys
 from incident_console.ui.widgets.inputs import OrderedInput
 
 
@@ -55,10 +56,7 @@ class VariablesForm(ModalScreen[dict[str, str] | None]):
     VariablesForm #vf-error { color: $error; }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="vf_cancel", tooltip="Change nothing"),
-        Binding("ctrl+s", "apply", "Apply", id="vf_apply", tooltip="Apply the values"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.VARIABLES_FORM
 
     def __init__(self, title: str, fields: list[FormField], known: set[str], check: Validator):
         super().__init__()
@@ -141,9 +139,7 @@ class ProjectChoice(ModalScreen[str | None]):
     ProjectChoice #pc-list { height: auto; max-height: 12; }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Not now", id="pc_cancel", tooltip="Choose later with v"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.PROJECT_CHOICE
 
     def __init__(self, question: str, options: list[tuple[str, str]]) -> None:
         super().__init__()

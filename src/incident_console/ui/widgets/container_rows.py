@@ -1,4 +1,5 @@
-"""What the containers table's rows say and in which order: pure functions, no widget.
+"""What the containers table's rows say, how wide its columns are and in which order the rows
+come: pure functions, no widget.
 
 The order is worst first and stable: it reads the severity (a recent OOM kill, unhealthy, not
 running) and the memory share in sticky bands, then the name and id, so rows that tie and
@@ -10,12 +11,22 @@ from __future__ import annotations
 
 import math
 
+from rich.cells import cell_len
+
 from incident_console.domain.forecast import MIN_SPAN_S, Forecast
 from incident_console.monitor.state import ContainerView
 from incident_console.ui import format as fmt
 
 __all__ = [
+    "COLUMNS",
+    "COLUMN_INDEX",
+    "DATA_COLUMNS",
+    "MAX_DATA_WIDTH",
     "OOM_MARK_S",
+    "ROW_WIDTH",
+    "SPARK_COLUMN",
+    "SPARK_WIDTH",
+    "column_widths",
     "ORDER_BAND",
     "ORDER_MARGIN",
     "forecast_cell",
@@ -23,6 +34,50 @@ __all__ = [
     "memory_share",
     "severity",
 ]
+
+#: Samples in a row's sparkline.
+SPARK_WIDTH = 10
+
+#: (key, label, width): fixed widths, so a row never jumps as its numbers change; the name
+#: and service columns are as wide as their longest entry (these are their least widths).
+COLUMNS = (
+    ("oom", "!", 3),
+    ("name", "Container", 9),
+    ("service", "Service", 7),
+    ("state", "State", 10),  # "restarting"
+    ("health", "Health", 9),
+    ("spark", "Memory", SPARK_WIDTH),
+    ("used", "Used/Limit", 11),
+    ("pct", "%", 4),
+    ("ttl", "To limit", 8),
+    ("cpu", "CPU", 4),
+    ("restarts", "Restarts", 10),  # "12 (140oom)"
+)
+COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
+#: A cell is its width plus one space each side.
+ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)
+#: The columns sized from the data, and the most they take (a name past this is elided).
+DATA_COLUMNS = ("name", "service")
+MAX_DATA_WIDTH = {"name": 48, "service": 20}
+SPARK_COLUMN = COLUMN_INDEX["spark"]
+
+
+def column_widths(names: list[str], services: list[str], room: int) -> tuple[int, ...]:
+    """Every column's width: the fixed ones, the name and service as wide as their longest
+    entry (at most MAX_DATA_WIDTH), the name narrowed to fit `room` cells if need be (0: no
+    limit known yet)."""
+    base = {key: width for key, _, width in COLUMNS}
+    longest = {"name": names, "service": services}
+    for key in DATA_COLUMNS:
+        widest = max((cell_len(value) for value in longest[key]), default=0)
+        base[key] = max(base[key], min(widest, MAX_DATA_WIDTH[key]))
+    if room > 0:
+        over = sum(width + 2 for width in base.values()) - room
+        if over > 0:
+            floor = {key: width for key, _, width in COLUMNS}
+            base["name"] = max(floor["name"] + 3, base["name"] - over)  # 12: still readable
+    return tuple(base[key] for key, _, _ in COLUMNS)
+
 
 #: A kill this recent marks its row (and ranks it first).
 OOM_MARK_S = 600

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Region, Size
@@ -21,37 +21,27 @@ from incident_console.domain.events import ContainerInfo
 from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
+from incident_console.ui import keys
 from incident_console.ui.widgets.container_rows import (
+    COLUMN_INDEX,
+    COLUMNS,
+    DATA_COLUMNS,
     OOM_MARK_S,
+    ROW_WIDTH,
+    SPARK_COLUMN,
+    SPARK_WIDTH,
+    column_widths,
     forecast_cell,
     memory_band,
     memory_share,
     severity,
 )
+from incident_console.ui.widgets.panes import has_readings
 
-SPARK_WIDTH = 10
 #: A running container's newest sample older than this is not shown as its memory now.
 SAMPLE_STALE_S = 10.0
 #: The forecast of a container is worked out again once its samples moved on this far.
 FORECAST_EVERY_S = 5.0
-
-#: (key, label, width): fixed widths, so a row never jumps as its numbers change.
-COLUMNS = (
-    ("oom", "!", 3),
-    ("name", "Container", 22),
-    ("service", "Service", 9),
-    ("state", "State", 7),
-    ("health", "Health", 9),
-    ("spark", "Memory", SPARK_WIDTH),
-    ("used", "Used/Limit", 11),
-    ("pct", "%", 4),
-    ("ttl", "To limit", 8),
-    ("cpu", "CPU", 4),
-    ("restarts", "Restarts", 8),
-)
-COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
-#: A cell is its width plus one space each side.
-ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)
 
 
 class ContainersTable(ScrollView, can_focus=True):
@@ -90,21 +80,7 @@ class ContainersTable(ScrollView, can_focus=True):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "enter",
-            "open_detail",
-            "Detail",
-            id="detail",
-            tooltip="Open the selected container: memory chart, processes, health, env",
-        ),
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "cursor_to(0)", "First", show=False),
-        Binding("end", "cursor_to(-1)", "Last", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.CONTAINERS_TABLE
 
     filter_text: reactive[str] = reactive("")
     """Only rows whose name or service contains this (case-insensitive) are shown."""
@@ -143,10 +119,14 @@ class ContainersTable(ScrollView, can_focus=True):
         self._header = tuple(Content(label) for _, label, _ in COLUMNS)
         self.state: HostState | None = None
         self.now = 0.0
+        self._widths = tuple(width for _, _, width in COLUMNS)
+        self._row_width = ROW_WIDTH
+        #: How many containers there are before the filter (the border says "3 of 8").
+        self._total = 0
 
     def on_mount(self) -> None:
         self.border_title = "Containers"
-        self.virtual_size = Size(ROW_WIDTH, 1)
+        self.virtual_size = Size(self._row_width, 1)
 
     @property
     def selected_id(self) -> str | None:
@@ -224,16 +204,32 @@ class ContainersTable(ScrollView, can_focus=True):
         if self.state is not None:
             self.show(self.state, self.now, force=True)
 
+    def on_resize(self) -> None:
+        # The name column gives way when the pane is narrower than the rows.
+        if self.state is not None:
+            self.show(self.state, self.now, force=True)
+
     def show(self, state: HostState, now: float, *, force: bool = False) -> None:
         """Bring the rows up to date with `state`; only lines whose cells changed repaint."""
         self.state, self.now = state, now
         needle = self.filter_text.lower()
+        present = [v for v in state.containers.values() if not v.gone]
+        self._total = len(present)
         views = [
             v
-            for v in state.containers.values()
-            if not v.gone
-            and (not needle or needle in v.info.name.lower() or needle in v.info.service.lower())
+            for v in present
+            if not needle or needle in v.info.name.lower() or needle in v.info.service.lower()
         ]
+        widths = column_widths(
+            [fmt.clean(v.info.name) for v in present],
+            [fmt.clean(v.info.service) for v in present],
+            # One cell short: rows exactly as wide as the pane still got a horizontal scrollbar.
+            max(0, self.scrollable_content_region.width - 1),
+        )
+        if widths != self._widths:
+            self._widths = widths
+            self._row_width = sum(width + 2 for width in widths)
+            force = True
         views.sort(key=lambda v: self._order_key(v, now))
         live = state.is_live
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
@@ -248,7 +244,7 @@ class ContainersTable(ScrollView, can_focus=True):
         if keys != self._keys or force:
             self._keys = keys
             self._cells = rows
-            self.virtual_size = Size(ROW_WIDTH, len(keys) + 1)
+            self.virtual_size = Size(self._row_width, len(keys) + 1)
             cursor = (
                 keys.index(selected) if selected in keys else min(self.cursor_row, len(keys) - 1)
             )
@@ -262,7 +258,22 @@ class ContainersTable(ScrollView, can_focus=True):
             for row, key in enumerate(keys):
                 if old.get(key) != rows[key]:
                     self._refresh_row(row)
-        subtitle = "STALE: last known values" if not live else ""
+        subtitle = " · ".join(
+            part
+            for part in (
+                f"filter {self.filter_text!r}: {len(keys)} of {self._total}"
+                if self.filter_text
+                else "",
+                (
+                    "STALE: last known values"
+                    if has_readings(state)
+                    else "connecting: nothing read yet"
+                )
+                if not live
+                else "",
+            )
+            if part
+        )
         if subtitle != (self.border_subtitle or ""):
             self.border_subtitle = subtitle  # a set repaints the whole table
         self.set_class(not live, "stale")
@@ -302,17 +313,31 @@ class ContainersTable(ScrollView, can_focus=True):
         # The header's and the cursor's colours go over the cells' own (an OOM mark or a red
         # sparkline under the cursor reads in the cursor's colours, as a DataTable draws it).
         over = self.get_visual_style(part) if part else None
-        key = (cells, part, style, over)
+        widths = self._widths
+        key = (cells, part, style, over, widths)
         strip = self._strips.get(key)
         if strip is None:
+            shown = [
+                Content(fmt.elide_middle(cell.plain, width)) if column in DATA_COLUMNS else cell
+                for cell, (column, _, _), width in zip(cells, COLUMNS, widths, strict=False)
+            ]
             line = Content("").join(
                 Content(" ") + cell.truncate(width, ellipsis=True, pad=True) + Content(" ")
-                for cell, (_, _, width) in zip(cells, COLUMNS, strict=False)
+                for cell, width in zip(shown, widths, strict=False)
             )
-            if over is not None:
+            if over is not None and part != "containers--cursor":
                 line = line.stylize(over)  # the last span: it wins over the cells' styles
-            strips = Visual.to_strips(self, line, ROW_WIDTH, 1, style, pad=True)
-            strip = strips[0] if strips else Strip.blank(ROW_WIDTH)
+            elif over is not None:
+                # The cursor's colours win over the cells' (the last span), except over the
+                # sparkline: in the cursor's colours its blocks melt into the bar (the light
+                # theme's pale blocks on blue), so it keeps its own on the pane's background.
+                start = sum(width + 2 for width in widths[:SPARK_COLUMN])
+                end = start + widths[SPARK_COLUMN] + 2
+                line = line.stylize(over, 0, start).stylize(over, end, len(line))
+                if cells and len(cells) > SPARK_COLUMN:
+                    line = line.stylize("on $surface", start, end)
+            strips = Visual.to_strips(self, line, self._row_width, 1, style, pad=True)
+            strip = strips[0] if strips else Strip.blank(self._row_width)
             self._strips[key] = strip
         return strip
 

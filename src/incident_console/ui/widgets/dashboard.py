@@ -57,14 +57,17 @@ class HostDashboard(Vertical):
         self._ready = False
 
     def compose(self) -> ComposeResult:
+        # The table is as tall as its rows and as wide as the screen (app.tcss); the rest of
+        # the height goes to what explains the incident: the host, the kills and health
+        # beside the logs.
         yield HostHeader(classes="host-header")
         with Horizontal(classes="top"):
             yield ContainersTable(glyphs=self.glyphs, id="containers")
+        with Horizontal(classes="bottom"):
             with Vertical(classes="side"):
                 yield HostMemoryPane(id="host-memory")
+                yield OomFeed(id="oom-feed")
                 yield HealthPane(id="health")
-        with Horizontal(classes="bottom"):
-            yield OomFeed(id="oom-feed")
             yield LogPane(id="logs")
         yield OrderedInput(placeholder="filter", id="prompt", classes="hidden")
 
@@ -170,6 +173,10 @@ class HostDashboard(Vertical):
                 self.logs.set_filter(text)
         else:
             self.table.filter_text = text
+            health = self.query_one(HealthPane)
+            if text != health.filter_text:
+                health.set_filter(text)
+                health.show(self.monitor.state, self.app.clock())  # type: ignore[attr-defined]
 
     def close_prompt(self) -> bool:
         """Hide the prompt; True if it was open."""

@@ -25,7 +25,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.geometry import Offset, Region, Size
 from textual.message import Message
@@ -35,6 +35,8 @@ from textual.strip import Strip
 from incident_console.domain.events import LogLine
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
+from incident_console.ui import keys
+from incident_console.ui.widgets.panes import has_readings
 
 LINE_CAP = 2000
 #: Above this many lines a second nobody reads along; the border says only the latest show.
@@ -74,44 +76,7 @@ class LogPane(ScrollView, can_focus=True):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "f",
-            "toggle_follow",
-            "Follow all/selected",
-            id="log_follow",
-            tooltip="Switch between following the selected container and every container",
-        ),
-        Binding(
-            "p",
-            "toggle_pause",
-            "Pause",
-            id="log_pause",
-            tooltip="Pause the log (new lines are kept) or resume",
-        ),
-        Binding(
-            "s",
-            "search",
-            "Search",
-            id="log_search",
-            tooltip="Search the log; matches are highlighted",
-        ),
-        Binding("n", "next_match", "Next match", id="log_next", tooltip="Jump to the next match"),
-        Binding(
-            "N",
-            "previous_match",
-            "Prev match",
-            id="log_previous",
-            tooltip="Jump to the previous match",
-        ),
-        Binding(
-            "x",
-            "next_signal",
-            "Next signal",
-            id="log_next_signal",
-            tooltip="Jump to the next SIGKILL, worker timeout, traceback or error",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.LOG_PANE
 
     @dataclass
     class SearchRequested(Message):
@@ -323,7 +288,7 @@ class LogPane(ScrollView, can_focus=True):
             at = sum(1 for r in self._match_rows if r <= self._position)
             parts.append(f"search {self.search_text!r} {at}/{len(self._match_rows)}")
         if state is not None and not state.is_live:
-            parts.insert(0, "STALE")
+            parts.insert(0, "STALE" if has_readings(state) else state.link)
         subtitle = " | ".join(parts)
         if subtitle != self.border_subtitle:
             self.border_subtitle = subtitle

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from incident_console.domain.durations import format_duration
 from incident_console.domain.events import OomKill
 from incident_console.domain.forecast import MIN_SPAN_S
-from incident_console.domain.oom_scope import scope_tag
+from incident_console.domain.oom_scope import scope_label, scope_tag
 from incident_console.monitor.diagnosis import host_forecast, host_forecast_text
 from incident_console.monitor.state import HostState
 from incident_console.ui import format as fmt
@@ -22,10 +22,25 @@ from incident_console.ui import format as fmt
 OOM_FEED_ROWS = 30
 
 
+def has_readings(state: HostState) -> bool:
+    """Whether anything was ever read from the host (a first connection has read nothing)."""
+    return bool(state.containers or state.memory or state.oom_kills or state.sources)
+
+
 def _stale_line(state: HostState) -> Content:
+    if not has_readings(state):
+        # Nothing was read yet: "STALE ... last known values" would speak of values never seen.
+        return Content.styled(f"{state.link}, nothing read yet", "$stale")
     return Content.styled(
         f"STALE since {fmt.clock(state.link_since)}: last known values, not current", "bold $stale"
     )
+
+
+def last_meaningful_line(text: str) -> str:
+    """The line of a probe's output that says what went wrong: the last one with words (a
+    Python traceback ends with its exception; the frames above it are in the detail)."""
+    lines = [line.strip() for line in fmt.clean_lines(text) if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _fit(line: Content, width: int) -> list[Content]:
@@ -54,10 +69,18 @@ class StatePane(Static, can_focus=True):
         self._line_keys: list[tuple[str, tuple[Span, ...]]] | None = None
         self._row_keys: list[tuple[str, tuple[Span, ...]]] | None = None
         self._wrapped = True
+        self._shown_for: tuple[HostState, float] | None = None
 
     def on_resize(self) -> None:
-        # Rows wrapped for the old width no longer match the screen: the next change repaints all.
+        # Rows wrapped for the old width no longer match the screen, and a pane whose lines
+        # fit themselves to its width says them again: draw it anew now, not at the next change.
         self._wrapped = True
+        self._line_keys = None
+        if self._shown_for is not None:
+            self.show(*self._shown_for)
+            # A layout asked for inside the resize is lost (seen: a feed three lines long kept
+            # the seven-line height of its first, narrower draw); ask once it is done.
+            self.call_after_refresh(self.refresh, layout=True)
 
     def render(self) -> Content:
         """What `show` last set (it bypasses Static.update to repaint only changed lines)."""
@@ -65,9 +88,14 @@ class StatePane(Static, can_focus=True):
 
     def show(self, state: HostState, now: float) -> None:
         """Render the pane for `state` at time `now`."""
-        lines = self.lines(state, now)
-        if not state.is_live:
-            lines = [_stale_line(state), *lines]
+        self._shown_for = (state, now)
+        if not state.is_live and not has_readings(state):
+            # A first connection: nothing to show but that ("no OOM kill seen" is not known).
+            lines = [_stale_line(state)]
+        elif not state.is_live:
+            lines = [_stale_line(state), *self.lines(state, now)]
+        else:
+            lines = self.lines(state, now)
         self.set_class(not state.is_live, "stale")
         keys = [(line.plain, tuple(line.spans)) for line in lines]
         if keys == self._line_keys:
@@ -177,30 +205,63 @@ class OomFeed(StatePane):
         if not state.oom_kills:
             out.append(Content.styled("no OOM kill seen", "$text-muted"))
             return out
+        width = self.content_region.width
         for kill in list(reversed(state.oom_kills))[:OOM_FEED_ROWS]:
-            # The scope's words come from domain.oom_scope, as diagnose, watch and the
-            # postmortem say them; a kill at another's limit or the host's says who grew.
-            where = scope_tag(kill)
-            who, about = self.whose(state, kill)
-            out.append(
-                Content.assemble(
-                    (fmt.clock(kill.time), "$text-muted"),
-                    " ",
-                    ("OOM", "bold $oom"),
-                    " ",
-                    (fmt.clean(who), "bold"),
-                    f" ({fmt.clean(about)}) ",
-                    fmt.clean(kill.process),
-                    f" pid {kill.pid}"
-                    if kill.pid
-                    # A counted kill: no pid or rss was ever known; say where it came from.
-                    else f"{fmt.clean(kill.detail or 'pid unknown')}, {fmt.clean(kill.source)}",
-                    f" rss {fmt.size(kill.anon_rss_bytes)} ({where})"
-                    if kill.pid
-                    else f" ({where})",
-                )
-            )
+            out.append(self.kill_line(state, kill, width))
         return out
+
+    def kill_line(self, state: HostState, kill: OomKill, width: int) -> Content:
+        """One kill in one line of `width` cells (0: any): the time, the container, the
+        process, its rss and the constraint. Where the pane is narrow the words go first
+        ("pid", the service when the name holds it), then the name is elided in its middle."""
+        # The scope's words come from domain.oom_scope, as diagnose, watch and the postmortem
+        # say them: the short label always, what ran out and who grew where the width allows.
+        where = scope_label(kill)
+        told = scope_tag(kill)
+        who, about = self.whose(state, kill)
+        who, about = fmt.clean(who), fmt.clean(about)
+        process = fmt.clean(kill.process)
+        if kill.pid:
+            told_what, long_what, short_what = (
+                f" {process} pid {kill.pid} rss {fmt.size(kill.anon_rss_bytes)} ({told})",
+                f" {process} pid {kill.pid} rss {fmt.size(kill.anon_rss_bytes)} ({where})",
+                f" {process} {kill.pid} {fmt.size(kill.anon_rss_bytes)} {where}",
+            )
+        else:
+            # A counted kill: no pid or rss was ever known; say where it came from.
+            detail = fmt.clean(kill.detail or "pid unknown")
+            long_what = f" {process} {detail}, {fmt.clean(kill.source)} ({where})"
+            told_what = long_what.replace(f"({where})", f"({told})")
+            short_what = f" {process} {detail} {where}"
+        # Narrowest: the process goes too (the detail's processes pane names it).
+        bare_what = short_what.replace(f" {process} ", " ", 1)
+        stamp = fmt.clock(kill.time)
+        # The service in brackets says nothing the name does not already say (backend_1).
+        named = about not in ("-", "") and about.split(",")[0] not in who
+        # (the OOM tag, the service in brackets, what was killed): each try says less.
+        tries = [
+            ("OOM", f" ({about})" if about != "-" else "", told_what),
+            ("OOM", f" ({about})" if about != "-" else "", long_what),
+            ("OOM", f" ({about})" if named else "", long_what),
+            ("OOM", f" ({about})" if named else "", short_what),
+            ("OOM", "", short_what),
+            ("", "", short_what),  # the pane's title says what these are
+            ("", "", bare_what),
+        ]
+        for tag, about_text, what in tries:
+            fixed = len(stamp) + 1 + (len(tag) + 1 if tag else 0)
+            if not width or fixed + cell_len(who) + len(about_text) + len(what) <= width:
+                break
+        room = width - fixed - len(about_text) - len(what) if width else cell_len(who)
+        name = fmt.elide_middle(who, max(8, room))
+        over = fixed + cell_len(name) + len(about_text) + len(what) - width
+        if width and over > 0:
+            # Still too long (a counted kill's prose detail): its end goes, not the name.
+            what = what[: max(1, len(what) - over - 1)] + "…"
+        line = Content.assemble((stamp, "$text-muted"), " ")
+        if tag:
+            line += Content.assemble(("OOM", "bold $oom"), " ")
+        return line + Content.assemble((name, "bold"), about_text, what)
 
     @staticmethod
     def whose(state: HostState, kill: OomKill) -> tuple[str, str]:
@@ -219,17 +280,33 @@ class OomFeed(StatePane):
 
 
 class HealthPane(StatePane):
-    """Health states, how long since each changed, failing streaks, probes."""
+    """Health states, how long since each changed, failing streaks, probes.
+
+    The containers table's filter filters this pane too (its border says so); a probe's or a
+    healthcheck's long output is cut to its last meaningful line (the detail has it all).
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.filter_text = ""
 
     def on_mount(self) -> None:
         self.border_title = "Health"
 
+    def set_filter(self, text: str) -> None:
+        """Show only the containers whose name or service contains `text`."""
+        self.filter_text = text
+        self.border_subtitle = f"filter {text!r}" if text else ""
+
     def lines(self, state: HostState, now: float) -> list[Content]:
         out: list[Content] = []
+        needle = self.filter_text.lower()
         views = sorted(state.containers.values(), key=lambda v: v.info.name)
         for view in views:
             info = view.info
             if not info.health or view.gone:
+                continue
+            if needle and needle not in info.name.lower() and needle not in info.service.lower():
                 continue
             style = "$healthy" if info.health == "healthy" else "bold $unhealthy"
             since = fmt.duration(now - view.health_since) if view.health_since else "-"
@@ -240,9 +317,12 @@ class HealthPane(StatePane):
                 line = line + Content(f"  streak {info.failing_streak}")
             out.append(line)
             if info.health != "healthy" and info.last_probe_output:
-                out.append(
-                    Content.styled("  " + fmt.clean(info.last_probe_output)[:120], "$text-muted")
-                )
+                said = last_meaningful_line(info.last_probe_output)
+                more = info.last_probe_output.strip().count("\n")
+                line = Content.styled("  " + said[:160], "$text-muted")
+                if more:
+                    line += Content.styled(f" (+{more} lines in its detail)", "$text-muted")
+                out.append(line)
         for url, results in sorted(state.probes.items()):
             if not results:
                 continue
