@@ -17,6 +17,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from incident_console.config import Settings
@@ -156,15 +157,23 @@ class IncidentApp(IntentActions):
             return  # the app is closing: its screens are gone before its timers
         now = self.clock()
         with self.batch_update():
-            shown = self._dashboards if len(self._dashboards) < 2 else [self.active_dashboard]
-            for dashboard in shown:
-                dashboard.update_view(now, force=force)
-            for fleet in self._fleet_rows:
-                fleet.show(self.monitors, now)
+            # A full screen over the dashboards (the walkthrough, the detail) hides them: they
+            # catch up when it closes. Redrawn behind it, they cost the loop a layout each tick.
+            if not self._dashboards_hidden():
+                shown = self._dashboards if len(self._dashboards) < 2 else [self.active_dashboard]
+                for dashboard in shown:
+                    dashboard.update_view(now, force=force)
+                for fleet in self._fleet_rows:
+                    fleet.show(self.monitors, now)
             # A pushed screen that shows live state (the container detail) redraws with us.
             update = getattr(self.screen, "update_view", None)
             if callable(update):
                 update(now, force=force)
+
+    def _dashboards_hidden(self) -> bool:
+        """True when a screen that is not a dialog covers the first (the dashboards')."""
+        covering = [s for s in self.screen_stack[1:] if not isinstance(s, ModalScreen)]
+        return bool(covering)
 
     @work(group="monitors", exit_on_error=False)
     async def _start_monitor(self, monitor: MonitorLike) -> None:

@@ -122,7 +122,9 @@ class RunbookScreen(Screen[None]):
         asked = self._asked_project
         if self.vars.ambiguous and not self.engine.variables.get("project") and not asked:
             self._ask_project()
-        if self.is_mounted:
+        # Only what changed is redrawn: every `_show` relayouts the screen, and at one every 2 s
+        # a loaded server's console lagged behind the keys typed into it.
+        if self.is_mounted and (fresh or asked != self._asked_project):
             self._show()
 
     def _follow_service(self) -> None:
