@@ -1,0 +1,81 @@
+"""The memory rules, in one place: what "no limit" is, and which limit is in effect.
+
+Docker and the kernel say "no limit" in several ways: 0 in `HostConfig.Memory`, `max` in a
+cgroup v2 `memory.max`, and on cgroup v1 the page counter's maximum rounded to a page
+(9223372036854771712, about 2^63) in `memory.limit_in_bytes` and in memory.stat's
+`hierarchical_memory_limit`. No real limit comes near 2^60 bytes (an exbibyte), so anything
+at or above it is no limit.
+
+A container's *own* limit is docker's `HostConfig.Memory`. The limit *in effect* is the
+smallest on its cgroup's path to the root: cgroup v1's `hierarchical_memory_limit`, which the
+sampler reads. The two differ when an ancestor has the limit (a `cgroup_parent`, a slice, a
+pod): then the container shares that limit with every other container below it, and the
+whole group runs out together (issue [11]: "the server ran out").
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "NO_LIMIT_BYTES",
+    "LimitScope",
+    "effective_limit",
+    "is_limit",
+    "limit_or_zero",
+    "limit_scope",
+    "parse_limit",
+]
+
+#: A limit at or above this is "no limit" (docker's and the kernel's ~2^63 included).
+NO_LIMIT_BYTES = 1 << 60
+
+
+class LimitScope(Enum):
+    """Whose limit bounds a container's memory."""
+
+    OWN = "own"  # its own cgroup's (docker's mem_limit)
+    SHARED = "shared"  # an ancestor's, shared with the containers below it
+    NONE = "none"  # nobody's: the host's RAM is the only bound
+
+
+def is_limit(value: object) -> bool:
+    """True for a real limit in bytes: a positive int below :data:`NO_LIMIT_BYTES`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < NO_LIMIT_BYTES
+
+
+def limit_or_zero(value: object) -> int:
+    """The limit in bytes, 0 for none (0, negative, huge, not a number)."""
+    return value if is_limit(value) else 0  # type: ignore[return-value]
+
+
+def parse_limit(text: str) -> int | None:
+    """A cgroup limit file's text ('max', '9223372036854771712', '268435456') -> bytes or None.
+
+    None is "no limit" and also "not a number": neither bounds anything.
+    """
+    word = text.strip()
+    if not word.isdigit() or len(word) > 30:
+        return None
+    value = int(word)
+    return value if is_limit(value) else None
+
+
+def effective_limit(own: int, sampled: int | None = None) -> int:
+    """The limit in effect for a container, 0 for none.
+
+    Args:
+        own: docker's HostConfig.Memory (0 = none).
+        sampled: what its cgroup reports (v1 hierarchical_memory_limit, v2 memory.max), when
+            read: an ancestor's smaller limit shows there and not in `own`.
+    """
+    candidates = [x for x in (limit_or_zero(own), limit_or_zero(sampled)) if x]
+    return min(candidates, default=0)
+
+
+def limit_scope(own: int, sampled: int | None = None) -> LimitScope:
+    """Whose limit is in effect: the container's own, an ancestor's, or nobody's."""
+    mine, seen = limit_or_zero(own), limit_or_zero(sampled)
+    if seen and (not mine or seen < mine):
+        return LimitScope.SHARED
+    return LimitScope.OWN if mine else LimitScope.NONE
