@@ -147,7 +147,8 @@ class StatsSource(Source):
         for cid, view in list(state.containers.items()):
             if view.gone or view.info.state not in ("running", "restarting", ""):
                 continue
-            dirs[cid[:12]] = cgroup_dirs(cid, self.version, self.driver)
+            parent = view.info.cgroup_parent
+            dirs[cid[:12]] = cgroup_dirs(cid, self.version, self.driver, parent=parent)
         return dirs
 
     async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:
