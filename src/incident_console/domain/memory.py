@@ -15,16 +15,22 @@ whole group runs out together (issue [11]: "the server ran out").
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
+
+from incident_console.domain.durations import format_bytes
 
 __all__ = [
     "NO_LIMIT_BYTES",
     "LimitScope",
+    "ServerBudget",
     "effective_limit",
     "is_limit",
     "limit_or_zero",
     "limit_scope",
     "parse_limit",
+    "server_budget",
 ]
 
 #: A limit at or above this is "no limit" (docker's and the kernel's ~2^63 included).
@@ -79,3 +85,59 @@ def limit_scope(own: int, sampled: int | None = None) -> LimitScope:
     if seen and (not mine or seen < mine):
         return LimitScope.SHARED
     return LimitScope.OWN if mine else LimitScope.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class ServerBudget:
+    """What a server (or the group whose limit is shared) has left for one service.
+
+    Attributes:
+        ram_bytes: the bound: the host's RAM, or the shared limit of the group.
+        ram_how: where that figure comes from, in words.
+        others: (name, bytes) each other container of the group takes, largest first (the
+            most it was seen to use: it needs that again).
+        host_bytes: what the host itself uses beyond the containers (0 for a group limit,
+            which holds only containers).
+    """
+
+    ram_bytes: int
+    ram_how: str
+    others: tuple[tuple[str, int], ...]
+    host_bytes: int
+
+    @property
+    def others_bytes(self) -> int:
+        """The other containers together."""
+        return sum(b for _, b in self.others)
+
+    @property
+    def free_bytes(self) -> int:
+        """What is left for the service: the bound minus the others and the host."""
+        return max(self.ram_bytes - self.others_bytes - self.host_bytes, 0)
+
+    def describe(self, service: str) -> str:
+        """'768 MiB (the group's limit) - 180 MiB for 3 other containers (db 140 MiB, ...)'."""
+        named = ", ".join(f"{n} {format_bytes(b)}" for n, b in self.others[:4])
+        more = ", ..." if len(self.others) > 4 else ""
+        others = (
+            f" - {format_bytes(self.others_bytes)} for {len(self.others)} other container(s) "
+            f"({named}{more})"
+            if self.others
+            else ""
+        )
+        host = f" - {format_bytes(self.host_bytes)} the host itself uses" if self.host_bytes else ""
+        return (
+            f"{format_bytes(self.ram_bytes)} ({self.ram_how}){others}{host} "
+            f"= {format_bytes(self.free_bytes)} left for {service}"
+        )
+
+
+def server_budget(
+    ram_bytes: int,
+    ram_how: str,
+    others: Mapping[str, int],
+    host_bytes: int = 0,
+) -> ServerBudget:
+    """The budget of one service on a server with no limit for it (see :class:`ServerBudget`)."""
+    ranked = sorted(((n, max(int(b), 0)) for n, b in others.items()), key=lambda x: (-x[1], x[0]))
+    return ServerBudget(max(ram_bytes, 0), ram_how, tuple(ranked), max(host_bytes, 0))
