@@ -24,7 +24,7 @@ from incident_console.domain.memory import (
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.runbook.units import format_size
 
-__all__ = ["fitting_limit", "other_limits", "service_budget"]
+__all__ = ["culprit", "fitting_limit", "other_limits", "service_budget"]
 
 #: A limit proposed for another service: the most it was seen to use plus this share.
 OTHER_HEADROOM = 0.25
@@ -109,3 +109,65 @@ def other_limits(group: Sequence[ContainerView]) -> str:
         name = view.info.service or view.info.name
         parts.append(f"{name} {format_size(limit)} (seen at most {format_bytes(peak)})")
     return ", ".join(parts)
+
+
+#: Seconds before a kill over which the containers' growth is compared.
+CULPRIT_WINDOW_S = 300.0
+#: Less growth than this is no culprit: the kills then name the service as before.
+MIN_GROWTH = 16 << 20
+
+
+def _growth(view: ContainerView, since: float, until: float) -> int:
+    """How much the container rose over [since, until]: its last sample there minus its least."""
+    used = [s.memory_used_bytes for s in view.samples if since <= s.time <= until]
+    return used[-1] - min(used) if len(used) >= 2 else 0
+
+
+def culprit(state: HostState, project: str) -> tuple[str, str] | None:
+    """The service that grew while a limit it shares (or the host's RAM) ran out, and why.
+
+    A kill at a container's own limit names that container. A kill where the limit belongs
+    to an ancestor or to nobody names only the victim: the kernel killed whatever scored
+    highest, often not the one that grew. The culprit is the service whose containers rose
+    the most over the minutes before those kills (over every sample seen, when the kills came
+    before the console's samples). None when no kill was of that kind or nothing grew.
+    """
+
+    def mine(cid: str) -> bool:
+        view = state.containers.get(cid)
+        return view is not None and (not project or view.info.project == project)
+
+    shared = [
+        k for k in state.oom_kills
+        if mine(k.container_id)
+        and limit_scope(state.containers[k.container_id].info.memory_limit_bytes)
+        is not LimitScope.OWN
+    ]  # fmt: skip
+    if not shared:
+        return None
+    # The victims' group: the containers under their cgroup parent, else the host's (in the
+    # project when one is chosen).
+    parents = {state.containers[k.container_id].info.cgroup_parent for k in shared}
+    members = [
+        v for v in state.containers.values()
+        if (not project or v.info.project == project)
+        and (v.info.cgroup_parent in parents if all(parents) else True)
+    ]  # fmt: skip
+    rises: dict[str, int] = {}
+    for view in members:
+        grew = sum(_growth(view, k.time - CULPRIT_WINDOW_S, k.time) for k in shared)
+        if not grew:
+            grew = _growth(view, 0.0, float("inf"))
+        service = view.info.service or view.info.name
+        rises[service] = rises.get(service, 0) + max(grew, 0)
+    if not rises or max(rises.values()) < MIN_GROWTH:
+        return None
+    service = max(rises, key=lambda s: (rises[s], s))
+    victims: dict[str, int] = {}
+    for kill in shared:
+        victims[kill.service or "?"] = victims.get(kill.service or "?", 0) + 1
+    killed = ", ".join(f"{s} {n}" for s, n in sorted(victims.items(), key=lambda x: -x[1]))
+    return service, (
+        f"it grew the most (+{format_bytes(rises[service])}) while a limit it shares ran out: "
+        f"the kernel killed {killed} (no container had a limit of its own)"
+    )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from incident_console.monitor.endpoints import discover_health_url
 from incident_console.monitor.state import ContainerView, HostState
+from incident_console.runbook.budget import culprit
 from incident_console.runbook.compose_files import label_files, settings_file
 from incident_console.runbook.proposal import propose
 from incident_console.runbook.recycling import SinceStart
@@ -234,8 +235,11 @@ def discover(
     v.set("host", host, "the host the console is connected to")
     chosen_project = overrides.get("project", "")
     oom_service, n_kills = _oom_service(state, chosen_project)
+    grew = culprit(state, chosen_project)
     if "service" in overrides:
         v.set("service", overrides["service"], "--set")
+    elif grew is not None:
+        v.set("service", *grew)
     elif oom_service:
         v.set("service", oom_service, f"{n_kills} OOM kill(s) were attributed to it")
     else:
