@@ -10,19 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from incident_console.lab.compose import compose_command
 from incident_console.lab.host_memory import HostMemoryCgroup, parent_name
 from incident_console.lab.hosts import LabHost, LocalLabHost
 from incident_console.lab.load import LoadStats, run_load
 from incident_console.lab.model import DEFAULT_PROJECT as DEFAULT_PROJECT
-from incident_console.lab.model import PROJECT_LABEL, SERVICE_LABEL
+from incident_console.lab.model import PROJECT_LABEL
 from incident_console.lab.model import ContainerStatus as ContainerStatus
 from incident_console.lab.model import LabError as LabError
 from incident_console.lab.model import UpResult as UpResult
@@ -31,15 +29,11 @@ from incident_console.lab.model import default_lab_dir as default_lab_dir
 from incident_console.lab.model import free_loopback_port as free_loopback_port
 from incident_console.lab.model import parse_size as parse_size
 from incident_console.lab.oom import KernelOomKill, oom_kills
+from incident_console.lab.project_docker import ProjectDocker, last_line
 from incident_console.lab.stackfiles import COMPOSE_FILE, LabSettings, write_stack
 
 
-def _tail(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-class Lab:
+class Lab(ProjectDocker):
     """One lab compose project.
 
     Args:
@@ -186,101 +180,6 @@ class Lab:
         """The cgroup parent that stands for the server's RAM in `--host-memory` mode."""
         return HostMemoryCgroup(parent_name(self.project))
 
-    # -- docker plumbing ---------------------------------------------------------------------
-
-    def _docker(self, argv: Sequence[str], timeout: float = 60.0) -> str:
-        try:
-            done = self.host.run(["docker", *argv], timeout=timeout)
-        except FileNotFoundError:
-            raise LabError("the docker CLI is not installed") from None
-        except subprocess.TimeoutExpired:
-            raise LabError(f"docker {argv[0]} did not finish within {timeout:g} s") from None
-        if done.returncode != 0:
-            raise LabError(f"docker {argv[0]} failed: {_tail(done.stderr)}")
-        return done.stdout
-
-    def compose(self, *args: str, timeout: float = 300.0) -> str:
-        """Run compose (v2 plugin or v1, detected once) on this project; returns stdout.
-
-        Raises:
-            LabError: compose failed (its last stderr line).
-        """
-        if self._compose is None:
-            self._compose = compose_command(lambda argv: self.host.run(argv, timeout=20).returncode)
-        files = [a for name in self.settings.compose_files
-                 for a in ("-f", f"{self.stack_dir}/{name}")]  # fmt: skip
-        argv = [*self._compose, "-p", self.project, *files, *args]
-        try:
-            done = self.host.run(argv, cwd=self.directory, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LabError(f"compose {args[0]} did not finish within {timeout:g} s") from None
-        if done.returncode != 0:
-            raise LabError(f"compose {args[0]} failed: {_tail(done.stderr)}")
-        return done.stdout
-
-    def container_ids(self) -> list[str]:
-        """Ids of every container of the project, running or not."""
-        out = self._docker(
-            ["ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={self.project}"]
-        )
-        return out.split()
-
-    def container_id(self, service: str) -> str | None:
-        """The full id of `service`'s container, or None."""
-        out = self._docker(
-            [
-                "ps",
-                "-aq",
-                "--no-trunc",
-                "--filter",
-                f"label={PROJECT_LABEL}={self.project}",
-                "--filter",
-                f"label={SERVICE_LABEL}={service}",
-            ]
-        )
-        ids = out.split()
-        return ids[0] if ids else None
-
-    def backend_container_id(self) -> str:
-        """The backend container's full id.
-
-        Raises:
-            LabError: the backend is not there.
-        """
-        cid = self.container_id("backend")
-        if cid is None:
-            raise LabError(f"lab {self.project!r} has no backend container (is it up?)")
-        return cid
-
-    def status(self) -> list[ContainerStatus]:
-        """Every container of the project, sorted by service."""
-        ids = self.container_ids()
-        if not ids:
-            return []
-        found = []
-        for c in json.loads(self._docker(["inspect", *ids])):
-            labels = c["Config"].get("Labels") or {}
-            found.append(
-                ContainerStatus(
-                    id=c["Id"],
-                    name=c["Name"].lstrip("/"),
-                    service=labels.get(SERVICE_LABEL, ""),
-                    state=c["State"]["Status"],
-                    health=(c["State"].get("Health") or {}).get("Status", ""),
-                    memory_limit=int(c["HostConfig"].get("Memory") or 0),
-                    restarts=int(c.get("RestartCount") or 0),
-                    cgroup_parent=str(c["HostConfig"].get("CgroupParent") or ""),
-                )
-            )
-        return sorted(found, key=lambda s: s.service)
-
-    def logs(self, service: str = "backend") -> str:
-        """`docker logs` of `service` (stdout and stderr together, in order of arrival)."""
-        cid = self.container_id(service)
-        if cid is None:
-            raise LabError(f"lab {self.project!r} has no {service} container")
-        return self.host.run(["docker", "logs", cid], timeout=60, merge_stderr=True).stdout
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     def up(
@@ -362,7 +261,7 @@ class Lab:
                 if last == "healthy":
                     return
             time.sleep(0.5)
-        log = _tail(self.logs(service)) if self.container_id(service) else ""
+        log = last_line(self.logs(service)) if self.container_id(service) else ""
         raise LabError(
             f"{service} not healthy after {timeout_s:.0f} s (state {last or 'absent'})"
             + (f"; last log line: {log}" if log else "")
