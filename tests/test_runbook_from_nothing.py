@@ -28,6 +28,7 @@ import pytest
 from fixtures_lab import require_docker, require_kernel_log
 from fixtures_sshd import SshdServer
 from incident_console.domain.events import (
+    ContainerEvent,
     ContainerInfo,
     ContainerSample,
     HostMemory,
@@ -67,6 +68,31 @@ def test_the_culprit_is_who_grew_not_who_was_killed() -> None:
     found = culprit(state, "x")
     assert found is not None and found[0] == "backend"
     assert "killed db 1" in found[1] and "no container had a limit of its own" in found[1]
+
+
+def test_a_db_refilling_after_each_restart_is_no_culprit() -> None:
+    # Seen in a rehearsal: db killed five times, docker restarting it each time, each time it
+    # fills its 256 MiB again; the backend, full, saws as its workers are killed and respawn.
+    state = HostState("t")
+    db, backend = "d" * 64, "b" * 64
+    for cid, service in ((backend, "backend"), (db, "db")):
+        state.apply(ContainerInfo(time=0.0, id=cid, name=f"x_{service}_1", state="running",
+                                  project="x", service=service, cgroup_parent=PARENT))  # fmt: skip
+    for t in range(0, 200):
+        now = 1000.0 + t
+        if t % 40 == 0:
+            state.apply(ContainerEvent(time=now, id=db, name="x_db_1", service="db",
+                                       action="start"))  # fmt: skip
+        refill = min(t % 40, 2) * 128  # 0, 128, 256 MiB in its first two seconds
+        saw = 380 + (t % 20) * 7  # a worker grows 7 MiB a second, killed every 20 s
+        for cid, used in ((db, refill), (backend, saw)):
+            state.apply(ContainerSample(time=now, id=cid, memory_used_bytes=used * MIB,
+                                        memory_limit_bytes=768 * MIB, cpu_percent=0.0))  # fmt: skip
+        if t % 40 == 39:
+            state.apply(OomKill(time=now, pid=t, process="python3",
+                                constraint=OomConstraint.LIMIT, container_id=db, service="db"))  # fmt: skip
+    found = culprit(state, "x")
+    assert found is not None and found[0] == "backend", found
 
 
 def test_a_shared_limit_leaves_the_others_peaks_for_the_service() -> None:

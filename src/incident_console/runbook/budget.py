@@ -117,10 +117,30 @@ CULPRIT_WINDOW_S = 300.0
 MIN_GROWTH = 16 << 20
 
 
+#: A rise between two samples smaller than this is noise (page cache, allocator), not growth.
+NOISE = 512 << 10
+#: A container's rises this soon after it (re)started are its refill, not growth.
+REFILL_S = 30.0
+
+
 def _growth(view: ContainerView, since: float, until: float) -> int:
-    """How much the container rose over [since, until]: its last sample there minus its least."""
-    used = [s.memory_used_bytes for s in view.samples if since <= s.time <= until]
-    return used[-1] - min(used) if len(used) >= 2 else 0
+    """What the container grew over [since, until]: the sum of its rises between samples.
+
+    A sum, not last minus first: a leaking backend whose workers are killed and respawned
+    saws up and down, and its net change over a kill loop is nothing. Rises within
+    :data:`REFILL_S` of a (re)start are left out: a db killed and restarted by docker fills
+    its buffers again, which is recovery, not the cause.
+    """
+    starts = [e.time for e in view.events if e.action in ("start", "restart")]
+    if view.info.started_at:
+        starts.append(view.info.started_at)
+    samples = [s for s in view.samples if since <= s.time <= until]
+    grew = 0
+    for a, b in zip(samples, samples[1:], strict=False):
+        rise = b.memory_used_bytes - a.memory_used_bytes
+        if rise > NOISE and not any(0 <= b.time - t <= REFILL_S for t in starts):
+            grew += rise
+    return grew
 
 
 def culprit(state: HostState, project: str) -> tuple[str, str] | None:
