@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -63,22 +64,58 @@ def lab_group() -> None:
     type=click.IntRange(0, 500),
     help="Extra idle containers (a sleep each, 16m limit).",
 )
+@click.option(
+    "--no-limits",
+    is_flag=True,
+    help="No container memory limit (the seed's server before the fix); two compose files.",
+)
+@click.option(
+    "--host-memory",
+    metavar="SIZE",
+    default="",
+    help="Every container under one cgroup parent with this limit, standing for the server's "
+    "RAM (implies --no-limits; needs root).",
+)
+@click.option(
+    "--db-memory",
+    metavar="SIZE",
+    default="",
+    help="What the db stand-in holds resident, like PostgreSQL's shared buffers "
+    "(default: 256m with --host-memory, else nothing).",
+)
 def lab_up(
-    project: str, directory: Path | None, mem_limit: str, workers: int, port: int | None, extra: int
+    project: str,
+    directory: Path | None,
+    mem_limit: str,
+    workers: int,
+    port: int | None,
+    extra: int,
+    no_limits: bool,
+    host_memory: str,
+    db_memory: str,
 ) -> None:
     """Start the lab and wait (60 s at most) until the backend is healthy."""
     from incident_console.lab.lab import Lab, LabError
 
+    limits = not (no_limits or host_memory)
+    db = db_memory or ("256m" if host_memory else "")
     try:
-        lab = Lab(project, directory, mem_limit, workers, port, extra)
+        lab = Lab(project, directory, mem_limit, workers, port, extra, limits=limits,
+                  host_memory=host_memory, db_memory=db)  # fmt: skip
         result = lab.up(progress=click.echo)
     except LabError as exc:
         fail(str(exc))
         return
+    bound = f"memory limit {mem_limit}" if limits else "no container limits"
     click.echo(
-        f"backend healthy after {result.seconds_to_healthy:.1f} s "
-        f"(memory limit {mem_limit}, {workers} workers)"
+        f"backend healthy after {result.seconds_to_healthy:.1f} s ({bound}, {workers} workers)"
     )
+    if host_memory:
+        click.echo(f"host memory:    {host_memory} ({lab.host_memory_cgroup.limit_file})")
+    if db:
+        click.echo(f"db resident:    {db}")
+    names = " ".join(f"-f {p.name}" for p in lab.compose_files)
+    click.echo(f"compose files:  {names}")
     click.echo(f"frontend:       {lab.frontend_url}")
     click.echo(f"backend health: {lab.health_url}")
     click.echo(f"backend direct: {lab.backend_url}api/v1/health")
@@ -92,6 +129,7 @@ def lab_up(
 def lab_status(project: str, directory: Path | None) -> None:
     """Containers, state, health and the memory limit in effect."""
     from incident_console.lab.lab import Lab, LabError
+    from incident_console.lab.oom import KernelLogUnavailable
 
     try:
         lab = Lab.existing(project, directory)
@@ -108,6 +146,21 @@ def lab_status(project: str, directory: Path | None) -> None:
             f"{c.service:<10} {c.name:<28} {c.state:<11} {c.health or '-':<10} "
             f"{_mib(c.memory_limit):>9} {c.restarts}"
         )
+    if lab.settings.host_memory:
+        cgroup = lab.host_memory_cgroup
+        usage = cgroup.usage()
+        used = _mib(usage.used_bytes) if usage.used_bytes is not None else "unknown"
+        limit = _mib(usage.limit_bytes) if usage.limit_bytes is not None else "none"
+        try:
+            found = lab.oom_kills()
+            by = Counter(k.service or "?" for k in found)
+            kills = f"{len(found)} OOM kill(s) in the kernel log" + (
+                f" ({', '.join(f'{s} {n}' for s, n in sorted(by.items()))})" if by else ""
+            )
+        except (LabError, KernelLogUnavailable) as exc:
+            kills = f"OOM kills unknown ({exc})"
+        click.echo(f"host memory: {used} of {limit} used (cgroup {cgroup.cgroup_parent}); {kills}")
+    click.echo(f"compose files: {' '.join(f'-f {p.name}' for p in lab.compose_files)}")
     click.echo(f"frontend: {lab.frontend_url}")
     click.echo(f"backend health: {lab.health_url}")
 
@@ -182,8 +235,10 @@ def lab_load(
         for kill in kills:
             if kill.lines[-1] not in known:
                 known.add(kill.lines[-1])
+                where = f" in {kill.service}" if kill.service else ""
                 click.echo(
                     f"OOM kill after {time.monotonic() - t0:.0f} s: {kill.task} pid {kill.pid}"
+                    + where
                 )
                 for line in kill.summary:
                     click.echo(f"  {line}")

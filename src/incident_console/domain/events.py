@@ -80,6 +80,8 @@ class ContainerInfo(Event):
     #: Published ports: ("8000/tcp", host ip, host port), from NetworkSettings.Ports.
     ports: tuple[tuple[str, str, str], ...] = ()
     healthcheck: tuple[str, ...] = ()  # Config.Healthcheck.Test, e.g. ("CMD", "curl", URL)
+    cgroup_parent: str = ""  # HostConfig.CgroupParent ('' = docker's default)
+    env_file: str = ""  # com.docker.compose.project.environment_file (compose v2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,7 @@ from incident_console.domain.events import (
     HostMemory,
     ProcessRss,
 )
-
-#: cgroup v1 reports "no limit" as a page-rounded 2^63-1; anything this large is no limit.
-NO_LIMIT_THRESHOLD = 1 << 62
+from incident_console.domain.memory import limit_or_zero, parse_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +95,8 @@ def parse_frame(lines: Iterable[str]) -> Frame:
             if usage is None:
                 frame.missing.add(parts[1])
                 continue
-            limit = _int(parts[4])
-            if limit is not None and (limit == 0 or limit >= NO_LIMIT_THRESHOLD):
-                limit = None
+            # "max" (v2) and the page-rounded ~2^63 (v1) are no limit: domain/memory.py.
+            limit = parse_limit(parts[4])
             frame.containers[parts[1]] = RawContainer(
                 usage=usage,
                 inactive_file=_int(parts[3]),
@@ -217,7 +214,11 @@ def _swap(mode: str, raw: RawContainer) -> int | None:
 
 
 def cgroup_dirs(
-    container_id: str, version: str, driver: str, root: str = "/sys/fs/cgroup"
+    container_id: str,
+    version: str,
+    driver: str,
+    root: str = "/sys/fs/cgroup",
+    parent: str = "",
 ) -> tuple[str, str]:
     """The (memory folder, cpu folder) of a container for a cgroup version and driver.
 
@@ -226,7 +227,14 @@ def cgroup_dirs(
         version: "1" or "2" (docker info CgroupVersion).
         driver: "cgroupfs" or "systemd" (docker info CgroupDriver).
         root: where the cgroup filesystem is mounted.
+        parent: the container's HostConfig.CgroupParent ('' = docker's default), as the
+            cgroupfs driver places it (`lab up --host-memory` starts containers under one).
     """
+    tail = parent.strip("/")
+    if tail and driver != "systemd" and ".." not in tail.split("/"):
+        if version == "2":
+            return f"{root}/{tail}/{container_id}", f"{root}/{tail}/{container_id}"
+        return f"{root}/memory/{tail}/{container_id}", f"{root}/cpuacct/{tail}/{container_id}"
     if version == "2":
         if driver == "systemd":
             folder = f"{root}/system.slice/docker-{container_id}.scope"
@@ -338,7 +346,7 @@ def sample_from_docker_stats(
         time=now,
         id=container_id,
         memory_used_bytes=memory_used(usage, inactive),
-        memory_limit_bytes=0 if limit >= NO_LIMIT_THRESHOLD else limit,
+        memory_limit_bytes=limit_or_zero(limit),
         cpu_percent=percent,
     )
     return sample, ((now, cpu_total) if cpu_total else previous)

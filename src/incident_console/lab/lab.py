@@ -10,18 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from incident_console.lab.compose import compose_command
+from incident_console.lab.host_memory import HostMemoryCgroup, parent_name
 from incident_console.lab.hosts import LabHost, LocalLabHost
 from incident_console.lab.load import LoadStats, run_load
 from incident_console.lab.model import DEFAULT_PROJECT as DEFAULT_PROJECT
-from incident_console.lab.model import PROJECT_LABEL, SERVICE_LABEL
+from incident_console.lab.model import PROJECT_LABEL
 from incident_console.lab.model import ContainerStatus as ContainerStatus
 from incident_console.lab.model import LabError as LabError
 from incident_console.lab.model import UpResult as UpResult
@@ -30,15 +29,11 @@ from incident_console.lab.model import default_lab_dir as default_lab_dir
 from incident_console.lab.model import free_loopback_port as free_loopback_port
 from incident_console.lab.model import parse_size as parse_size
 from incident_console.lab.oom import KernelOomKill, oom_kills
+from incident_console.lab.project_docker import ProjectDocker, last_line
 from incident_console.lab.stackfiles import COMPOSE_FILE, LabSettings, write_stack
 
 
-def _tail(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-class Lab:
+class Lab(ProjectDocker):
     """One lab compose project.
 
     Args:
@@ -52,6 +47,12 @@ class Lab:
         host: where the stack runs; default this machine (a lab server: lab/remote.py).
         backend_port: the backend's published port; default a free one (kept across `up`s).
         limits: False starts every container with no memory limit.
+        host_memory: '' or a size ('768m'): every container under one cgroup parent with
+            that limit, standing for a server's RAM (this machine's engine only; see
+            lab/host_memory.py). It implies `limits=False` unless limits are asked for.
+        db_memory: what the db stand-in holds resident ('300m'; '' = nothing).
+        override: split the stack into docker-compose.yml + docker-compose.prod.yml; default:
+            split when there are no container limits (the seed's server as it was).
     """
 
     def __init__(
@@ -65,10 +66,19 @@ class Lab:
         leak_kib: int = 1024,
         host: LabHost | None = None,
         backend_port: int | None = None,
-        limits: bool = True,
+        limits: bool | None = None,
+        host_memory: str = "",
+        db_memory: str = "",
+        override: bool | None = None,
     ) -> None:
         check_project(project)
         parse_size(mem_limit)
+        if host_memory:
+            parse_size(host_memory)
+        if db_memory:
+            parse_size(db_memory)
+        if limits is None:
+            limits = not host_memory
         if workers < 1 or extra < 0 or leak_kib < 1:
             raise LabError("workers and leak must be positive, extra not negative")
         self.project = project
@@ -90,6 +100,12 @@ class Lab:
             health_interval_s=self.host.healthcheck_s[0],
             health_timeout_s=self.host.healthcheck_s[1],
             health_start_s=self.host.healthcheck_s[2],
+            override=(not limits) if override is None else override,
+            cgroup_parent=HostMemoryCgroup(parent_name(project)).cgroup_parent
+            if host_memory
+            else "",
+            host_memory=host_memory,
+            db_memory=db_memory,
         )
         self._compose: list[str] | None = None
         #: What the last successful `up` did (None before).
@@ -122,6 +138,9 @@ class Lab:
             saved.leak_kib,
             host,
             limits=saved.limits,
+            host_memory=saved.host_memory,
+            db_memory=saved.db_memory,
+            override=saved.override,
         )
 
     # -- addresses ---------------------------------------------------------------------------
@@ -151,98 +170,15 @@ class Lab:
         """The compose file as written here (on a lab server: the copy staged for the VM)."""
         return self.directory / COMPOSE_FILE
 
-    # -- docker plumbing ---------------------------------------------------------------------
+    @property
+    def compose_files(self) -> list[Path]:
+        """Every compose file, in the order compose reads them (`-f` each)."""
+        return [self.directory / name for name in self.settings.compose_files]
 
-    def _docker(self, argv: Sequence[str], timeout: float = 60.0) -> str:
-        try:
-            done = self.host.run(["docker", *argv], timeout=timeout)
-        except FileNotFoundError:
-            raise LabError("the docker CLI is not installed") from None
-        except subprocess.TimeoutExpired:
-            raise LabError(f"docker {argv[0]} did not finish within {timeout:g} s") from None
-        if done.returncode != 0:
-            raise LabError(f"docker {argv[0]} failed: {_tail(done.stderr)}")
-        return done.stdout
-
-    def compose(self, *args: str, timeout: float = 300.0) -> str:
-        """Run compose (v2 plugin or v1, detected once) on this project; returns stdout.
-
-        Raises:
-            LabError: compose failed (its last stderr line).
-        """
-        if self._compose is None:
-            self._compose = compose_command(lambda argv: self.host.run(argv, timeout=20).returncode)
-        compose_file = f"{self.stack_dir}/{COMPOSE_FILE}"
-        argv = [*self._compose, "-p", self.project, "-f", compose_file, *args]
-        try:
-            done = self.host.run(argv, cwd=self.directory, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LabError(f"compose {args[0]} did not finish within {timeout:g} s") from None
-        if done.returncode != 0:
-            raise LabError(f"compose {args[0]} failed: {_tail(done.stderr)}")
-        return done.stdout
-
-    def container_ids(self) -> list[str]:
-        """Ids of every container of the project, running or not."""
-        out = self._docker(
-            ["ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={self.project}"]
-        )
-        return out.split()
-
-    def container_id(self, service: str) -> str | None:
-        """The full id of `service`'s container, or None."""
-        out = self._docker(
-            [
-                "ps",
-                "-aq",
-                "--no-trunc",
-                "--filter",
-                f"label={PROJECT_LABEL}={self.project}",
-                "--filter",
-                f"label={SERVICE_LABEL}={service}",
-            ]
-        )
-        ids = out.split()
-        return ids[0] if ids else None
-
-    def backend_container_id(self) -> str:
-        """The backend container's full id.
-
-        Raises:
-            LabError: the backend is not there.
-        """
-        cid = self.container_id("backend")
-        if cid is None:
-            raise LabError(f"lab {self.project!r} has no backend container (is it up?)")
-        return cid
-
-    def status(self) -> list[ContainerStatus]:
-        """Every container of the project, sorted by service."""
-        ids = self.container_ids()
-        if not ids:
-            return []
-        found = []
-        for c in json.loads(self._docker(["inspect", *ids])):
-            labels = c["Config"].get("Labels") or {}
-            found.append(
-                ContainerStatus(
-                    id=c["Id"],
-                    name=c["Name"].lstrip("/"),
-                    service=labels.get(SERVICE_LABEL, ""),
-                    state=c["State"]["Status"],
-                    health=(c["State"].get("Health") or {}).get("Status", ""),
-                    memory_limit=int(c["HostConfig"].get("Memory") or 0),
-                    restarts=int(c.get("RestartCount") or 0),
-                )
-            )
-        return sorted(found, key=lambda s: s.service)
-
-    def logs(self, service: str = "backend") -> str:
-        """`docker logs` of `service` (stdout and stderr together, in order of arrival)."""
-        cid = self.container_id(service)
-        if cid is None:
-            raise LabError(f"lab {self.project!r} has no {service} container")
-        return self.host.run(["docker", "logs", cid], timeout=60, merge_stderr=True).stdout
+    @property
+    def host_memory_cgroup(self) -> HostMemoryCgroup:
+        """The cgroup parent that stands for the server's RAM in `--host-memory` mode."""
+        return HostMemoryCgroup(parent_name(self.project))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -268,6 +204,8 @@ class Lab:
         self.host.push_tree(self.directory, self.stack_dir)
         built = self.host.ensure_image()
         say("image built" if built else "image reused")
+        if s.host_memory:
+            self._make_host_memory(say)
         t0 = time.monotonic()
         self.compose("up", "-d", "--remove-orphans")
         say(f"compose project {self.project!r} started")
@@ -281,8 +219,31 @@ class Lab:
                 f"backend memory limit in effect is {backend.memory_limit} bytes, "
                 f"not {want} ({s.mem_limit}): compose ignored mem_limit"
             )
+        if backend.cgroup_parent != s.cgroup_parent:
+            raise LabError(
+                f"backend's cgroup parent is {backend.cgroup_parent or 'docker default'!r}, "
+                f"not {s.cgroup_parent!r}: compose ignored cgroup_parent"
+            )
         self.last_up = UpResult(seconds_to_healthy=waited, image_built=built)
         return self.last_up
+
+    def _make_host_memory(self, say: Callable[[str], None]) -> None:
+        """Write the cgroup parent's limit before any container starts under it."""
+        if not isinstance(self.host, LocalLabHost):
+            raise LabError(
+                f"--host-memory works on this machine's engine, not on {self.host.where} "
+                "(there the VM's --memory is the server's RAM)"
+            )
+        driver = self._docker(["info", "--format", "{{.CgroupDriver}}"], timeout=20).strip()
+        if driver == "systemd":
+            raise LabError(
+                "--host-memory needs docker's cgroupfs driver (this engine uses systemd, "
+                "whose cgroup parents are slices)"
+            )
+        cgroup = self.host_memory_cgroup
+        cgroup.create(parse_size(self.settings.host_memory))
+        say(f"host memory {self.settings.host_memory}: every container under cgroup "
+            f"{cgroup.cgroup_parent} ({cgroup.limit_file})")  # fmt: skip
 
     def wait_healthy(self, service: str, timeout_s: float) -> None:
         """Block until `service` is healthy.
@@ -300,7 +261,7 @@ class Lab:
                 if last == "healthy":
                     return
             time.sleep(0.5)
-        log = _tail(self.logs(service)) if self.container_id(service) else ""
+        log = last_line(self.logs(service)) if self.container_id(service) else ""
         raise LabError(
             f"{service} not healthy after {timeout_s:.0f} s (state {last or 'absent'})"
             + (f"; last log line: {log}" if log else "")
@@ -323,6 +284,12 @@ class Lab:
         if self.stack_dir != str(self.directory):
             self.host.remove_tree(self.stack_dir)
         shutil.rmtree(self.directory, ignore_errors=True)
+        # The host memory's cgroup parent goes last: the containers in it are gone by now.
+        # Its name is the project's, so a `down` without the lab's folder still finds it.
+        if isinstance(self.host, LocalLabHost):
+            left = self.host_memory_cgroup.remove()
+            if left:
+                raise LabError(f"the lab's cgroup parent was not removed: {left[0]}")
 
     # -- the incident ------------------------------------------------------------------------
 
@@ -331,10 +298,15 @@ class Lab:
         cid = self.container_id("backend")
         if cid is None:
             return None
-        for path in (
+        paths = [
             f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes",
             f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current",
-        ):
+        ]
+        if self.settings.cgroup_parent:
+            cgroup = self.host_memory_cgroup
+            name = "memory.usage_in_bytes" if cgroup.v1 else "memory.current"
+            paths.insert(0, f"{cgroup.directory}/{cid}/{name}")
+        for path in paths:
             try:
                 return int(self.host.read_text(path))
             except (OSError, ValueError):
@@ -342,8 +314,18 @@ class Lab:
         return None
 
     def oom_kills(self) -> list[KernelOomKill]:
-        """The kernel's OOM kills in the backend container (from dmesg)."""
-        return oom_kills(self.backend_container_id(), self.host.kernel_log())
+        """The kernel's OOM kills in the backend container (from dmesg).
+
+        In `--host-memory` mode: in every container of the project, each with its service
+        (the kernel kills whatever scores highest when the shared parent runs out: a
+        gunicorn worker, or the db that holds the most).
+        """
+        if self.settings.cgroup_parent:
+            ids = {c.id: c.service for c in self.status()}
+            if not ids:
+                raise LabError(f"lab {self.project!r} has no containers (is it up?)")
+            return oom_kills(ids, self.host.kernel_log())
+        return oom_kills({self.backend_container_id(): "backend"}, self.host.kernel_log())
 
     def load(
         self,

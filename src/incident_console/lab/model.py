@@ -67,6 +67,7 @@ class ContainerStatus:
         health: 'healthy', 'unhealthy', 'starting', or '' without a healthcheck.
         memory_limit: HostConfig.Memory in bytes (0 = none): the limit in effect.
         restarts: RestartCount.
+        cgroup_parent: HostConfig.CgroupParent ('' = docker's default).
     """
 
     id: str
@@ -76,6 +77,7 @@ class ContainerStatus:
     health: str
     memory_limit: int
     restarts: int
+    cgroup_parent: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-_TASK_MEMCG = re.compile(r"task_memcg=\S*?(?:/docker/|docker-)([0-9a-f]{64})")
+# The container's cgroup is the last part of task_memcg: /docker/<id>, docker-<id>.scope, or
+# /<cgroup parent>/<id> for the lab's --host-memory containers.
+_TASK_MEMCG = re.compile(r"task_memcg=\S*?(?:/|docker-)([0-9a-f]{64})(?:\.scope)?(?:[,\s]|$)")
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
 
 
@@ -27,12 +30,14 @@ class KernelOomKill:
         pid: the host pid killed (0 if the 'Killed process' line was not found).
         task: the killed task's command name (e.g. 'gunicorn').
         lines: the kernel lines, from '... invoked oom-killer' to 'Killed process', as printed.
+        service: the container's compose service, when the caller knew it ('' otherwise).
     """
 
     container_id: str
     pid: int
     task: str
     lines: tuple[str, ...]
+    service: str = ""
 
     @property
     def summary(self) -> tuple[str, ...]:
@@ -56,18 +61,21 @@ def read_kernel_log() -> list[str]:
     return done.stdout.splitlines()
 
 
-def oom_kills(container_id: str, lines: list[str] | None = None) -> list[KernelOomKill]:
+def oom_kills(
+    container_id: str | Mapping[str, str], lines: list[str] | None = None
+) -> list[KernelOomKill]:
     """The kernel OOM kills of tasks in container `container_id`, oldest first.
 
     Args:
-        container_id: full 64-hex container id.
+        container_id: full 64-hex container id, or {id: service} for several containers.
         lines: kernel log lines; default: read `dmesg` now.
     """
     lines = read_kernel_log() if lines is None else lines
+    wanted = {container_id: ""} if isinstance(container_id, str) else dict(container_id)
     kills: list[KernelOomKill] = []
     for i, line in enumerate(lines):
         m = _TASK_MEMCG.search(line)
-        if "oom-kill:" not in line or not m or m.group(1) != container_id:
+        if "oom-kill:" not in line or not m or m.group(1) not in wanted:
             continue
         start = i
         # The block starts at the 'invoked oom-killer' line a few dozen lines above.
@@ -81,5 +89,6 @@ def oom_kills(container_id: str, lines: list[str] | None = None) -> list[KernelO
             if k:
                 end, pid, task = j, int(k.group(1)), k.group(2)
                 break
-        kills.append(KernelOomKill(container_id, pid, task, tuple(lines[start : end + 1])))
+        cid = m.group(1)
+        kills.append(KernelOomKill(cid, pid, task, tuple(lines[start : end + 1]), wanted[cid]))
     return kills

@@ -17,6 +17,7 @@ from typing import Any
 from incident_console.domain.durations import format_bytes, format_duration
 from incident_console.domain.events import OomConstraint, OomKill
 from incident_console.domain.forecast import Forecast, host_exhaustion, time_to_limit
+from incident_console.domain.memory import effective_limit
 from incident_console.domain.oom_scope import (
     HOST,
     SHARED_LIMIT,
@@ -27,8 +28,6 @@ from incident_console.domain.oom_scope import (
 from incident_console.domain.oom_sources import oom_sources_line
 from incident_console.monitor.state import ContainerView, HostState
 
-#: A limit at or above this is docker's "no limit" (the kernel's page-rounded max).
-NO_LIMIT = 1 << 60
 #: How far back a container's memory trend is read (time_to_limit's default window).
 FORECAST_WINDOW_S = 300.0
 #: Host memory (available + free swap) under this share of the total is "nearly exhausted".
@@ -61,10 +60,9 @@ class Diagnosis:
 def memory_limit(view: ContainerView) -> int:
     """The limit in effect (0 when none): the sampler's figure, else docker inspect's."""
     latest = view.latest
-    limit = latest.memory_limit_bytes if latest else 0
-    if not limit or limit >= NO_LIMIT:
-        limit = view.info.memory_limit_bytes
-    return 0 if limit >= NO_LIMIT else limit
+    # The sampler's figure is the limit in effect (an ancestor's, on cgroup v1); inspect's
+    # is the container's own: domain/memory.py decides which bounds it.
+    return effective_limit(view.info.memory_limit_bytes, latest.memory_limit_bytes if latest else 0)
 
 
 def container_forecast(view: ContainerView, now: float | None = None) -> Forecast | None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: A memory limit at or above this is docker's "no limit" (the cgroup's page-counter maximum).
-NO_LIMIT_BYTES = 1 << 60
 #: Fewer samples than this in a period draw no chart: the journal keeps one sample per
 #: container every 10 s, so six are a minute, the least a trend can be read from.
 MIN_CHART_SAMPLES = 6

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from incident_console.report.model import NO_LIMIT_BYTES, Kill
+from incident_console.domain.memory import limit_or_zero
+from incident_console.report.model import Kill
 
 #: Record kinds that name a container by id (`container_id` for kills).
 _CONTAINER_KINDS = ("oom_kill", "health", "container_event", "log", "sample")
@@ -34,9 +35,7 @@ class Container:
 
 def limit_of(value: object) -> int:
     """A memory limit in bytes, 0 for none (docker's "no limit" is a huge number)."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < NO_LIMIT_BYTES:
-        return value
-    return 0
+    return limit_or_zero(value)
 
 
 def compose_name(name: str, cid: str) -> str:

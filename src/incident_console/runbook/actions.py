@@ -24,6 +24,7 @@ from incident_console.monitor.changes import Change, ChangeResult
 from incident_console.monitor.host_monitor import HostMonitor, output_digest
 from incident_console.monitor.journal import operator
 from incident_console.runbook.checks import Checker
+from incident_console.runbook.compose_files import split_files
 from incident_console.runbook.compose_patch import (
     ComposeError,
     ComposeFile,
@@ -56,15 +57,30 @@ def step_argv(step: Step, variables: dict[str, str]) -> list[str]:
 def compose_argv(
     prefix: list[str], variables: dict[str, str], service: str, *, compatibility: bool
 ) -> list[str]:
-    """`docker compose -f FILE -p PROJECT --project-directory DIR up -d --force-recreate SVC`."""
+    """`docker compose -f F1 -f F2 -p PROJECT --project-directory DIR [--env-file E] up -d
+    --force-recreate --no-deps SVC`.
+
+    Every file of the labels (`compose_files`), in their order: with the first alone compose
+    would recreate the service without the override, i.e. without the limit just written. A
+    `compose_file` set by hand that is not one of them is passed after them. The project's
+    working dir is where compose resolves relative paths and finds `.env` (v1 and v2); v2's
+    env file label is passed as `--env-file`.
+    """
     argv = list(prefix)
     if compatibility and prefix == ["docker-compose"]:
         argv.append("--compatibility")
-    argv += ["-f", variables["compose_file"]]
+    files = split_files(variables.get("compose_files", ""))
+    patched = variables.get("compose_file", "")
+    if patched and patched not in files:
+        files.append(patched)
+    for path in files:
+        argv += ["-f", path]
     if variables.get("project"):
         argv += ["-p", variables["project"]]
     if variables.get("project_dir"):
         argv += ["--project-directory", variables["project_dir"]]
+    if variables.get("env_file"):
+        argv += ["--env-file", variables["env_file"]]
     return [*argv, "up", "-d", "--force-recreate", "--no-deps", service]
 
 

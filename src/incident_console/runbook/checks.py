@@ -107,11 +107,13 @@ class Checker:
             if (not service or k.service == service)
             and (not project or project_of(state, k.container_id) == project)
         ]
+        # An empty service is every container of the project (of the host without one).
+        whom = service or (f"project {project}" if project else "the host")
         if kills:
             last = kills[-1]
             return FAILED, (
-                f"{len(kills)} OOM kill(s) of {service or 'the host'} since the step began, "
-                f"last {last.process}[{last.pid}]"
+                f"{len(kills)} OOM kill(s) of {whom} since the step began, "
+                f"last {last.process}[{last.pid}]" + (f" in {last.service}" if not service else "")
             )
         # Without the kernel log (dmesg denied, no journalctl) the kills only show as docker
         # `oom` events: count those too, or the check would pass on what it cannot see.
@@ -145,7 +147,7 @@ class Checker:
             if kernel is not None and kernel.ok
             else " (docker oom events only: the kernel log is unavailable)"
         )
-        return PASSED, f"no OOM kill of {service or 'the host'} since the step began{how}"
+        return PASSED, f"no OOM kill of {whom} since the step began{how}"
 
     def _service_views(self, service: str, project: str) -> list[Any]:
         return [

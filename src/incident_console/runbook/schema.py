@@ -33,7 +33,9 @@ BUILTIN_VARIABLES: dict[str, str] = {
     "service": "the compose service under investigation (the one with OOM kills, else backend)",
     "container": "the name of the service's (first) container",
     "project": "the compose project (label com.docker.compose.project)",
-    "compose_file": "the compose file (label com.docker.compose.project.config_files)",
+    "compose_file": "the compose file that holds the service's settings (of config_files)",
+    "compose_files": "every compose file of the project, in order (label config_files)",
+    "env_file": "the project's env file (label com.docker.compose.project.environment_file)",
     "project_dir": "the compose working directory (label com.docker.compose.project.working_dir)",
     "health_url": "the URL that must answer 200 (the first probe the console was given)",
     "watch": "how long the verify window lasts (the seed watches 30 minutes)",
@@ -45,6 +47,8 @@ BUILTIN_VARIABLES: dict[str, str] = {
     "memory_target": "what the service's memory must stay below in the verify window",
     "current_workers": "the worker processes seen in the service's container now",
     "worker_peak": "the measured per-worker peak RSS",
+    "server_memory": "with no limit anywhere: what the server has left for the service",
+    "other_limits": "limits for the other containers of the group, from what they used",
 }
 
 ACTIONS = ("run", "compose_set", "recreate", "restart", "wait", "manual")

@@ -15,10 +15,12 @@ from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.monitor.journal import operator, read_journal
 from incident_console.monitor.state import ContainerView
 from incident_console.runbook.actions import restore_backup
+from incident_console.runbook.compose_files import split_files
 from incident_console.runbook.recycling import SinceStart, health_paths, is_request
 from incident_console.runbook.schema import Runbook
 from incident_console.runbook.variables import Variables, discover
 from incident_console.sources.inventory import parse_docker_time
+from incident_console.transport.base import TransportError
 
 #: Seconds of process frames wanted before proposing (frames come every 5 s).
 GROWTH_SPAN_S = 10.0
@@ -72,6 +74,7 @@ def _discover(
     runbook: Runbook,
     overrides: dict[str, str],
     since_start: SinceStart | None = None,
+    compose_texts: dict[str, str | None] | None = None,
 ) -> Variables:
     return discover(
         monitor.state,
@@ -81,7 +84,20 @@ def _discover(
         probes=list(monitor.probes),
         host_address=host_address(monitor),
         since_start=since_start,
+        compose_texts=compose_texts,
     )
+
+
+async def read_compose_files(monitor: HostMonitor, found: Variables) -> dict[str, str | None]:
+    """The project's compose files as the host has them (None: unreadable), in order: which
+    one holds the service's settings is read from them (runbook/compose_files.py)."""
+    texts: dict[str, str | None] = {}
+    for path in split_files(found.values.get("compose_files", "")):
+        try:
+            texts[path] = await monitor.host.read_text(path)
+        except (OSError, TransportError):
+            texts[path] = None
+    return texts
 
 
 async def requests_since_start(monitor: HostMonitor, found: Variables) -> SinceStart | None:
@@ -150,13 +166,28 @@ async def gather(
                 # A first proposal may rest on a few seconds of requests: a little longer
                 # under load makes it rest on a few hundred.
                 if found.values.get("max_requests") and elapsed() >= PROPOSAL_S:
-                    return found
+                    return await _with_files(monitor, runbook, overrides, found)
         await asyncio.sleep(0.5)
     found = _discover(monitor, runbook, overrides)
     if found.values.get("max_requests") or found.ambiguous:
-        return found
+        return await _with_files(monitor, runbook, overrides, found)
     since = await requests_since_start(monitor, found)
-    return _discover(monitor, runbook, overrides, since) if since is not None else found
+    return await _with_files(monitor, runbook, overrides, found, since)
+
+
+async def _with_files(
+    monitor: HostMonitor,
+    runbook: Runbook,
+    overrides: dict[str, str],
+    found: Variables,
+    since: SinceStart | None = None,
+) -> Variables:
+    """`found` again with the compose files read, when there are several to choose from."""
+    if found.ambiguous or (len(split_files(found.values.get("compose_files", ""))) < 2
+                           and since is None):  # fmt: skip
+        return found
+    texts = await read_compose_files(monitor, found)
+    return _discover(monitor, runbook, overrides, since, texts)
 
 
 async def stop_monitor(monitor: HostMonitor, limit_s: float = 60.0) -> bool:

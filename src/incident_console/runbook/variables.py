@@ -17,10 +17,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from incident_console.domain.advice import propose_fix
 from incident_console.monitor.endpoints import discover_health_url
 from incident_console.monitor.state import ContainerView, HostState
-from incident_console.runbook.recycling import SinceStart, measure
+from incident_console.runbook.budget import culprit
+from incident_console.runbook.compose_files import label_files, settings_file
+from incident_console.runbook.proposal import propose
+from incident_console.runbook.recycling import SinceStart
 from incident_console.runbook.schema import BUILTIN_VARIABLES, Runbook
 from incident_console.runbook.units import format_size, parse_duration, parse_size
 
@@ -177,63 +179,6 @@ def _host_address(host_address: str) -> str:
     return host_address or "127.0.0.1"
 
 
-def _propose(
-    v: Variables,
-    state: HostState,
-    views: list[ContainerView],
-    overrides: Mapping[str, str],
-    skip_paths: list[str],
-    since_start: SinceStart | None = None,
-) -> None:
-    """workers, mem_limit, max_requests and jitter: one proposal that holds together."""
-    if not views:
-        project = overrides.get("project", "")
-        why = (
-            f"no running container of the service in project {project} to measure"
-            if project
-            else "no container of the service to measure (choose the project first)"
-        )
-        for name in ("current_workers", "worker_peak", "workers", "max_requests"):
-            v.set(name, "", why)
-        v.set("max_requests_jitter", "", why)
-        v.set("mem_limit", "", why)
-        return
-    evidence = measure(state, views, skip_paths=skip_paths, since_start=since_start)
-    workers = overrides.get("workers", "")
-    limit = overrides.get("mem_limit", "")
-    proposal = propose_fix(
-        evidence,
-        workers=int(workers) if workers.isdigit() and int(workers) > 0 else None,
-        limit_bytes=parse_size(limit) if limit else None,
-    )
-    v.set(
-        "current_workers",
-        evidence.current_workers or "",
-        f"{evidence.current_workers} worker processes seen (master: {evidence.master_how}, "
-        f"{evidence.master_bytes // MIB} MiB)"
-        if evidence.current_workers
-        else "no gunicorn worker processes measured yet",
-    )
-    v.set(
-        "worker_peak",
-        format_size(evidence.peak_bytes) if evidence.peak_bytes else "",
-        f"largest RSS a worker reached: {evidence.peak_how}"
-        if evidence.peak_bytes
-        else "no worker measured yet",
-    )
-    v.set("workers", proposal.workers or "", proposal.why_workers)
-    v.set("max_requests", proposal.max_requests or "", proposal.why_max_requests)
-    v.set(
-        "max_requests_jitter",
-        proposal.jitter or "",
-        "about a tenth more, at random, so workers do not all restart at once"
-        if proposal.jitter
-        else proposal.why_max_requests,
-    )
-    v.set("mem_limit", format_size(proposal.limit_bytes) if proposal.limit_bytes else "",
-          proposal.why_limit)  # fmt: skip
-
-
 def candidates(state: HostState, service: str, project: str) -> dict[str, list[str]]:
     """Values seen on the host each variable could take (the walkthrough's form offers them)."""
     live = [v for v in state.containers.values() if not v.gone]
@@ -268,6 +213,7 @@ def discover(
     probes: list[str] | None = None,
     host_address: str = "",
     since_start: SinceStart | None = None,
+    compose_texts: Mapping[str, str | None] | None = None,
 ) -> Variables:
     """Every variable the runbook may use, from the runbook's defaults, the host and `--set`.
 
@@ -280,6 +226,8 @@ def discover(
         host_address: the address the console reaches the host at (for a discovered health
             URL on a port published on the server's loopback); '' when local.
         since_start: the service container's requests since it started (runbook session).
+        compose_texts: the project's compose files as read (path -> text, None: unreadable),
+            to choose the one that holds the service's settings; without them the last one.
     """
     overrides = dict(overrides or {})
     v = Variables()
@@ -287,8 +235,11 @@ def discover(
     v.set("host", host, "the host the console is connected to")
     chosen_project = overrides.get("project", "")
     oom_service, n_kills = _oom_service(state, chosen_project)
+    grew = culprit(state, chosen_project)
     if "service" in overrides:
         v.set("service", overrides["service"], "--set")
+    elif grew is not None:
+        v.set("service", *grew)
     elif oom_service:
         v.set("service", oom_service, f"{n_kills} OOM kill(s) were attributed to it")
     else:
@@ -315,13 +266,29 @@ def discover(
     workdir = info.working_dir if info else ""
     v.set("project_dir", workdir, "label com.docker.compose.project.working_dir" if workdir
           else missing or "the container has no compose working_dir label")  # fmt: skip
-    compose_file = ""
-    if info and info.config_files:
-        compose_file = info.config_files[0]
-        if workdir and not os.path.isabs(compose_file):
-            compose_file = os.path.join(workdir, compose_file)
-    v.set("compose_file", compose_file, "label com.docker.compose.project.config_files"
-          if compose_file else missing or "the container has no compose config_files label")  # fmt: skip
+    files = label_files(info.config_files, workdir) if info else []
+    v.set("compose_files", ",".join(files), (
+        f"label com.docker.compose.project.config_files: {len(files)} file(s), in order; "
+        "a recreate passes every one" if files
+        else missing or "the container has no compose config_files label"
+    ))  # fmt: skip
+    env_file = info.env_file if info else ""
+    if env_file and workdir and not os.path.isabs(env_file):
+        env_file = os.path.join(workdir, env_file)
+    v.set("env_file", env_file, "label com.docker.compose.project.environment_file" if env_file
+          else "no environment_file label (compose v1 reads the project dir's .env)")  # fmt: skip
+    if len(files) > 1:
+        texts = {p: (compose_texts or {}).get(p) for p in files}
+        if compose_texts is not None:
+            compose_file, why = settings_file(texts, service)
+        else:
+            compose_file, why = files[-1], f"the last of {len(files)} compose files (not read yet)"
+    else:
+        compose_file = files[0] if files else ""
+        why = "label com.docker.compose.project.config_files" if files else (
+            missing or "the container has no compose config_files label"
+        )  # fmt: skip
+    v.set("compose_file", compose_file, why)
     if probes:
         v.set("health_url", probes[0], "the first URL the console probes (--probe)")
     else:
@@ -341,7 +308,7 @@ def discover(
     evidence_views = (
         [*views, *(x for x in _all_views(state, service, project) if x.gone)] if views else []
     )
-    _propose(v, state, evidence_views, overrides, skip, since_start)
+    propose(v, state, evidence_views, overrides, skip, since_start)
     limit_text = overrides.get("mem_limit") or v.values["mem_limit"]
     if limit_text:
         limit_now = parse_size(limit_text)

@@ -20,6 +20,7 @@ LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
 LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
 LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
+LABEL_ENV_FILE = "com.docker.compose.project.environment_file"
 
 if TYPE_CHECKING:
     from incident_console.monitor.state import HostState
@@ -36,6 +37,7 @@ class ContainerRef:
     state: str = ""  # running, exited, restarting, ...
     health: str = ""
     pid: int = 0  # State.Pid: its init process on the host
+    cgroup_parent: str = ""  # HostConfig.CgroupParent: where the guess looks when /proc fails
     gone: bool = False  # removed (kept a while for the kills and the detail view)
 
 
@@ -81,6 +83,7 @@ def _ref(cid: str, info: ContainerInfo, gone: bool) -> ContainerRef:
         state=info.state,
         health=info.health,
         pid=info.pid,
+        cgroup_parent=info.cgroup_parent,
         gone=gone,
     )
 
@@ -165,6 +168,7 @@ def container_info(
     # the detail screen, the journal and the report all show this tuple.
     command = tuple(str(a) for a in redact_record(argv))
     config_files = str(labels.get(LABEL_CONFIG_FILES) or "")
+    parent = str(host_config.get("CgroupParent") or "")
     return ContainerInfo(
         time=time.time() if now is None else now,
         id=cid,
@@ -186,9 +190,11 @@ def container_info(
         config_files=tuple(f for f in config_files.split(",") if f),
         environment=redact_env(config.get("Env") or []),
         command=command,
-        cgroup_path=cgroup_dirs(cid, *cgroup)[0] if cgroup and cid else "",
+        cgroup_path=cgroup_dirs(cid, *cgroup, parent=parent)[0] if cgroup and cid else "",
         pid=_int(state.get("Pid")),
         ports=_ports(attrs),
         # A healthcheck may carry credentials (curl -u user:secret): hidden like the command.
         healthcheck=tuple(str(a) for a in redact_record(list(_health_test(config)))),
+        cgroup_parent=parent,
+        env_file=str(labels.get(LABEL_ENV_FILE) or ""),
     )

@@ -155,7 +155,8 @@ class StatsSource(Source):
             if ref.gone or ref.state not in ("running", "restarting", ""):
                 continue
             found = self.cgroups.found.get((cid, ref.pid))
-            dirs[cid[:12]] = found or cgroup_dirs(cid, self.version, self.driver)
+            guess = cgroup_dirs(cid, self.version, self.driver, parent=ref.cgroup_parent)
+            dirs[cid[:12]] = found or guess
         return dirs
 
     async def _run_sampler(self, host: Host, state: HostState, emit: Emit, method: str) -> None:

@@ -15,6 +15,7 @@ from rich.cells import cell_len
 from textual.content import Content
 from textual.widgets import Static
 
+from incident_console.domain.memory import is_limit
 from incident_console.domain.text import MAX_LINE, sanitize
 
 # CSI, OSC, and other ESC sequences, then any C0/C1 control left (tab kept).
@@ -86,8 +87,8 @@ def clock(epoch: float) -> str:
 
 
 def has_limit(limit: int) -> bool:
-    """Docker reports 'no limit' as 0 or as a huge number (the host's memory or 2**63)."""
-    return 0 < limit < 2**60
+    """Docker reports 'no limit' as 0 or as a huge number: domain/memory.py says which."""
+    return is_limit(limit)
 
 
 def sparkline(values: Sequence[float], width: int, top: float, glyphs: str = BLOCKS) -> str:
