@@ -128,6 +128,8 @@ class ProcessRss:
     pid: int
     name: str
     rss_bytes: int
+    #: The pid inside the container's pid namespace (what its own logs say), 0: the same.
+    ns_pid: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from incident_console.domain.events import (
     ProbeResult,
     SourceStatus,
 )
+from incident_console.domain.leak import LeakReport
 
 #: One sample a second: 30 minutes of history per container (the seed's watch window).
 SAMPLE_HISTORY = 1800
@@ -98,6 +99,8 @@ class HostState:
     names: dict[str, ContainerName] = field(default_factory=dict)
     #: Bumped on every apply, so a reader can tell cheaply whether anything changed.
     version: int = 0
+    #: Container id -> what each route keeps per request (monitor/leaks.py writes it).
+    leaks: dict[str, LeakReport] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state."""

@@ -12,6 +12,8 @@
 #           C KEY USAGE INACTIVE_FILE LIMIT CPU SWAP        "-" where a file did not read
 #           X KEY                                           the container's usage did not read
 #           P KEY PID VMRSS_KB NAME                         every 5th tick and after a set
+#           N KEY PID NSPID                                 after its P line: the pid inside
+#                                                           the container's pid namespace
 #           O KEY OOM_KILL OOM                              every 5th tick and after a set
 #           V OOM_KILL                                      every 5th tick and after a set
 #           E
@@ -108,17 +110,20 @@ function container(key, mdir, cdir,    usage, inactive, limit, cpu, swap) {
     out = out "C " key " " usage " " inactive " " limit " " cpu " " swap "\n"
 }
 
-function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count) {
+function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count, nspid) {
     path = mdir "/cgroup.procs"
     count = 0
     # Bounded: a fork bomb in a container must not turn every 5th frame into megabytes.
     while (count < 256 && (getline pid < path) > 0) {
         status = "/proc/" pid "/status"
-        name = ""; rss = ""
+        name = ""; rss = ""; nspid = ""
         while ((getline line < status) > 0) {
             if (substr(line, 1, 5) == "Name:") {
                 name = line
                 sub(/^Name:[ \t]*/, "", name)
+            } else if (substr(line, 1, 6) == "NSpid:") {
+                n = split(line, f, " ")
+                nspid = (n >= 3) ? f[n] : ""
             } else if (substr(line, 1, 6) == "VmRSS:") {
                 n = split(line, f, " ")
                 rss = f[2]
@@ -126,7 +131,11 @@ function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count
             }
         }
         close(status)
-        if (rss != "") { out = out "P " key " " pid " " rss " " name "\n"; count++ }
+        if (rss != "") {
+            out = out "P " key " " pid " " rss " " name "\n"; count++
+            # The pid the container sees (its access log's %(p)s), where it is another.
+            if (nspid != "" && nspid != pid) out = out "N " key " " pid " " nspid "\n"
+        }
     }
     close(path)
 }

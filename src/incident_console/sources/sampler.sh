@@ -81,15 +81,19 @@ container() {
 processes() {
     _n=0
     while [ "$_n" -lt 256 ] && read -r _pid; do
-        _name= _rss=
+        _name= _rss= _ns=
         while read -r _k _v; do
             case $_k in
                 Name:) _name=$_v ;;
+                NSpid:) _ns=${_v##*[	 ]} ;;
                 VmRSS:) _rss=${_v%% *}; break ;;
             esac
         done 2>/dev/null < "/proc/$_pid/status"
         if [ -n "$_rss" ]; then
             printf 'P %s %s %s %s\n' "$1" "$_pid" "$_rss" "$_name"
+            if [ -n "$_ns" ] && [ "$_ns" != "$_pid" ]; then
+                printf 'N %s %s %s\n' "$1" "$_pid" "$_ns"
+            fi
             _n=$((_n + 1))
         fi
     done 2>/dev/null < "$2/cgroup.procs"
