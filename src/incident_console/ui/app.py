@@ -23,6 +23,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from incident_console.config import Settings
 from incident_console.domain.events import Event, OomKill
 from incident_console.locations import builtin_theme_dirs, user_theme_dir
+from incident_console.monitor.leaks import likely_leak
 from incident_console.ui import format as fmt
 from incident_console.ui.commands import ConsoleCommands, PaletteCommand, build_command_table
 from incident_console.ui.intents import IntentActions
@@ -248,10 +249,12 @@ class IncidentApp(IntentActions):
             who, about = OomFeed.whose(monitor.state, kill)  # as the feed names it
         else:
             who, about = kill.container or kill.container_id[:12] or "host", kill.service or "-"
+        leak = likely_leak(monitor.state, kill.container_id) if monitor is not None else ""
         self.notify(
             Content(
                 f"{message.host}: {who} ({about}) {kill.process} pid {kill.pid}"
                 f" rss {fmt.size(kill.anon_rss_bytes)} [{kill.constraint.value}]"
+                + (f"\n{leak}" if leak else "")
             ).plain,
             title="OOM kill",
             severity="error",

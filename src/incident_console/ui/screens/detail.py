@@ -20,6 +20,7 @@ from incident_console.monitor.state import ContainerView
 from incident_console.ui import format as fmt
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.widgets.header import HostHeader
+from incident_console.ui.widgets.routes import RoutesTable
 
 MiB = 1024 * 1024
 CHART_WINDOW_S = 1800
@@ -95,6 +96,7 @@ class ContainerDetailScreen(Screen[None]):
             yield MemoryChart(id="memory-chart")
             with Vertical(id="detail-side"):
                 yield DataTable(id="processes", cursor_type="row")
+                yield RoutesTable(id="routes")
                 yield Static(id="limits", classes="detail-pane")
         with Horizontal(id="detail-bottom"):
             with VerticalScroll(classes="detail-pane"):
@@ -157,6 +159,7 @@ class ContainerDetailScreen(Screen[None]):
         self.query_one("#detail-title", Static).update(title)
         self.query_one(MemoryChart).draw(view, now, live)
         self._processes(view)
+        self.query_one(RoutesTable).show(state.leaks.get(self.container_id))
         self._limits(view)
         self._health(view, now)
         # Redacted at the source already; again here, with the same rule, to be sure.
