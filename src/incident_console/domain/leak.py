@@ -36,6 +36,7 @@ from incident_console.domain.nnls import inverse_diagonal, nnls_gram
 
 __all__ = [
     "LeakReport",
+    "leak_followup",
     "Request",
     "RouteEstimate",
     "estimate_leaks",
@@ -376,3 +377,13 @@ def estimate_leaks(
             routes=tuple(dataclasses.replace(e, named=False) for e in estimates),
         )
     return dataclasses.replace(base, reason=evidence)
+
+
+def leak_followup(route: str, bytes_per_request: float) -> str:
+    """The follow-up for a named route: recycling bounds the leak, it does not fix it."""
+    return (
+        f"Find what {route} keeps: each request leaves about "
+        f"{format_bytes(round(bytes_per_request))} in its worker (a cache, a list or a pool "
+        "that grows per request, measured by the console per route); recycling with "
+        "--max-requests only bounds it."
+    )

@@ -22,10 +22,17 @@ from dataclasses import dataclass, field
 from incident_console.domain.access_log import LogFormat, parse_access_line
 from incident_console.domain.durations import format_bytes
 from incident_console.domain.events import ContainerGone, ContainerProcesses, Event, LogLine, Note
-from incident_console.domain.leak import LeakReport, Request, estimate_leaks
+from incident_console.domain.leak import LeakReport, Request, estimate_leaks, leak_followup
 from incident_console.monitor.state import HostState
 
-__all__ = ["LEAK_NOTE", "LeakTracker", "leak_findings", "likely_leak", "per_request_of_worst"]
+__all__ = [
+    "LEAK_NOTE",
+    "LeakTracker",
+    "leak_findings",
+    "leak_followups",
+    "likely_leak",
+    "per_request_of_worst",
+]
 
 #: The journal note's `what` when a route is named (the postmortem looks for it).
 LEAK_NOTE = "likely leak"
@@ -235,6 +242,16 @@ def likely_leak(state: HostState, container_id: str) -> str:
     if report is None or report.worst is None:
         return ""
     return report.describe()
+
+
+def leak_followups(state: HostState) -> list[str]:
+    """The runbook's first follow-ups: find what each container's likely leak keeps."""
+    out = []
+    for report in state.leaks.values():
+        worst = report.worst
+        if worst is not None:
+            out.append(leak_followup(worst.route, worst.bytes_per_request))
+    return list(dict.fromkeys(out))
 
 
 def leak_findings(state: HostState) -> list[tuple[str, str]]:
