@@ -102,10 +102,9 @@ def route_of(method: str, path: str) -> str:
             parts.append("{id}")
         elif _UUID.match(segment):
             parts.append("{uuid}")
-        elif _HEX.match(segment):
-            parts.append("{hex}")
         else:
-            parts.append(segment)
+            # A content hash in a file name ('app.3f9a0c1e.js') is an id too.
+            parts.append(".".join("{hex}" if _HEX.match(p) else p for p in segment.split(".")))
     route = "/".join(parts) or "/"
     return f"{method} {route[:MAX_ROUTE_CHARS]}"
 
