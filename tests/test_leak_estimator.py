@@ -127,7 +127,9 @@ def test_recycles_cut_the_intervals(every: int, new_pid: bool) -> None:
     if new_pid:
         assert len(samples) > 20
     else:
-        assert any(b[1] < a[1] - 30 * MiB for p in samples.values() for a, b in zip(p, p[1:]))
+        assert any(
+            b[1] < a[1] - 30 * MiB for p in samples.values() for a, b in zip(p, p[1:], strict=False)
+        )
     report = estimate_leaks(samples, requests)
     assert report.status == "leak", report.reason
     got = by_route(report)
