@@ -26,10 +26,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from incident_console.domain.durations import format_bytes, format_duration
 from incident_console.domain.nnls import inverse_diagonal, nnls_gram
@@ -62,9 +63,8 @@ DROP_SHARE = 0.2
 DROP_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One request served.
+class Request(NamedTuple):
+    """One request served (a tuple: a 30-minute window holds tens of thousands).
 
     Attributes:
         time: epoch seconds it was logged (the response was sent: what it kept is kept).
@@ -191,31 +191,18 @@ class LeakReport:
         }
 
 
-@dataclass(slots=True)
-class _Rows:
-    """The fit's rows, kept only as their sums: G = X'X, c = X'y, y'y (and y's mean)."""
-
-    n_cols: int
-    g: list[list[float]] = field(default_factory=list)
-    c: list[float] = field(default_factory=list)
-    yy: float = 0.0
-    y_sum: float = 0.0
-    rows: int = 0
-
-    def __post_init__(self) -> None:
-        self.g = [[0.0] * self.n_cols for _ in range(self.n_cols)]
-        self.c = [0.0] * self.n_cols
-
-    def add(self, cols: Mapping[int, float], y: float) -> None:
-        items = list(cols.items())
-        for i, vi in items:
-            row = self.g[i]
-            for j, vj in items:
-                row[j] += vi * vj
-            self.c[i] += vi * y
-        self.yy += y * y
-        self.y_sum += y
-        self.rows += 1
+def _gram(
+    columns: Sequence[Sequence[float]], y: Sequence[float]
+) -> tuple[list[list[float]], list[float]]:
+    """G = X'X and c = X'y from X's dense columns (sum(map(mul)) runs in C: the rows are many,
+    the columns few)."""
+    n = len(columns)
+    g = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        col_i = columns[i]
+        for j in range(i, n):
+            g[i][j] = g[j][i] = float(sum(map(operator.mul, col_i, columns[j])))
+    return g, [float(sum(map(operator.mul, col, y))) for col in columns]
 
 
 def _stretches(samples: Sequence[tuple[float, int]]) -> list[list[tuple[float, int]]]:
@@ -249,7 +236,7 @@ def _intervals(
 
 def estimate_leaks(
     samples: Mapping[str, Sequence[tuple[float, int]]],
-    requests: Sequence[Request],
+    requests: Sequence[tuple[float, str | None, str]],
     *,
     min_interval_s: float = MIN_INTERVAL_S,
     units: str = "worker pid",
@@ -259,7 +246,8 @@ def estimate_leaks(
 
     Args:
         samples: unit key -> (epoch seconds, RSS bytes) samples.
-        requests: the requests served (their unit keys as in `samples`; others are ignored).
+        requests: the requests served (:class:`Request`, or plain (time, unit, route) tuples;
+            their unit keys as in `samples`; others, and None, are ignored).
         min_interval_s: the shortest interval fitted.
         units: what a unit is ('worker pid', 'container'), said in the result.
         log_format: the access log's format name, said in the result.
@@ -269,9 +257,9 @@ def estimate_leaks(
         return LeakReport("not_enough_data", reason, units=units, log_format=log_format, **kw)
 
     by_unit: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for req in requests:
-        if req.unit in samples:
-            by_unit[req.unit].append((req.time, req.route))
+    for when, unit, route in requests:  # Request tuples, or plain (time, unit, route) ones
+        if unit is not None and unit in samples:
+            by_unit[unit].append((when, route))
     if not samples:
         return decline("no worker memory samples yet")
     if not by_unit:
@@ -302,38 +290,36 @@ def estimate_leaks(
         return decline("no request fell between two samples yet", intervals=len(rows))
     route_names = sorted({route for r in rows for route in r[3]})
     col = {route: i + 1 for i, route in enumerate(route_names)}  # column 0: seconds
-    totals: dict[str, int] = defaultdict(int)
-    fit = _Rows(len(route_names) + 1)
-    for _start, _end, dy, counts in rows:
-        cols: dict[int, float] = {0: _end - _start}
+    n_cols = len(route_names) + 1
+    columns = [[0.0] * len(rows) for _ in range(n_cols)]
+    y = [0.0] * len(rows)
+    for k, (start, end, dy, counts) in enumerate(rows):
+        columns[0][k] = end - start
+        y[k] = dy
         for route, n in counts.items():
-            cols[col[route]] = float(n)
-            totals[route] += n
-        fit.add(cols, dy)
+            columns[col[route]][k] = float(n)
+    totals = {route: round(sum(columns[col[route]])) for route in route_names}
+    gram, xty = _gram(columns, y)
     # Columns scaled to unit norm: the tolerances of the solve then mean the same for a
     # column of seconds and one of request counts.
-    norms = [math.sqrt(fit.g[i][i]) or 1.0 for i in range(fit.n_cols)]
-    g = [
-        [fit.g[i][j] / (norms[i] * norms[j]) for j in range(fit.n_cols)] for i in range(fit.n_cols)
-    ]
-    c = [fit.c[i] / norms[i] for i in range(fit.n_cols)]
+    norms = [math.sqrt(gram[i][i]) or 1.0 for i in range(n_cols)]
+    g = [[gram[i][j] / (norms[i] * norms[j]) for j in range(n_cols)] for i in range(n_cols)]
+    c = [xty[i] / norms[i] for i in range(n_cols)]
     scaled = nnls_gram(g, c, free=(0,))
-    beta = [scaled[i] / norms[i] for i in range(fit.n_cols)]
-    sse = fit.yy - 2 * sum(b * ci for b, ci in zip(beta, fit.c, strict=True))
-    sse += sum(
-        beta[i] * beta[j] * fit.g[i][j]
-        for i in range(fit.n_cols)
-        if beta[i]
-        for j in range(fit.n_cols)
-        if beta[j]
-    )
-    sse = max(sse, 0.0)
-    sst = fit.yy - fit.y_sum**2 / fit.rows
+    beta = [scaled[i] / norms[i] for i in range(n_cols)]
+    fitted = [0.0] * len(rows)
+    for i in range(n_cols):
+        if beta[i]:
+            b, column = beta[i], columns[i]
+            fitted = [f + b * x for f, x in zip(fitted, column, strict=True)]
+    sse = sum((a - f) ** 2 for a, f in zip(y, fitted, strict=True))
+    mean = sum(y) / len(y)
+    sst = sum((a - mean) ** 2 for a in y)
     r2 = max(0.0, 1.0 - sse / sst) if sst > 0 else 0.0
-    active = [i for i in range(fit.n_cols) if i == 0 or beta[i] > 0.0]
-    dof = max(fit.rows - len(active), 1)
+    active = [i for i in range(n_cols) if i == 0 or beta[i] > 0.0]
+    dof = max(len(rows) - len(active), 1)
     s2 = sse / dof
-    variance = dict(zip(active, inverse_diagonal(fit.g, active), strict=True))
+    variance = dict(zip(active, inverse_diagonal(gram, active), strict=True))
     contributions = {route: beta[col[route]] * totals[route] for route in route_names}
     unexplained = max(0.0, beta[0] * sum(r[1] - r[0] for r in rows))
     explained = sum(contributions.values()) + unexplained
@@ -342,7 +328,7 @@ def estimate_leaks(
         i = col[route]
         var = variance.get(i)
         if var is None:  # a route the fit set to 0: its marginal error
-            var = 1.0 / fit.g[i][i] if fit.g[i][i] > 0 else math.inf
+            var = 1.0 / gram[i][i] if gram[i][i] > 0 else math.inf
         se = math.sqrt(max(s2 * var, 0.0))
         named = (
             totals[route] >= MIN_ROUTE_REQUESTS
@@ -358,7 +344,7 @@ def estimate_leaks(
         routes=tuple(estimates),
         intercept_bytes_per_s=beta[0],
         r2=r2,
-        intervals=fit.rows,
+        intervals=len(rows),
         requests=served,
         window_s=window,
         units=units,

@@ -16,13 +16,13 @@ the container's worker processes are summed and a change of that set of pids sta
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from incident_console.domain.access_log import LogFormat, parse_access_line
 from incident_console.domain.durations import format_bytes
 from incident_console.domain.events import ContainerGone, ContainerProcesses, Event, LogLine, Note
-from incident_console.domain.leak import LeakReport, Request, estimate_leaks, leak_followup
+from incident_console.domain.leak import LeakReport, estimate_leaks, leak_followup
 from incident_console.monitor.state import HostState
 
 __all__ = [
@@ -48,7 +48,8 @@ RENOTE_SHARE = 0.25
 @dataclass(slots=True)
 class _Container:
     frames: deque[ContainerProcesses] = field(default_factory=lambda: deque(maxlen=FRAMES_KEPT))
-    requests: deque[tuple[float, int | None, str]] = field(
+    #: (time, the worker's pid as a unit key or None, route).
+    requests: deque[tuple[float, str | None, str]] = field(
         default_factory=lambda: deque(maxlen=REQUESTS_KEPT)
     )
     formats: Counter[str] = field(default_factory=Counter)
@@ -129,7 +130,8 @@ class LeakTracker:
                 when += self._offset
         if when < box.first_frame:
             return
-        box.requests.append((when, parsed.pid, parsed.route))
+        unit = str(parsed.pid) if parsed.pid is not None else None
+        box.requests.append((when, unit, parsed.route))
         box.dirty = True
 
     def _hint(self, cid: str) -> str:
@@ -177,7 +179,7 @@ class LeakTracker:
             for frame in frames:
                 for _pid, ns_pid, rss in _app_processes(frame):
                     samples.setdefault(str(ns_pid), []).append((frame.time, rss))
-            reqs = [Request(t, str(pid), route) for t, pid, route in requests if pid is not None]
+            reqs: Sequence[tuple[float, str | None, str]] = requests  # None: not fitted
             units = "worker pid"
         else:
             samples, reqs = self._per_container(frames, requests)
@@ -186,8 +188,8 @@ class LeakTracker:
 
     @staticmethod
     def _per_container(
-        frames: Iterable[ContainerProcesses], requests: list[tuple[float, int | None, str]]
-    ) -> tuple[dict[str, list[tuple[float, int]]], list[Request]]:
+        frames: Iterable[ContainerProcesses], requests: list[tuple[float, str | None, str]]
+    ) -> tuple[dict[str, list[tuple[float, int]]], list[tuple[float, str | None, str]]]:
         """The workers summed; a new set of pids (a kill, a recycle) is a new unit."""
         samples: dict[str, list[tuple[float, int]]] = {}
         spans: list[tuple[float, str]] = []  # (first frame time, unit)
@@ -197,13 +199,13 @@ class LeakTracker:
             if unit not in samples:
                 spans.append((frame.time, unit))
             samples.setdefault(unit, []).append((frame.time, sum(r for _p, _n, r in procs)))
-        reqs = []
+        reqs: list[tuple[float, str | None, str]] = []
         k = 0
         for t, _pid, route in requests:
             while k + 1 < len(spans) and spans[k + 1][0] < t:
                 k += 1
             if spans:
-                reqs.append(Request(t, spans[k][1], route))
+                reqs.append((t, spans[k][1], route))
         return samples, reqs
 
     def _note(self, cid: str, box: _Container, report: LeakReport, now: float) -> Note | None:
