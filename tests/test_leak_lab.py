@@ -35,7 +35,7 @@ TOLERANCE = 0.25
 BUSY_SHARE = 0.05
 #: The load: 6 requests a second of the mixed routes; diagnose watches this long.
 RATE = 6.0
-SAMPLE_S = 140
+SAMPLE_S = 110
 
 
 def _backend_module(leak_kib: int) -> ModuleType:

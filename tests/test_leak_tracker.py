@@ -179,13 +179,18 @@ def test_sampler_n_line_gives_the_pid_inside_the_container() -> None:
         [
             "T 6 100.0 v1",
             "P abc 4002 30720 gunicorn",
-            "N abc 4002 7",
+            "N abc 4002 7 20480",
             "P abc 4001 25600 gunicorn",
-            "N abc 9999 3",  # a pid with no P line: ignored
+            "N abc 4001 4001 -",  # the same pid, RssAnon not read
+            "P abc 4003 25600 gunicorn",
+            "N abc 4003 9",  # no anon field (an older sampler)
+            "N abc 9999 3 100",  # a pid with no P line: ignored
             "E",
         ]
     )
     assert frame.processes is not None
     procs = {p.pid: p for p in frame.processes["abc"]}
-    assert procs[4002].ns_pid == 7
-    assert procs[4001].ns_pid == 0
+    assert (procs[4002].ns_pid, procs[4002].anon_bytes) == (7, 20480 * 1024)
+    assert (procs[4001].ns_pid, procs[4001].anon_bytes) == (0, 0)
+    assert (procs[4003].ns_pid, procs[4003].anon_bytes) == (9, 0)
+    assert set(procs) == {4001, 4002, 4003}

@@ -66,7 +66,14 @@ def _app_processes(frame: ContainerProcesses) -> list[tuple[int, int, int]]:
     if not names:
         return []
     name = names.most_common(1)[0][0]
-    return [(p.pid, p.ns_pid or p.pid, p.rss_bytes) for p in frame.processes if p.name == name]
+    # The anonymous RSS where the sampler read it: a leak grows the heap, while the file-backed
+    # part (the interpreter, its libraries) shrinks and grows back as the cgroup nears its
+    # limit and reclaims page cache: noise, megabytes of it.
+    return [
+        (p.pid, p.ns_pid or p.pid, p.anon_bytes or p.rss_bytes)
+        for p in frame.processes
+        if p.name == name
+    ]
 
 
 class LeakTracker:
