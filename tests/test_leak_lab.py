@@ -173,6 +173,10 @@ async def test_mixed_load_names_the_leaking_routes(sshd: SshdServer, leak_lab: L
     assert "GET /api/v1/items 1024 KiB" in said  # what the lab says it keeps
     truth = _truth(leak_lab)
     report, doc, load, elapsed = await _watch(sshd, leak_lab, leak=True, seconds=SAMPLE_S)
+    # What was seen, for the log of a run (pytest -s): the figures beside the truth.
+    print(f"\nmixed load: {elapsed:.0f} s, {load.describe()}, routes {dict(load.routes)}")
+    for r in report.routes if report else ():
+        print(f"  console: {r.describe()} named={r.named} truth {truth[r.route] / KiB:g} KiB")
     assert elapsed < DEADLINE_S, f"took {elapsed:.0f} s"
     assert load.sent == 0 or load.routes["orders"] > load.routes["items"]
 

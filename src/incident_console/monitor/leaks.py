@@ -41,6 +41,8 @@ WINDOW_S = 1800.0
 #: Bounds per container: process frames (every 5 s: 30 min) and requests kept.
 FRAMES_KEPT = 400
 REQUESTS_KEPT = 60_000
+#: A worker that appears while the container is watched is left out for this long.
+WARMUP_S = 30.0
 #: A named route's estimate changing by more than this share is journaled again.
 RENOTE_SHARE = 0.25
 
@@ -183,9 +185,19 @@ class LeakTracker:
         with_pid = sum(1 for r in requests if r[1] is not None)
         if requests and with_pid * 2 >= len(requests):
             samples: dict[str, list[tuple[float, int]]] = {}
+            born: dict[str, float] = {}
+            first = box.frames[0].time if box.frames else 0.0
+            for frame in box.frames:
+                for _pid, ns_pid, _rss in _app_processes(frame):
+                    born.setdefault(str(ns_pid), frame.time)
             for frame in frames:
                 for _pid, ns_pid, rss in _app_processes(frame):
-                    samples.setdefault(str(ns_pid), []).append((frame.time, rss))
+                    unit = str(ns_pid)
+                    # A worker booted while we watched (a kill's or a recycle's replacement)
+                    # grows as it warms up, with whatever requests it serves first.
+                    if born[unit] > first and frame.time < born[unit] + WARMUP_S:
+                        continue
+                    samples.setdefault(unit, []).append((frame.time, rss))
             reqs: Sequence[tuple[float, str | None, str]] = requests  # None: not fitted
             units = "worker pid"
         else:
