@@ -163,6 +163,11 @@ def lab_status(project: str, directory: Path | None) -> None:
     click.echo(f"compose files: {' '.join(f'-f {p.name}' for p in lab.compose_files)}")
     click.echo(f"frontend: {lab.frontend_url}")
     click.echo(f"backend health: {lab.health_url}")
+    from incident_console.lab.load import LAB_ROUTES
+
+    # The truth a leak estimate is checked against (the backend's own KEEPS table).
+    keeps = ", ".join(f"{r.route} {r.keeps_kib(lab.settings.leak_kib):g} KiB" for r in LAB_ROUTES)
+    click.echo(f"kept per request: {keeps}")
 
 
 @lab_group.command("load")
@@ -188,6 +193,19 @@ def lab_status(project: str, directory: Path | None) -> None:
     is_flag=True,
     help="Load the stack in the lab server (VM); --dir is then the server's folder.",
 )
+@click.option(
+    "--mix",
+    default="items",
+    show_default=True,
+    help="Routes to load: 'items' (the leaking one), 'mixed' (busy, rare, small leaks), "
+    "or weights such as 'orders=55,items=25,users=15,reports=3'.",
+)
+@click.option(
+    "--leak/--no-leak",
+    default=True,
+    show_default=True,
+    help="--no-leak: the same requests, and the backend keeps nothing.",
+)
 def lab_load(
     project: str,
     directory: Path | None,
@@ -195,12 +213,19 @@ def lab_load(
     rate: float,
     until_oom: bool,
     server: bool,
+    mix: str,
+    leak: bool,
 ) -> None:
     """Load the leaking endpoint until a worker is OOM-killed (with the defaults: ~1 min)."""
     from incident_console.lab.lab import Lab, LabError
-    from incident_console.lab.load import LoadStats
+    from incident_console.lab.load import LoadStats, parse_mix, run_load
     from incident_console.lab.oom import KernelLogUnavailable
 
+    try:
+        routes = parse_mix(mix)
+    except ValueError as exc:
+        fail(f"--mix: {exc}")
+        return
     try:
         if server:
             from incident_console.lab.server import LabServer
@@ -257,9 +282,26 @@ def lab_load(
         if checking.acquire(blocking=False):
             threading.Thread(target=check_then_release, args=(stats,), daemon=True).start()
 
-    click.echo(f"loading {lab.leak_url} at {rate:g}/s for {duration:g} s")
     try:
-        final = lab.load(duration_s=duration, rate=rate, progress=progress, stop=stop)
+        if mix == "items" and leak:
+            click.echo(f"loading {lab.leak_url} at {rate:g}/s for {duration:g} s")
+            final = lab.load(duration_s=duration, rate=rate, progress=progress, stop=stop)
+        else:
+            weights = ", ".join(f"{r.name} {w:g}" for r, w in routes)
+            off = "; leak off (lab_leak=off)" if not leak else ""
+            click.echo(
+                f"loading {lab.frontend_url} ({weights}) at {rate:g}/s for {duration:g} s{off}"
+            )
+            final = run_load(
+                lab.frontend_url,
+                duration,
+                rate,
+                max(4, 2 * lab.settings.workers),
+                progress=progress,
+                stop=stop,
+                mix=routes,
+                leak=leak,
+            )
     except (LabError, ValueError) as exc:
         fail(str(exc))
         return

@@ -141,6 +141,7 @@ def _print_variables(runbook: Runbook, variables: Variables) -> None:
 async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[str, str]) -> int:
     from incident_console.monitor.host_monitor import HostMonitor
     from incident_console.monitor.journal import Journal, default_journal_path
+    from incident_console.monitor.leaks import leak_followups
     from incident_console.runbook.actions import HostExecutor
     from incident_console.runbook.engine import Engine
     from incident_console.runbook.runner import Runner
@@ -223,9 +224,10 @@ async def _run(runbook: Runbook, target: str, opts: dict[str, Any], sets: dict[s
         code = await runner.run_all(confirm, on_start=on_start, on_done=on_done)
         passed = sum(r.state is StepState.PASSED for r in engine.records)
         click.echo(f"\n{passed}/{len(engine.records)} steps passed; exit {code}")
-        if code == 1 and runbook.followups:
+        followups = [*leak_followups(monitor.state), *runbook.followups]
+        if code == 1 and followups:
             click.echo("If it persists:")
-            for item in runbook.followups:
+            for item in followups:
                 click.echo(f"  - {item}")
         return code
     finally:

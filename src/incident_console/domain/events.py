@@ -135,6 +135,10 @@ class ProcessRss:
     pid: int
     name: str
     rss_bytes: int
+    #: The pid inside the container's pid namespace (what its own logs say), 0: the same.
+    ns_pid: int = 0
+    #: RssAnon: the anonymous part of the RSS, which a leak grows (0: not read).
+    anon_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

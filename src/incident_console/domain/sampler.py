@@ -8,6 +8,7 @@ keeps the previous CPU counters to turn them into percentages, as ``docker stats
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,18 @@ def parse_frame(lines: Iterable[str]) -> Frame:
             frame.v2facts[parts[1]] = (_int(parts[2]), _float(parts[3]))
         elif tag == "V" and len(parts) >= 2:
             frame.vmstat_oom_kill = _int(parts[1])
+        elif tag == "N" and len(parts) >= 4:
+            pid, ns_pid = _int(parts[2]), _int(parts[3])
+            anon_kb = _int(parts[4]) if len(parts) > 4 else None
+            if pid is not None and ns_pid is not None and frame.processes:
+                procs = frame.processes.get(parts[1], [])
+                for i, proc in enumerate(procs):
+                    if proc.pid == pid:
+                        procs[i] = dataclasses.replace(
+                            proc,
+                            ns_pid=ns_pid if ns_pid != pid else 0,
+                            anon_bytes=anon_kb * 1024 if anon_kb is not None else 0,
+                        )
         elif tag == "X" and len(parts) >= 2:
             frame.missing.add(parts[1])
         elif tag == "P" and len(parts) >= 4:

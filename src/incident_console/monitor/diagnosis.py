@@ -26,6 +26,7 @@ from incident_console.domain.oom_scope import (
     scope_sentence,
 )
 from incident_console.domain.oom_sources import oom_sources_line
+from incident_console.monitor.leaks import leak_findings
 from incident_console.monitor.state import ContainerView, HostState
 
 #: How far back a container's memory trend is read (time_to_limit's default window).
@@ -212,6 +213,7 @@ def scope_to_project(state: HostState, project: str) -> HostState:
     scoped.memory.extend(state.memory)
     scoped.logs.extend(line for line in state.logs if line.id in scoped.containers)
     scoped.events.extend(e for e in state.events if e.id in scoped.containers)
+    scoped.leaks = {cid: r for cid, r in state.leaks.items() if cid in scoped.containers}
     scoped.probes = state.probes
     scoped.sources = state.sources
     return scoped
@@ -263,6 +265,8 @@ def diagnose_state(
                     f"{info.name} is growing toward its memory limit: {forecast.describe()}",
                 )
             )
+
+    diagnosis.findings.extend(Finding(sev, text) for sev, text in leak_findings(state))
 
     for url, history in sorted(state.probes.items()):
         if history and not history[-1].ok:
@@ -334,6 +338,7 @@ def diagnosis_json(
                 "cpu_percent": round(latest.cpu_percent, 2) if latest else None,
                 "oom_kill_count": latest.oom_kill_count if latest else None,
                 "forecast": forecast.to_json() if (forecast := container_forecast(view)) else None,
+                "leak": leak.to_json() if (leak := state.leaks.get(view.info.id)) else None,
             }
         )
     kills = [k for k in state.oom_kills if since is None or k.time >= since]

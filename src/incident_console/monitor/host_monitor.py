@@ -30,6 +30,7 @@ from incident_console.monitor.changes import ReadOnlyError as ReadOnlyError
 from incident_console.monitor.changes import output_digest as output_digest
 from incident_console.monitor.door import Door, HostView, with_deadline
 from incident_console.monitor.journal import Journal
+from incident_console.monitor.leaks import LeakTracker
 from incident_console.monitor.state import HostState
 from incident_console.sources.base import Source
 from incident_console.transport.base import CommandResult, ConnectionState, Host
@@ -90,6 +91,8 @@ class HostMonitor:
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._last_journaled: dict[str, float] = {}
+        #: Which request leaks: fed every event below, its reports land in state.leaks.
+        self.leaks = LeakTracker(self.state, clock=time.time)
         host.on_state(self._on_link)
 
     @property
@@ -228,6 +231,8 @@ class HostMonitor:
                 callback(event)
             except Exception:
                 log.exception("subscriber failed")
+        for note in self.leaks.observe(event):
+            self.record(note)  # a route newly named: journaled, and the postmortem reads it
 
     def _worth_journaling(self, event: Event) -> bool:
         # Samples are summarised: one per container (and host) every SAMPLE_JOURNAL_INTERVAL_S.

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from incident_console.monitor.changes import (
     ReadOnlyError,
 )
 from incident_console.monitor.host_monitor import HostMonitor
+from incident_console.monitor.leaks import LeakTracker
 from incident_console.monitor.relay_state import state_from_snapshot, state_snapshot
 from incident_console.monitor.state import HostState
 from incident_console.transport.base import ConnectionState, LinkState
@@ -202,6 +204,8 @@ class RelayMonitor:
         self.read_only = read_only
         self.probes: list[str] = []
         self._subscribers: list[Callable[[Event], None]] = []
+        #: The routes table of a viewer's detail: estimated here from the events relayed.
+        self.leaks = LeakTracker(state, clock=time.time)
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call `callback` with every event of this host (on the event loop)."""
@@ -216,6 +220,7 @@ class RelayMonitor:
     def record(self, event: Event) -> None:
         """Fold an event from serve into the state and tell the subscribers."""
         self.state.apply(event)
+        self.leaks.observe(event)  # its notes are serve's to journal, not a viewer's
         for callback in list(self._subscribers):
             try:
                 callback(event)

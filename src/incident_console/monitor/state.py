@@ -27,6 +27,7 @@ from incident_console.domain.events import (
     ProbeResult,
     SourceStatus,
 )
+from incident_console.domain.leak import LeakReport
 from incident_console.domain.oom_history import is_history_kill, same_kill
 
 #: One sample a second: 30 minutes of history per container (the seed's watch window).
@@ -99,6 +100,10 @@ class HostState:
     names: dict[str, ContainerName] = field(default_factory=dict)
     #: Bumped on every apply, so a reader can tell cheaply whether anything changed.
     version: int = 0
+    #: Container id -> what each route keeps per request (monitor/leaks.py writes it). Derived
+    #: from the events, not one of them: a serve viewer derives its own from the events it
+    #: was sent, so two states that saw the same events compare equal whatever it says.
+    leaks: dict[str, LeakReport] = field(default_factory=dict, compare=False)
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state."""

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from incident_console.domain.leak import leak_followup
 from incident_console.domain.redact import redact_record
 from incident_console.report.kills import deduplicate
 from incident_console.report.model import (
@@ -34,6 +35,8 @@ from incident_console.report.projects import (
 from incident_console.report.steps import derive_steps
 from incident_console.report.timeline import build_timeline
 
+#: The monitor's journal note naming a route (monitor/leaks.py LEAK_NOTE; report reads no monitor).
+LEAK_NOTE = "likely leak"
 #: Health values that mean users are affected, and those that mean recovered.
 BAD_STATES = ("unhealthy", "exited", "dead", "restarting")
 GOOD_STATES = ("healthy", "running")
@@ -220,6 +223,7 @@ def derive_facts(records: Sequence[dict[str, Any]], *, skipped_lines: int = 0) -
     timeline, hidden = build_timeline(
         ordered, kills, lambda r: project_of_record.get(id(r), "") == project
     )
+    leak, leak_followups = _likely_leak(ordered, containers, project)
     return IncidentFacts(
         records=len(ordered),
         skipped_lines=skipped_lines,
@@ -244,10 +248,36 @@ def derive_facts(records: Sequence[dict[str, Any]], *, skipped_lines: int = 0) -
             s for s in steps.steps if s.kind == "verify" and s.ran and s.state == "failed"
         ),
         runbooks=steps.runbooks,
-        followups=steps.followups,
+        followups=tuple(dict.fromkeys((*leak_followups, *steps.followups))),
         other_commands=steps.other_commands,
         charted=charted,
         memory=_periods(memory, charted, start, end, remediation_done, undone),
         timeline=timeline,
         timeline_hidden=hidden,
+        likely_leak=leak,
     )
+
+
+def _likely_leak(
+    ordered: Sequence[dict[str, Any]], containers: dict[str, Container], project: str
+) -> tuple[str, tuple[str, ...]]:
+    """The last 'likely leak' note of the project's containers, and its follow-up."""
+    last: dict[str, Any] | None = None
+    for record in ordered:
+        data = record.get("data")
+        if record.get("kind") != "note" or record.get("what") != LEAK_NOTE:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("summary"), str):
+            continue
+        known = containers.get(str(data.get("container_id") or ""))
+        if project and known is not None and known.project != project:
+            continue
+        last = data
+    if last is None:
+        return "", ()
+    where = str(last.get("container") or last.get("service") or "")
+    summary = f"{where}: {last['summary']}" if where else str(last["summary"])
+    route, size = last.get("route"), last.get("bytes_per_request")
+    if isinstance(route, str) and isinstance(size, int | float):
+        return summary, (leak_followup(route, float(size)),)
+    return summary, ()

@@ -214,6 +214,8 @@ class IncidentFacts:
     memory: tuple[MemoryPeriod, ...]
     timeline: tuple[TimelineRow, ...]
     timeline_hidden: int  # rows beyond the timeline's cap, counted not listed
+    #: The console's last 'likely leak' estimate of the affected project ('' when none).
+    likely_leak: str = ""
 
     @property
     def steps_run(self) -> tuple[StepRun, ...]:

@@ -57,6 +57,13 @@ def likely_cause(facts: IncidentFacts) -> str:
     return f"The kernel OOM-killed `{processes}` {workers} of {where} ({count})."
 
 
+def _leak_sentence(facts: IncidentFacts) -> str:
+    """What the console measured per route, after the cause: the request that grew the workers."""
+    if not facts.likely_leak:
+        return ""
+    return f" The console tied the workers' growth to requests: {facts.likely_leak}."
+
+
 def _what_happened(facts: IncidentFacts) -> list[str]:
     hosts = ", ".join(facts.hosts) or "the host"
     project = f" of project `{facts.project}`" if facts.project else ""
@@ -153,7 +160,7 @@ def summary(facts: IncidentFacts) -> list[str]:
         "",
         *_what_happened(facts),
         _window(facts),
-        f"- **Likely cause:** {likely_cause(facts)}",
+        f"- **Likely cause:** {likely_cause(facts)}{_leak_sentence(facts)}",
         *_remediation(facts),
         *_runbook_line(facts),
     ]

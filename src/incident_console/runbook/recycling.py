@@ -22,6 +22,7 @@ from incident_console.domain.events import ContainerProcesses, OomKill, ProcessR
 from incident_console.domain.logsignals import is_access_line
 from incident_console.domain.recycle import Interval, growth_per_request
 from incident_console.monitor.endpoints import healthcheck_path
+from incident_console.monitor.leaks import per_request_of_worst
 from incident_console.monitor.state import ContainerView, HostState
 
 __all__ = ["SinceStart", "health_paths", "is_request", "kill_rss", "measure", "split_gunicorn"]
@@ -276,6 +277,12 @@ def measure(
                                     "left out) over", 1)  # fmt: skip
     else:
         growth = missing if samples else "no process samples of the service yet"
+    per_request = estimate.high if estimate is not None else None
+    worst = per_request_of_worst(state, [v.info.id for v in views])
+    if worst is not None:
+        # Measured per route: a worker that serves N requests of the likely leak peaks at
+        # its boot size plus N times what that route keeps, whatever the mix was while seen.
+        per_request, growth = worst
     limit = max((v.info.memory_limit_bytes for v in views if not v.gone), default=0)
     return FixEvidence(
         limit_bytes=limit,
@@ -286,6 +293,6 @@ def measure(
         overhead_bytes=max(round(statistics.median(overheads)), 0) if overheads else 0,
         peak_bytes=peak,
         peak_how="; ".join(how),
-        per_request=estimate.high if estimate is not None else None,
+        per_request=per_request,
         growth=growth,
     )

@@ -12,6 +12,9 @@
 #           C KEY USAGE INACTIVE_FILE LIMIT CPU SWAP        "-" where a file did not read
 #           X KEY                                           the container's usage did not read
 #           P KEY PID VMRSS_KB NAME                         every 5th tick and after a set
+#           N KEY PID NSPID ANON_KB                         after its P line: the pid inside
+#                                                           the container's pid namespace and
+#                                                           RssAnon ("-" where absent)
 #           O KEY OOM_KILL OOM                              every 5th tick and after a set
 #           V OOM_KILL                                      every 5th tick and after a set
 #           Q KEY PEAK PRESSURE_SOME_AVG10                  v2 only, with the O lines
@@ -111,25 +114,37 @@ function container(key, mdir, cdir,    usage, inactive, limit, cpu, swap) {
     out = out "C " key " " usage " " inactive " " limit " " cpu " " swap "\n"
 }
 
-function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count) {
+function processes(key, mdir,    path, pid, status, line, name, rss, n, f, count, nspid, anon) {
     path = mdir "/cgroup.procs"
     count = 0
     # Bounded: a fork bomb in a container must not turn every 5th frame into megabytes.
     while (count < 256 && (getline pid < path) > 0) {
         status = "/proc/" pid "/status"
-        name = ""; rss = ""
+        name = ""; rss = ""; nspid = ""; anon = "-"
         while ((getline line < status) > 0) {
+            if (rss != "") {
+                # The line after VmRSS: RssAnon (kernels >= 4.5), the heap a leak grows.
+                if (substr(line, 1, 8) == "RssAnon:") { n = split(line, f, " "); anon = f[2] }
+                break
+            }
             if (substr(line, 1, 5) == "Name:") {
                 name = line
                 sub(/^Name:[ \t]*/, "", name)
+            } else if (substr(line, 1, 6) == "NSpid:") {
+                n = split(line, f, " ")
+                nspid = (n >= 3) ? f[n] : ""
             } else if (substr(line, 1, 6) == "VmRSS:") {
                 n = split(line, f, " ")
                 rss = f[2]
-                break
             }
         }
         close(status)
-        if (rss != "") { out = out "P " key " " pid " " rss " " name "\n"; count++ }
+        if (rss != "") {
+            out = out "P " key " " pid " " rss " " name "\n"; count++
+            # The pid the container sees (its access log's %(p)s) and the anonymous RSS.
+            if (nspid == "") nspid = pid
+            if (nspid != pid || anon != "-") out = out "N " key " " pid " " nspid " " anon "\n"
+        }
     }
     close(path)
 }

@@ -81,15 +81,24 @@ container() {
 processes() {
     _n=0
     while [ "$_n" -lt 256 ] && read -r _pid; do
-        _name= _rss=
+        _name= _rss= _ns= _anon=-
         while read -r _k _v; do
+            if [ -n "$_rss" ]; then
+                case $_k in RssAnon:) _anon=${_v%% *} ;; esac
+                break
+            fi
             case $_k in
                 Name:) _name=$_v ;;
-                VmRSS:) _rss=${_v%% *}; break ;;
+                NSpid:) _ns=${_v##*[	 ]} ;;
+                VmRSS:) _rss=${_v%% *} ;;
             esac
         done 2>/dev/null < "/proc/$_pid/status"
         if [ -n "$_rss" ]; then
             printf 'P %s %s %s %s\n' "$1" "$_pid" "$_rss" "$_name"
+            [ -n "$_ns" ] || _ns=$_pid
+            if [ "$_ns" != "$_pid" ] || [ "$_anon" != - ]; then
+                printf 'N %s %s %s %s\n' "$1" "$_pid" "$_ns" "$_anon"
+            fi
             _n=$((_n + 1))
         fi
     done 2>/dev/null < "$2/cgroup.procs"

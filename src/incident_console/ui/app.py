@@ -23,6 +23,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from incident_console.config import Settings
 from incident_console.domain.events import Event, OomKill
 from incident_console.locations import builtin_theme_dirs, user_theme_dir
+from incident_console.monitor.leaks import likely_leak
 from incident_console.ui import format as fmt
 from incident_console.ui import keys
 from incident_console.ui.commands import ConsoleCommands, PaletteCommand
@@ -199,7 +200,8 @@ class IncidentApp(IntentActions):
             who, about = OomFeed.whose(monitor.state, kill)  # as the feed names it
         else:
             who, about = kill.container or kill.container_id[:12] or "host", kill.service or "-"
-        self.kill_toasts.show(message.host, who, about, kill)
+        leak = likely_leak(monitor.state, kill.container_id) if monitor is not None else ""
+        self.kill_toasts.show(message.host, who, about, kill, also=leak)
 
     # Where the user is -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from incident_console.domain.events import (
     ProcessRss,
     SourceStatus,
 )
+from incident_console.domain.leak import LeakReport, RouteEstimate
 from incident_console.monitor.changes import (
     Change,
     ChangeDeclined,
@@ -108,6 +109,25 @@ def _cid(name: str) -> str:
     return (name.encode().hex() * 8)[:64]
 
 
+def _demo_leak() -> LeakReport:
+    """What the estimator says of the demo's backend: one route keeps about 1 MiB a request."""
+    return LeakReport(
+        "leak",
+        "412 requests in 6 m, fit 0.96",
+        routes=(
+            RouteEstimate("GET /api/v1/items", 412, 1.0 * MiB, 21 * 1024, 0.93, True),
+            RouteEstimate("GET /api/v1/orders", 1530, 2 * 1024, 3 * 1024, 0.02, False),
+            RouteEstimate("GET /api/v1/health", 120, 0.0, 9 * 1024, 0.0, False),
+        ),
+        r2=0.96,
+        intervals=96,
+        requests=2062,
+        window_s=360.0,
+        units="worker pid",
+        log_format="gunicorn with worker pid (%(p)s)",
+    )
+
+
 def demo_monitor(
     name: str = "prod", *, now: float = DEMO_NOW, read_only: bool = False, containers: int = 5
 ) -> RecordingMonitor:
@@ -178,6 +198,7 @@ def demo_monitor(
             ),
         )
     )
+    monitor.state.leaks[backend] = _demo_leak()
     post(
         HealthChange(
             time=now - 240,

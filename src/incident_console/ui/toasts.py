@@ -65,12 +65,13 @@ class KillToasts:
         self.app = app
         self._bursts: dict[tuple[str, str], _Burst] = {}
 
-    def show(self, host: str, who: str, about: str, kill: OomKill) -> str:
+    def show(self, host: str, who: str, about: str, kill: OomKill, also: str = "") -> str:
         """Pop up `kill` (or fold it into its container's toast); returns the message.
 
         Past MAX_KILL_TOASTS containers with a toast up on one host (an engine where several
         stacks are being killed), the others' kills share one toast for the host: the stack
-        of toasts would otherwise grow down over the Logs pane.
+        of toasts would otherwise grow down over the Logs pane. `also` is one more line for
+        the container's toast (the likely leak of its service).
         """
         key = (host, who)
         burst = self._bursts.get(key)
@@ -102,6 +103,8 @@ class KillToasts:
             message = others_message(host, burst.names, burst.count, burst.last - burst.first)
         else:
             message = kill_message(host, who, about, kill, burst.count, burst.last - burst.first)
+            if also:
+                message += f"\n{also}"
         title = "OOM kill" if burst.count == 1 else f"{burst.count} OOM kills"
         notification = Notification(message, title, "error", KILL_TOAST_S, markup=False)
         burst.notification = notification

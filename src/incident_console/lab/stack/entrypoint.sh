@@ -2,7 +2,8 @@
 # The lab backend's entrypoint, shaped like the seed's backend/entrypoint.sh: gunicorn's settings
 # come from the environment (with defaults in docker-compose.yml), so a fix is an env change.
 # One access line per request on stdout, as production setups log them: the console counts
-# them for the request rate (GUNICORN_ACCESSLOG names a file instead).
+# them for the request rate (GUNICORN_ACCESSLOG names a file instead). gunicorn's default
+# format plus the worker's pid (%(p)s, '<8>'): the console ties each request to its worker.
 set -eu
 
 set -- \
@@ -12,7 +13,8 @@ set -- \
     --timeout "${GUNICORN_TIMEOUT:-30}" \
     --log-level info \
     --error-logfile - \
-    --access-logfile "${GUNICORN_ACCESSLOG:--}"
+    --access-logfile "${GUNICORN_ACCESSLOG:--}" \
+    --access-logformat '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s'
 
 # 0 or unset: workers are never recycled (the seed's state before the fix).
 if [ "${GUNICORN_MAX_REQUESTS:-0}" -gt 0 ]; then

@@ -22,6 +22,7 @@ from incident_console.ui import format as fmt
 from incident_console.ui import keys
 from incident_console.ui.protocol import MonitorLike
 from incident_console.ui.widgets.header import HostHeader
+from incident_console.ui.widgets.routes import RoutesTable
 
 MiB = 1024 * 1024
 CHART_WINDOW_S = 1800
@@ -168,6 +169,7 @@ class ContainerDetailScreen(Screen[None]):
                 yield Static(id="chart-legend")
             with Vertical(id="detail-side"):
                 yield DataTable(id="processes", cursor_type="row")
+                yield RoutesTable(id="routes")
                 yield Static(id="limits", classes="detail-pane")
         with Horizontal(id="detail-bottom"):
             with VerticalScroll(classes="detail-pane"):
@@ -233,6 +235,7 @@ class ContainerDetailScreen(Screen[None]):
         legend = self.query_one(MemoryChart).draw(view, now, live)
         self.query_one("#chart-legend", Static).update(legend_line(legend))
         self._processes(view)
+        self.query_one(RoutesTable).show(state.leaks.get(self.container_id))
         self._limits(view)
         self._health(view, now)
         # Redacted at the source already; again here, with the same rule, to be sure.
