@@ -7,7 +7,7 @@ from pathlib import Path
 from incident_console.config import Settings
 from incident_console.domain.events import OomConstraint, OomKill
 from incident_console.ui.app import IncidentApp, make_app
-from incident_console.ui.demo import DEMO_NOW, FakeMonitor, demo_monitor
+from incident_console.ui.demo import DEMO_NOW, RecordingMonitor, demo_monitor
 from incident_console.ui.screens.detail import ContainerDetailScreen
 from incident_console.ui.widgets.routes import RoutesTable
 
@@ -15,11 +15,11 @@ THEMES = Path(__file__).resolve().parents[1] / "themes"
 SIZE = (160, 45)
 
 
-def app_for(monitor: FakeMonitor) -> IncidentApp:
+def app_for(monitor: RecordingMonitor) -> IncidentApp:
     return make_app(Settings(), [monitor], clock=lambda: DEMO_NOW, theme_dirs=[THEMES])
 
 
-def _backend(monitor: FakeMonitor) -> str:
+def _backend(monitor: RecordingMonitor) -> str:
     return next(c for c, v in monitor.state.containers.items() if v.info.service == "backend")
 
 
