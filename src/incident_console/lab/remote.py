@@ -210,6 +210,16 @@ class ServerLabHost:
             raise OSError(f"{self.where}: {done.stderr.strip()}")
         return done.stdout
 
+    def write_text(self, path: str, text: str) -> None:
+        """Write `text` to `path` on the VM (`tee`: a sysfs or /proc file takes one write).
+
+        Raises:
+            OSError: it could not be written.
+        """
+        done = self._ssh(["tee", "--", path], timeout=20, input=text.encode())
+        if done.returncode != 0:
+            raise OSError(f"{self.where}: writing {path} failed: {done.stderr.strip()}")
+
     def kernel_log(self) -> list[str]:
         """The VM's kernel log, read as root (deploy may not: kernel.dmesg_restrict=1).
 
