@@ -10,7 +10,9 @@ skip elsewhere. The times of the build, the boot and the stack are printed in th
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,19 +73,59 @@ class LabServerRun:
         return self.report.target.split()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "labserver: needs the lab server VM (qemu)")
-    config.addinivalue_line(
-        "markers", "labserver_down: takes the session's lab server down (runs last)"
-    )
+_RAN_LOCAL: list[bool] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The server is shared by the session: whoever takes it down goes after everyone else.
-    items.sort(key=lambda item: item.get_closest_marker("labserver_down") is not None)
+    # The server is shared by the session: the tests that recreate its stack without limits
+    # go after the others, and whoever takes it down goes after everyone else.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("labserver_down") is not None,
+            item.get_closest_marker("labserver_nolimits") is not None,
+        )
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After -m's deselection: whether this pass runs anything on this machine's engine.
+    _RAN_LOCAL[:] = [any(i.get_closest_marker("labserver") is None for i in session.items)]
+
+
+def _short(version: str) -> str:
+    # '20.10.24+dfsg1' -> '20.10', 'v2.26.1' -> '2.26': the generation, not the build.
+    m = re.match(r"v?(\d+)\.(\d+)", version.strip())
+    return f"{m.group(1)}.{m.group(2)}" if m else (version.strip() or "?")
+
+
+def _local_server_line() -> str:
+    """This machine's engine as the local pass met it: docker, cgroup, driver, compose."""
+
+    def out(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    docker = out(["docker", "version", "--format", "{{.Server.Version}}"])
+    if not docker:
+        return "server: this machine's docker engine did not answer"
+    cgroup = out(["docker", "info", "--format", "{{.CgroupVersion}} {{.CgroupDriver}}"]).split()
+    compose = out(["docker", "compose", "version", "--short"]) or out(
+        ["docker-compose", "version", "--short"]
+    )
+    v, driver = (cgroup + ["?", "?"])[:2]
+    return (
+        f"server: docker {_short(docker)} cgroup v{v} {driver} compose {_short(compose)}"
+        " (this machine's engine)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # CI's output names the servers each pass ran on (issue 14): one line per server.
+    if _RAN_LOCAL and _RAN_LOCAL[0]:
+        terminalreporter.write_line(_local_server_line())
     for line in _TIMES:
         terminalreporter.write_line(line)
 
@@ -108,6 +150,12 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServerRu
         run = LabServerRun(server, report, state, seconds, status.versions)
         build = f"{report.build_s:.0f} s" if report.build_s is not None else "cached"
         v = status.versions
+        kind = v.get("cgroup", "? ?").lstrip("v").split()
+        _TIMES.append(
+            f"server: docker {_short(v.get('docker', '?'))} cgroup v{kind[0]} "
+            f"{kind[-1]} compose {_short(v.get('compose', '?'))} (the lab server VM, kernel "
+            f"{v.get('kernel')})"
+        )
         _TIMES.append(
             f"lab server: build {build}, boot to sshd+dockerd {report.boot_s:.0f} s, stack healthy "
             f"{report.stack_s:.0f} s (up {seconds:.0f} s); docker {v.get('docker')} cgroup "
