@@ -33,8 +33,8 @@ from incident_console.lab.remote import ServerLabHost
 from incident_console.lab.vm import DEPLOY_USER, VM_LAB_TAR, VmImage, build_image, purge_images
 
 STATE_FILE = "server.json"
-_BOOT_TIMEOUT_S = 300.0
-_STACK_TIMEOUT_S = 400.0
+_BOOT_TIMEOUT_S = 600.0
+_STACK_TIMEOUT_S = 600.0
 #: KiB each leaking request keeps with limits (the lab's own default) and without them. With no
 #: limit the VM's whole memory has to fill: at 1 MiB a request (about 4 requests a second
 #: through the emulated frontend) that took minutes, and the last of them were spent evicting
