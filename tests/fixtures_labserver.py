@@ -16,11 +16,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pytest
 
 from conftest import IN_CI
 from incident_console.lab.lab import Lab
+from incident_console.lab.oom import oom_kills
 from incident_console.lab.remote import ServerLabHost
 from incident_console.lab.server import LabServer, ServerState, UpReport
 from incident_console.lab.vm import VmImage, image_dir
@@ -164,3 +166,57 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServerRu
         yield run
     finally:
         server.down()
+
+
+# -- the kernel's word, read as root (deploy may not: dmesg_restrict=1) ------------------------
+
+
+def clock_offset(run: LabServerRun) -> float:
+    """The VM's wall clock minus this machine's (seconds), from the quickest of 3 readings."""
+    best: tuple[float, float] | None = None
+    for _ in range(3):
+        t0 = time.time()
+        out = run.host().run(["date", "+%s.%N"], timeout=60).stdout
+        t1 = time.time()
+        offset = float(out) - (t0 + t1) / 2
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, offset)
+    assert best is not None
+    return best[1]
+
+
+@dataclass(frozen=True)
+class KernelKill:
+    """A kernel 'Killed process' line of a container, with its wall time on the VM's clock."""
+
+    wall: float
+    line: str
+    global_oom: bool
+
+
+def kernel_kills(run: LabServerRun, container_id: str) -> list[KernelKill]:
+    """The kernel's OOM kills in `container_id`, read as root (deploy may not: dmesg_restrict)."""
+    root = run.host("root")
+    raw = root.kernel_log()
+    iso = root.run(["dmesg", "--time-format", "iso"], timeout=60).stdout.splitlines()
+    assert len(iso) >= len(raw) - 5, "dmesg --time-format iso read a different log"
+    found = []
+    for kill in oom_kills(container_id, raw):
+        # The same line in the iso listing: its text after the stamp is the same.
+        summary = next(ln for ln in kill.lines if "oom-kill:" in ln)
+        text = summary.split("] ", 1)[1]
+        stamped = next(ln for ln in iso if ln.endswith(text))
+        stamp = stamped.split(" ", 1)[0].replace(",", ".")
+        found.append(
+            KernelKill(
+                datetime.fromisoformat(stamp).timestamp(), kill.lines[-1], "global_oom" in text
+            )
+        )
+    return found
+
+
+def memory_events_kills(run: LabServerRun, container_id: str) -> int:
+    """The container cgroup's `oom_kill` count in memory.events, read as deploy."""
+    path = f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/memory.events"
+    text = run.host().read_text(path)
+    return next(int(ln.split()[1]) for ln in text.splitlines() if ln.startswith("oom_kill "))
