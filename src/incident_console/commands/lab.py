@@ -394,6 +394,27 @@ def server_up(
     click.echo("          incident-console lab load --server")
 
 
+@server_group.command("restack")
+@_server_dir
+@click.option(
+    "--no-limits",
+    is_flag=True,
+    help="Recreate the stack with no container memory limit (else: with the limits).",
+)
+def server_restack(directory: Path | None, no_limits: bool) -> None:
+    """Recreate the running server's stack with or without container memory limits."""
+    from incident_console.lab.model import LabError
+    from incident_console.lab.server import LabServer
+
+    try:
+        took = LabServer(directory).restack(not no_limits, progress=click.echo)
+    except LabError as exc:
+        fail(str(exc))
+        return
+    limits = "no container limits" if no_limits else "container limits"
+    click.echo(f"stack:    recreated with {limits} in {took:.0f} s")
+
+
 @server_group.command("status")
 @_server_dir
 def server_status(directory: Path | None) -> None:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import platformdirs
@@ -33,8 +33,21 @@ from incident_console.lab.remote import ServerLabHost
 from incident_console.lab.vm import DEPLOY_USER, VM_LAB_TAR, VmImage, build_image, purge_images
 
 STATE_FILE = "server.json"
-_BOOT_TIMEOUT_S = 300.0
-_STACK_TIMEOUT_S = 400.0
+_BOOT_TIMEOUT_S = 600.0
+_STACK_TIMEOUT_S = 600.0
+#: KiB each leaking request keeps with limits (the lab's own default) and without them. With no
+#: limit the VM's whole memory has to fill: at 1 MiB a request (about 4 requests a second
+#: through the emulated frontend) that took minutes, and the last of them were spent evicting
+#: and re-reading the page cache (the VM stopped answering, no kill). 16 MiB a request fills it
+#: in well under a minute, the way the issue's fast allocating python did, which got a clean
+#: kill.
+LEAK_KIB = 1024
+NO_LIMITS_LEAK_KIB = 16384
+#: MGLRU's thrashing guard: when the pages used in the last N ms cannot stay in memory, the
+#: kernel OOM-kills instead of evicting them (and re-reading them, again and again: on a VM
+#: with no swap that is the page cache of every binary, sshd's included). Set at boot as root.
+MIN_TTL_MS = 1000
+_MIN_TTL_FILE = "/sys/kernel/mm/lru_gen/min_ttl_ms"
 
 
 def default_server_dir() -> Path:
@@ -249,6 +262,7 @@ class LabServer:
             raise
         say(f"sshd answered after {time.monotonic() - t0:.0f} s; waiting for dockerd ...")
         self._wait_for_docker(state, host)
+        self._guard_against_thrashing(state)
         boot_s = time.monotonic() - t0
         say(f"dockerd answered after {boot_s:.0f} s; starting the stack as {DEPLOY_USER} ...")
         t1 = time.monotonic()
@@ -259,6 +273,7 @@ class LabServer:
             workers,
             frontend_port,
             extra,
+            leak_kib=LEAK_KIB if limits else NO_LIMITS_LEAK_KIB,
             host=host,
             backend_port=backend_port,
             limits=limits,
@@ -266,6 +281,46 @@ class LabServer:
         lab.up(timeout_s=_STACK_TIMEOUT_S, progress=say)
         stack_s = time.monotonic() - t1
         return UpReport(self.target(state), lab.frontend_url, build_s, boot_s, stack_s)
+
+    def restack(self, limits: bool, progress: Callable[[str], None] | None = None) -> float:
+        """Recreate the running server's stack with (or without) container memory limits.
+
+        One VM serves both incidents: the limit kill and, after `restack(False)`, the server
+        itself running out. Compose recreates the containers whose settings changed; the
+        ports, the workers and the backend's limit size stay as `up` set them.
+
+        Returns:
+            Seconds to a healthy backend.
+
+        Raises:
+            LabError: no server runs here, or the stack did not come up healthy.
+        """
+        state = self.state()
+        old = self.lab(state)
+        assert state is not None  # self.lab raised otherwise
+        t0 = time.monotonic()
+        host = self.host(state)
+        # A fresh login costs seconds on the emulated CPU, and compose's detection gives a
+        # command 20 s: share one connection, as `up` does.
+        host.open_master()
+        s = old.settings
+        lab = Lab(
+            state.project,
+            old.directory,
+            s.mem_limit,
+            s.workers,
+            s.frontend_port,
+            s.extra,
+            leak_kib=LEAK_KIB if limits else NO_LIMITS_LEAK_KIB,
+            host=host,
+            backend_port=s.backend_port,
+            limits=limits,
+        )
+        lab.up(timeout_s=_STACK_TIMEOUT_S, progress=progress)
+        (self.directory / STATE_FILE).write_text(
+            json.dumps(asdict(replace(state, limits=limits)), indent=2) + "\n"
+        )
+        return time.monotonic() - t0
 
     def status(self) -> ServerStatus:
         """Whether qemu runs, the versions inside, and the stack's containers."""
@@ -365,6 +420,14 @@ class LabServer:
             last = lines[-1] if lines else f"exit status {done.returncode}"
             time.sleep(2)
         raise LabError(f"dockerd in the VM did not answer within {_BOOT_TIMEOUT_S:.0f} s: {last}")
+
+    def _guard_against_thrashing(self, state: ServerState) -> None:
+        root = self.host(state, "root")
+        try:
+            root.write_text(_MIN_TTL_FILE, f"{MIN_TTL_MS}\n")
+        except OSError as exc:
+            # A kernel without MGLRU still runs the lab; only a host-wide OOM may not come.
+            raise LabError(f"{exc} (the thrashing guard for --no-limits)") from None
 
     def _remove_run_files(self) -> None:
         for path in (self.overlay, self._pidfile, self.known_hosts, self.directory / STATE_FILE):

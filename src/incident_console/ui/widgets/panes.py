@@ -230,11 +230,13 @@ class OomFeed(StatePane):
         else:
             # A counted kill: no pid or rss was ever known; say where it came from.
             detail = fmt.clean(kill.detail or "pid unknown")
-            long_what = f" {process} {detail}, {fmt.clean(kill.source)} ({where})"
+            # (A kill known only from a counter has no process name either: no double space.)
+            named_proc = f" {process}" if process else ""
+            long_what = f"{named_proc} {detail}, {fmt.clean(kill.source)} ({where})"
             told_what = long_what.replace(f"({where})", f"({told})")
-            short_what = f" {process} {detail} {where}"
+            short_what = f"{named_proc} {detail} {where}"
         # Narrowest: the process goes too (the detail's processes pane names it).
-        bare_what = short_what.replace(f" {process} ", " ", 1)
+        bare_what = short_what.replace(f" {process} ", " ", 1) if process else short_what
         stamp = fmt.clock(kill.time)
         # The service in brackets says nothing the name does not already say (backend_1).
         named = about not in ("-", "") and about.split(",")[0] not in who
