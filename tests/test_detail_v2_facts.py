@@ -24,9 +24,9 @@ def _facts(stats_detail: str, peak: int | None, some: float | None) -> list[str]
 
 def test_v2_shows_peak_and_pressure() -> None:
     lines = _facts("awk-sampler (awk cgroup v2, systemd, one process)", 66912256, 12.34)
-    assert lines == ["memory peak    64M", "mem pressure   some 12.34% (avg10)"]
+    assert lines == [("memory peak", "64M"), ("mem pressure", "some 12.34% (avg10)")]
 
 
 def test_v1_says_not_available() -> None:
     lines = _facts("awk-sampler (mawk cgroup v1, cgroupfs, one process)", None, None)
-    assert lines == ["memory peak    n/a on cgroup v1", "mem pressure   n/a on cgroup v1"]
+    assert lines == [("memory peak", "n/a on cgroup v1"), ("mem pressure", "n/a on cgroup v1")]
