@@ -295,3 +295,37 @@ async def test_the_detail_shows_a_legend_and_the_whole_traceback() -> None:
         health = str(app.screen.query_one("#health-log", Static).render())
         assert "Traceback (most recent call last):" in health
         assert "URLError" in health
+
+
+async def test_a_kill_at_a_shared_limit_marks_the_victim_and_the_container_that_grew() -> None:
+    monitor = demo_monitor()
+    victim = monitor.state.container_by_name("app-db-1")
+    grew = monitor.state.container_by_name("app-backend-1")
+    assert victim is not None and grew is not None
+    monitor.post(
+        OomKill(
+            time=DEMO_NOW - 5,
+            pid=4242,
+            process="postgres",
+            constraint=OomConstraint.LIMIT,
+            anon_rss_bytes=300 * MiB,
+            container_id=victim.info.id,
+            container="app-db-1",
+            service="db",
+            source="dmesg",
+            scope="shared-limit",
+            oom_memcg="/incident-console-lab-app",
+            culprit_id=grew.info.id,
+            culprit="app-backend-1",
+            culprit_growth_bytes=200 * MiB,
+            culprit_window_s=120.0,
+        )
+    )
+    app = app_for(monitor)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainersTable)
+        cells = table._cells
+        assert str(cells[grew.info.id][0]).endswith("↑")
+        assert str(cells[victim.info.id][0]) == "OOM"
+        assert "↑ grew most before a shared-limit or host-wide kill" in table.border_subtitle

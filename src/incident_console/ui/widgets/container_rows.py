@@ -41,7 +41,7 @@ SPARK_WIDTH = 10
 #: (key, label, width): fixed widths, so a row never jumps as its numbers change; the name
 #: and service columns are as wide as their longest entry (these are their least widths).
 COLUMNS = (
-    ("oom", "!", 3),
+    ("oom", "!", 4),  # "OOM" killed lately, "↑" grew most before a shared or host-wide kill
     ("name", "Container", 9),
     ("service", "Service", 7),
     ("state", "State", 10),  # "restarting"

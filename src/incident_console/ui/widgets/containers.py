@@ -111,6 +111,8 @@ class ContainersTable(ScrollView, can_focus=True):
         self._cells: dict[str, tuple[Content, ...]] = {}
         #: container id -> (newest sample time when worked out, what the cell says).
         self._forecasts: dict[str, tuple[float, str]] = {}
+        #: Short ids of the containers that grew most before a recent kill at a shared limit.
+        self._culprits: set[str] = set()
         #: container id -> (its info, what its cells depend on, the cells).
         self._rows: dict[str, tuple[ContainerInfo, tuple[object, ...], tuple[Content, ...]]] = {}
         #: container id -> its memory band in the order (sticky, see `memory_band`).
@@ -232,6 +234,11 @@ class ContainersTable(ScrollView, can_focus=True):
             force = True
         views.sort(key=lambda v: self._order_key(v, now))
         live = state.is_live
+        # Where the limit that ran out was shared (or nobody's), the container killed need not
+        # be the one that grew: the one that did (the kill's culprit) is marked too.
+        self._culprits = {
+            k.culprit_id[:12] for k in state.oom_kills if k.culprit_id and now - k.time < OOM_MARK_S
+        }
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
         for gone in set(self._forecasts) - set(rows):
             del self._forecasts[gone]
@@ -264,6 +271,7 @@ class ContainersTable(ScrollView, can_focus=True):
                 f"filter {self.filter_text!r}: {len(keys)} of {self._total}"
                 if self.filter_text
                 else "",
+                "↑ grew most before a shared-limit or host-wide kill" if self._culprits else "",
                 (
                     "STALE: last known values"
                     if has_readings(state)
@@ -357,9 +365,10 @@ class ContainersTable(ScrollView, can_focus=True):
         info = view.info
         latest = view.latest
         marked = view.last_oom is not None and now - view.last_oom < OOM_MARK_S
+        culprit = info.id[:12] in self._culprits
         fresh = latest is not None and now - latest.time <= SAMPLE_STALE_S
         current = live and latest is not None and fresh and info.state == "running"
-        key: tuple[object, ...] = (marked, live, current, view.oom_kills, self.glyphs)
+        key: tuple[object, ...] = (marked, culprit, live, current, view.oom_kills, self.glyphs)
         if current and latest is not None:
             # Only the newest SPARK_WIDTH samples are drawn (a view keeps many more).
             recent = [
@@ -374,16 +383,18 @@ class ContainersTable(ScrollView, can_focus=True):
         cached = self._rows.get(info.id)
         if cached is not None and cached[0] is info and cached[1] == key:
             return cached[2]
-        cells = self._build_cells(view, marked, current, live)
+        cells = self._build_cells(view, marked, current, live, culprit)
         self._rows[info.id] = (info, key, cells)
         return cells
 
     def _build_cells(
-        self, view: ContainerView, marked: bool, current: bool, live: bool
+        self, view: ContainerView, marked: bool, current: bool, live: bool, culprit: bool = False
     ) -> tuple[Content, ...]:
         info = view.info
         latest = view.latest
         oom = Content.styled("OOM" if marked else "", "bold $oom")
+        if culprit:
+            oom += Content.styled("↑", "bold $warning")
         health_style = {"healthy": "$healthy", "unhealthy": "bold $unhealthy"}.get(info.health, "")
         cells: list[Content] = [
             oom,
