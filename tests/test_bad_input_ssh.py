@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_sshd import SshdServer, ssh_target
+from incident_console.commands.diagnose import listener_scores
 
 SCRIPT = str(Path(sys.executable).with_name("incident-console"))
 
@@ -137,3 +138,18 @@ def test_local_diagnose_agrees_with_ssh_about_sshd(sshd: SshdServer) -> None:
     over_ssh = _sshd_finding(run(["diagnose", *ssh_target(sshd), "--json", "--sample", "2"]))
     local = _sshd_finding(run(["diagnose", "local", "--json", "--sample", "2"]))
     assert over_ssh == local
+
+
+def test_the_listener_is_judged_not_the_sessions_it_started() -> None:
+    """As on Debian: the unit gives the listener -1000 and sshd puts each session back to the
+    score it started with (0). Judged with the sessions, diagnose over SSH once called such a
+    server's sshd unprotected, the session it came in through being one of them. (Lowering a
+    score needs CAP_SYS_RESOURCE, which this machine's root lacks: the choice is tested here,
+    the /proc reads by the tests above.)"""
+    scores = {"900": -1000, "1200": 0, "1201": 0}
+    parents = {"900": "1", "1200": "900", "1201": "1200"}
+    assert listener_scores(scores, parents) == [-1000]
+    # Two listeners (a second sshd on another port): both count, the worse one decides.
+    assert sorted(listener_scores({**scores, "50": 0}, {**parents, "50": "1"})) == [-1000, 0]
+    # No parent read (a container's sshd started by a shell, /proc/PID/stat unreadable).
+    assert sorted(listener_scores({"7": 0, "8": -1000}, {})) == [-1000, 0]

@@ -39,7 +39,14 @@ READY_TIMEOUT_S = 30.0
 
 
 async def _sshd_oom_adj(host: Host) -> list[int] | None:
-    """oom_score_adj of every sshd and sshd-session process (None when it cannot be read)."""
+    """oom_score_adj of the sshd listeners (None when it cannot be read).
+
+    The listener is what must survive the OOM killer: it is how the next login gets in. Its
+    sessions are children that sshd deliberately puts back to the score it started with (0 on
+    Debian, whose unit gives the listener -1000), so judged with them a protected server was
+    called unprotected when the user was logged in over SSH. A listener is an sshd whose parent
+    is not one; where none reads (a container's sshd started by a shell), every sshd counts.
+    """
     try:
         # Debian 13's sessions run as `sshd-session` (OpenSSH 9.8 split it from the listener).
         result = await host.run(["pgrep", "-x", "sshd|sshd-session"], timeout=10)
@@ -47,15 +54,26 @@ async def _sshd_oom_adj(host: Host) -> list[int] | None:
         return None
     if result.exit_status not in (0, 1):
         return None
-    values: list[int] = []
-    for pid in result.stdout.split():
+    pids = result.stdout.split()
+    scores: dict[str, int] = {}
+    parents: dict[str, str] = {}
+    for pid in pids:
         # A session that ended in between is a missing file: the others still count. (The SFTP
         # read of these 0-byte /proc files came back empty before the transport read to EOF.)
         try:
-            values.append(int((await host.read_text(f"/proc/{pid}/oom_score_adj")).strip()))
-        except (OSError, ValueError):
+            scores[pid] = int((await host.read_text(f"/proc/{pid}/oom_score_adj")).strip())
+            # /proc/PID/stat: "PID (COMM) STATE PPID ...": the comm may hold spaces, so after ')'.
+            stat = await host.read_text(f"/proc/{pid}/stat")
+            parents[pid] = stat.rpartition(")")[2].split()[1]
+        except (OSError, ValueError, IndexError):
             continue
-    return values
+    return listener_scores(scores, parents)
+
+
+def listener_scores(scores: dict[str, int], parents: dict[str, str]) -> list[int]:
+    """The scores of the sshd processes whose parent is not an sshd (all, where none is)."""
+    listeners = [score for pid, score in scores.items() if parents.get(pid, "") not in scores]
+    return listeners or list(scores.values())
 
 
 def _ready(state: HostState, probes: int, samples: int) -> bool:
