@@ -51,15 +51,19 @@ def lines_logged_before(shown: list[str], before: list[str]) -> list[str]:
 
 
 def oom_feed_names(screen: str, pid: int) -> list[str]:
-    """The container names the OOM feed (or a notification) gives for a kill of `pid`."""
-    found = re.findall(rf"(\S+) \((?:[\w.-]*|-)\) \S+ pid {pid}\b", screen)
+    """The container names the OOM feed (or a notification) gives for a kill of `pid`.
+
+    The service in brackets is left out where the pane is narrow and the name holds it
+    ("icsc22725_backend_1 gunicorn pid N" in an 80-column feed).
+    """
+    found = re.findall(rf"(\S+) (?:\([^)]*\) )?\S+ pid {pid}\b", screen)
     return found
 
 
 def table_row(screen: str, container: str) -> str | None:
     """The containers-table row of `container` (the first line that starts with its cells)."""
     for line in screen.splitlines():
-        if re.match(rf"^│\s*(OOM|!|\s)*\s*{re.escape(container)}\s", line):
+        if re.match(rf"^│\s*(OOM|!|↑|\s)*\s*{re.escape(container)}\s", line):
             return line
     return None
 
@@ -68,7 +72,7 @@ def table_names(screen: str) -> list[str]:
     """The containers table's rows, top to bottom, by container name."""
     names = []
     for line in screen.splitlines():
-        match = re.match(r"^│\s*(?:OOM|!)?\s+(\S+)\s{2,}\S", line)
+        match = re.match(r"^│\s*(?:OOM|!)?↑?\s+(\S+)\s{2,}\S", line)
         if match and match[1] != "Container" and not match[1].startswith("│"):
             names.append(match[1])
         if line.startswith("╰"):
