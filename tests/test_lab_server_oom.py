@@ -320,7 +320,8 @@ def test_with_no_limits_the_server_runs_out_and_diagnose_names_the_container_hit
         assert kill["container"] == "icl-backend-1" and kill["service"] == "backend"
         assert kill["constraint"] == "global"
     assert any(
-        "host-wide OOM kill(s)" in f["summary"] and "the host ran out of memory" in f["summary"]
+        # domain.oom_scope's words, as the feed, the pop-up and watch say them.
+        "OOM kill(s) in backend" in f["summary"] and "the server ran out of memory" in f["summary"]
         for f in inc.doc["findings"]
     ), inc.doc["findings"]
     assert all(k.global_oom for k in inc.kernel)

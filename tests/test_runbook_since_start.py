@@ -8,7 +8,9 @@ out near the lab's real leak (LAB_LEAK_KIB=1024 per request) instead of being de
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
 
 import pytest
 
@@ -38,9 +40,27 @@ async def test_idle_proposal_from_the_log_since_the_start(lab: Lab, lab_oom: Lab
     # Our count is the lab's (+ the console's own probes of other paths, never health checks).
     assert served <= since.requests <= served + 5, (served, since)
     why = found.why["max_requests"]
+    print(f"max_requests: {why}")
+    # A worker that died took its memory with it; only its kill line says how much it held.
+    # The kernel's buffer is 128 KiB here: after a long run of other tests it may no longer
+    # hold the shared incident's kills. Then the count proves nothing and is declined.
+    booted = sum("Booting worker with pid" in line for line in lab.logs("backend").splitlines())
+    died = booted - 4  # the lab runs 4 workers, none recycled (asserted above)
+    dmesg = await asyncio.to_thread(kernel_log)
+    lines = [ln for ln in dmesg.splitlines() if "oom-kill:" in ln and lab_oom.container_id in ln]
+    assert died >= 1, "the shared incident killed a worker"
+    if len(lines) < died:
+        assert not found.values["max_requests"], why
+        assert f"{died} worker(s) died since" in why and "held is unknown" in why, why
+        return
     assert found.values["max_requests"], why
     grows = re.search(r"grow ~([\d.]+) (KiB|MiB) per request", why)
     assert grows, why
     per_request_kib = float(grows.group(1)) * (1024 if grows.group(2) == "MiB" else 1)
     assert 700 <= per_request_kib <= 1400, why  # the lab keeps 1024 KiB a request
     assert "of its log, since" in why, why  # nothing was served while it sampled
+
+
+def kernel_log() -> str:
+    """The kernel's buffer as dmesg prints it now."""
+    return subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from incident_console.domain.events import (
@@ -288,3 +290,13 @@ def test_at_idle_the_log_since_the_start_measures_the_growth(state: HostState) -
     )
     assert recycled.values["max_requests"] == ""
     assert "workers were recycled since it started" in recycled.why["max_requests"]
+    # The log booted 4 + 3 workers: the 3 that died are the 3 kill lines. An 8th boot is a
+    # worker whose kill line the kernel's buffer no longer holds: its memory is unknown.
+    counted = discover(state, runbook, {"project": "shop"}, since_start=replace(since, boots=7))
+    assert "workers grow ~1023.6 KiB per request" in counted.why["max_requests"]
+    lost = discover(state, runbook, {"project": "shop"}, since_start=replace(since, boots=8))
+    assert lost.values["max_requests"] == ""
+    assert (
+        "4 worker(s) died since shop_backend_1 started and what 1 of them held is unknown"
+        in lost.why["max_requests"]
+    ), lost.why["max_requests"]

@@ -49,6 +49,16 @@ async def _running(host: Host, needle: str) -> bool:
     return any(line.split(None, 1)[-1].strip() == needle for line in ps.stdout.splitlines())
 
 
+async def _running_within(host: Host, needle: str, seconds: float) -> bool:
+    """The shell printed its line before it forked the sleep: under load, ps may run first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await _running(host, needle):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def _gone_within(host: Host, needle: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -89,7 +99,7 @@ async def test_run_timeout_ends_process(host: Host) -> None:
     secs, needle = _unique_sleep()
     with pytest.raises(CommandTimeout):
         await host.run(["sleep", secs], timeout=1.0)
-    assert await _gone_within(host, needle, 5.0), f"{needle!r} still runs after the timeout"
+    assert await _gone_within(host, needle, 10.0), f"{needle!r} still runs after the timeout"
 
 
 async def test_stream_yields_lines(host: Host) -> None:
@@ -112,9 +122,9 @@ async def test_stream_stop_leaves_no_process(host: Host) -> None:
     # The shell prints a line, then waits on a child: the child must die too.
     stream = host.stream(["sh", "-c", f"echo ready; sleep {secs}; echo never"])
     assert await anext(stream) == "ready"
-    assert await _running(host, needle)
+    assert await _running_within(host, needle, 10.0), f"{needle!r} never started"
     await stream.aclose()  # type: ignore[attr-defined]
-    assert await _gone_within(host, needle, 5.0), f"{needle!r} still runs after aclose"
+    assert await _gone_within(host, needle, 10.0), f"{needle!r} still runs after aclose"
 
 
 async def test_stream_cancel_leaves_no_process(host: Host) -> None:
@@ -127,11 +137,11 @@ async def test_stream_cancel_leaves_no_process(host: Host) -> None:
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(first.wait(), 10)
-    assert await _running(host, needle)
+    assert await _running_within(host, needle, 10.0), f"{needle!r} never started"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await _gone_within(host, needle, 5.0), f"{needle!r} still runs after cancel"
+    assert await _gone_within(host, needle, 10.0), f"{needle!r} still runs after cancel"
 
 
 async def test_process_round_trip(host: Host) -> None:
@@ -151,9 +161,9 @@ async def test_process_close_leaves_no_process(host: Host) -> None:
     secs, needle = _unique_sleep()
     proc = await host.start(["sh", "-c", f"echo up; sleep {secs}"])
     assert await proc.readline() == "up"
-    assert await _running(host, needle)
+    assert await _running_within(host, needle, 10.0), f"{needle!r} never started"
     await proc.close()
-    assert await _gone_within(host, needle, 5.0)
+    assert await _gone_within(host, needle, 10.0)
 
 
 def _write_file(path: str, text: str, mode: int) -> None:

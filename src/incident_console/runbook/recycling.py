@@ -146,11 +146,15 @@ class SinceStart:
         requests: access lines (health checks left out) since it started.
         recycled: whether gunicorn recycled a worker in that time (then what a recycled
             worker kept is unknown, and this count proves nothing).
+        boots: workers gunicorn booted in that time ("Booting worker with pid"), None when
+            the log has no such line (not gunicorn). More boots than live workers is a worker
+            that died: killed, timed out or crashed.
     """
 
     container_id: str
     requests: int
     recycled: bool
+    boots: int | None = None
 
 
 def is_request(text: str, skip: set[str]) -> bool:
@@ -187,6 +191,16 @@ def _since_start(
     # Kills before this start belong to another life of the container (restart: same id).
     mine = [k for k in state.oom_kills if k.container_id == view.info.id and k.time >= started - 5]
     kills = [rss for rss in (kill_rss(k) for k in mine) if rss > 0]
+    died = (since.boots - len(workers)) if since.boots is not None else 0
+    if died > len(kills):
+        # A dead worker's memory went back with it; only its kill line said how much it held.
+        # The kernel's buffer rotates (128 KiB: minutes on a busy server), so without that
+        # line the whole-log count would understate the growth: it proves nothing then.
+        return None, (
+            f"{died} worker(s) died since {view.info.name} started and what "
+            f"{died - len(kills)} of them held is unknown (no kill line with its size"
+            " in the kernel log now)"
+        )
     kept += sum(max(k - fresh, 0) for k in kills)
     return Interval(started, frame.time, kept, since.requests), (
         f"since {view.info.name} started: {len(workers)} workers now and {len(kills)} killed"

@@ -123,10 +123,12 @@ async def requests_since_start(monitor: HostMonitor, found: Variables) -> SinceS
     if not lines or stamps[0] is None or stamps[0] - started > SINCE_START_GAP_S:
         return None  # the tail cut the log: it does not reach back to the start
     texts = [line.split(" ", 1)[1] if " " in line else "" for line in lines]
+    boots = sum("Booting worker with pid" in text for text in texts)
     return SinceStart(
         container_id=view.info.id,
         requests=sum(is_request(text, skip) for text in texts),
         recycled=any("Autorestarting worker" in text for text in texts),
+        boots=boots or None,
     )
 
 
