@@ -10,13 +10,9 @@ from pathlib import Path
 
 import click
 
-
-def fail(message: str) -> None:
-    """cli.fail, imported late: cli.py imports this module, and a cycle hides its types."""
-    from incident_console.cli import fail as cli_fail
-
-    cli_fail(message)
-
+from incident_console.cli import fail
+from incident_console.commands.lab_server import server_group
+from incident_console.lab.model import mib_text
 
 _project = click.option(
     "--project", default="icl", show_default=True, help="Compose project name of the lab."
@@ -27,10 +23,6 @@ _directory = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the lab's files (default: <user data dir>/lab/<project>).",
 )
-
-
-def _mib(n: int) -> str:
-    return f"{n / 1048576:.0f} MiB" if n else "none"
 
 
 @click.group("lab")
@@ -144,13 +136,13 @@ def lab_status(project: str, directory: Path | None) -> None:
     for c in rows:
         click.echo(
             f"{c.service:<10} {c.name:<28} {c.state:<11} {c.health or '-':<10} "
-            f"{_mib(c.memory_limit):>9} {c.restarts}"
+            f"{mib_text(c.memory_limit):>9} {c.restarts}"
         )
     if lab.settings.host_memory:
         cgroup = lab.host_memory_cgroup
         usage = cgroup.usage()
-        used = _mib(usage.used_bytes) if usage.used_bytes is not None else "unknown"
-        limit = _mib(usage.limit_bytes) if usage.limit_bytes is not None else "none"
+        used = mib_text(usage.used_bytes) if usage.used_bytes is not None else "unknown"
+        limit = mib_text(usage.limit_bytes) if usage.limit_bytes is not None else "none"
         try:
             found = lab.oom_kills()
             by = Counter(k.service or "?" for k in found)
@@ -251,7 +243,7 @@ def lab_load(
             # A server out of memory answers slowly or not at all: say so, keep loading.
             click.echo(f"{stats.describe()} (backend memory unknown: {exc})")
         else:
-            mem = f" backend {_mib(used)}" if used is not None else ""
+            mem = f" backend {mib_text(used)}" if used is not None else ""
             click.echo(stats.describe() + mem)
         try:
             kills = lab.oom_kills()
@@ -325,135 +317,4 @@ def lab_down(project: str, directory: Path | None) -> None:
     click.echo(f"lab {project!r} removed")
 
 
-# -- the lab server: the stack in a VM ------------------------------------------------------
-
-_server_dir = click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the server's run files (default: <user data dir>/lab-server).",
-)
-
-
-@lab_group.group("server")
-def server_group() -> None:
-    """Today's compose server in a VM (qemu): Debian 13, cgroup v2, docker 26, compose v2.
-
-    The image is built once with debootstrap (needs root) and cached; each run boots a
-    throwaway copy of it. Everything is forwarded on 127.0.0.1 only.
-    """
-
-
-@server_group.command("up")
-@_server_dir
-@click.option("--memory", default="1536m", show_default=True, help="The VM's memory.")
-@click.option(
-    "--no-limits",
-    is_flag=True,
-    help="No container memory limit: under load the server itself runs out (host-wide OOM).",
-)
-@click.option(
-    "--port", type=click.IntRange(1, 65535), help="SSH port on 127.0.0.1 (default: a free one)."
-)
-@click.option("--mem-limit", default="256m", show_default=True, help="Backend memory limit.")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64))
-@click.option("--extra", default=0, show_default=True, type=click.IntRange(0, 200))
-@click.option(
-    "--mirror",
-    help="Debian mirror for the image build (default: $INCIDENT_CONSOLE_LAB_MIRROR, else apt's).",
-)
-def server_up(
-    directory: Path | None,
-    memory: str,
-    no_limits: bool,
-    port: int | None,
-    mem_limit: str,
-    workers: int,
-    extra: int,
-    mirror: str | None,
-) -> None:
-    """Build (once), boot the VM, start the lab's stack in it as `deploy`; print the target."""
-    from incident_console.lab.model import LabError
-    from incident_console.lab.server import LabServer
-
-    server = LabServer(directory)
-    try:
-        report = server.up(
-            memory, not no_limits, port, mem_limit, workers, extra, mirror, progress=click.echo
-        )
-    except LabError as exc:
-        fail(f"{exc} (the VM, if it started, stays up: `incident-console lab server down`)")
-        return
-    build = f"build {report.build_s:.0f} s, " if report.build_s is not None else "cached image, "
-    click.echo(f"up: {build}boot {report.boot_s:.0f} s, stack {report.stack_s:.0f} s")
-    click.echo(f"target:   {report.target}")
-    click.echo(f"frontend: {report.frontend_url}")
-    limits = "no container limits" if no_limits else f"backend limit {mem_limit}"
-    click.echo(f"stack:    {limits}, {workers} workers; VM memory {memory}")
-    click.echo(f"next:     incident-console diagnose {report.target}")
-    click.echo("          incident-console lab load --server")
-
-
-@server_group.command("restack")
-@_server_dir
-@click.option(
-    "--no-limits",
-    is_flag=True,
-    help="Recreate the stack with no container memory limit (else: with the limits).",
-)
-def server_restack(directory: Path | None, no_limits: bool) -> None:
-    """Recreate the running server's stack with or without container memory limits."""
-    from incident_console.lab.model import LabError
-    from incident_console.lab.server import LabServer
-
-    try:
-        took = LabServer(directory).restack(not no_limits, progress=click.echo)
-    except LabError as exc:
-        fail(str(exc))
-        return
-    limits = "no container limits" if no_limits else "container limits"
-    click.echo(f"stack:    recreated with {limits} in {took:.0f} s")
-
-
-@server_group.command("status")
-@_server_dir
-def server_status(directory: Path | None) -> None:
-    """Is the VM running: pid, ports, target, versions inside, the stack's containers."""
-    from incident_console.lab.server import LabServer
-
-    server = LabServer(directory)
-    st = server.status()
-    if st.state is None:
-        click.echo(f"lab server: not started from {server.directory}")
-        return
-    if not st.running:
-        click.echo(f"lab server: not running (qemu pid {st.state.pid} is gone)")
-        return
-    s = st.state
-    click.echo(f"lab server: running, qemu pid {s.pid}, memory {s.memory}, ssh port {s.ssh_port}")
-    click.echo(f"target:   {server.target(s)}")
-    click.echo(f"frontend: http://127.0.0.1:{s.frontend_port}/")
-    inside = ", ".join(f"{k} {v}" for k, v in st.versions.items())
-    click.echo(f"inside:   {inside}")
-    if st.error:
-        click.echo(f"stack:    could not be read: {st.error}")
-        return
-    limits = "" if s.limits else " (no container limits)"
-    click.echo(f"stack:    project {s.project!r}, {len(st.containers)} containers{limits}")
-    for c in st.containers:
-        click.echo(
-            f"  {c.service:<10} {c.name:<24} {c.state:<11} {c.health or '-':<10} "
-            f"{_mib(c.memory_limit):>9} {c.restarts}"
-        )
-
-
-@server_group.command("down")
-@_server_dir
-@click.option("--purge", is_flag=True, help="Also remove the cached image (rebuilt at next up).")
-def server_down(directory: Path | None, purge: bool) -> None:
-    """Stop the stack and the VM; the cached image stays unless --purge."""
-    from incident_console.lab.server import LabServer
-
-    for line in LabServer(directory).down(purge):
-        click.echo(line)
-    click.echo("lab server down")
+lab_group.add_command(server_group)

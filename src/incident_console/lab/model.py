@@ -17,6 +17,11 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
 
+def mib_text(n: int) -> str:
+    """A memory size for the lab's listings: whole MiB, or "none" for 0 (no limit)."""
+    return f"{n / 1048576:.0f} MiB" if n else "none"
+
+
 class LabError(Exception):
     """The lab could not do what was asked; the message is one line for the user."""
 

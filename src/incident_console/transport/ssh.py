@@ -34,14 +34,7 @@ from incident_console.transport.base import (
 from incident_console.transport.lazy import lazy_import
 from incident_console.transport.ssh_docker import DockerForward, build_client, remote_socket_problem
 from incident_console.transport.ssh_errors import describe_connect_error
-from incident_console.transport.ssh_files import (
-    ExecFallback,
-    exec_read_text,
-    exec_write_text,
-    sftp_read_text,
-    sftp_refused,
-    sftp_write_text,
-)
+from incident_console.transport.ssh_files import HostFiles
 from incident_console.transport.ssh_keys import HostKeyPolicy
 from incident_console.transport.ssh_process import RemoteCommand, SshProcess
 
@@ -131,9 +124,7 @@ class SshHost(Host):
         self._failure: TransportError | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._procs: set[RemoteCommand] = set()
-        self._sftp: asyncssh.SFTPClient | None = None
-        self._no_sftp = ExecFallback()
-        self._sftp_lock = asyncio.Lock()
+        self._files = HostFiles(self, _link_errors)
         self._forward: DockerForward | None = None
         self._docker: docker.DockerClient | None = None
         self._docker_lock = asyncio.Lock()
@@ -187,8 +178,7 @@ class SshHost(Host):
     async def _install(self, conn: asyncssh.SSHClientConnection, client: _Client) -> None:
         self._conn, self._client = conn, client
         self._generation += 1
-        self._sftp = None
-        self._no_sftp.active = False  # a new connection: SFTP is asked for again
+        self._files.new_connection()
         if self._forward is not None:
             # If this fails, docker calls fail with their own error; the link itself is fine.
             with contextlib.suppress(*_link_errors()):
@@ -230,7 +220,7 @@ class SshHost(Host):
             reason = client.lost_reason or "connection lost"
             self._connected.clear()
             self._conn = None
-            self._sftp = None
+            self._files.lost()
             client.retired.set()
             self._set_state(ConnectionState(LinkState.STALE, since=lost_at, reason=reason))
             delay = BACKOFF_MIN_S
@@ -416,39 +406,20 @@ class SshHost(Host):
     @property
     def files_over_exec(self) -> bool:
         """Whether this connection reads and writes files over exec (the server has no SFTP)."""
-        return self._no_sftp.active
+        return self._files.fallback.active
 
     def on_files_over_exec(self, listener: Callable[[str], None]) -> None:
         """Call `listener` once with the line to show, when files first go over exec."""
-        self._no_sftp.listen(listener)
-
-    async def _sftp_client(self) -> asyncssh.SFTPClient | None:
-        """This connection's SFTP client; None where the server refused the subsystem."""
-        conn = await self._connection(self.connect_timeout)
-        async with self._sftp_lock:  # one SFTP session per connection, asked for once
-            if self._sftp is None and not self._no_sftp.active:
-                try:
-                    self._sftp = await conn.start_sftp_client()
-                except _link_errors() as exc:
-                    if not sftp_refused(exc):
-                        raise TransportError(f"{self.name}: SFTP unavailable: {exc}") from None
-                    self._no_sftp.refused()
-        return self._sftp
+        self._files.fallback.listen(listener)
 
     async def read_text(self, path: str) -> str:
         """Read a text file over SFTP, else `cat` (FileNotFoundError / PermissionError)."""
-        sftp = await self._sftp_client()
-        if sftp is None:
-            return await exec_read_text(self, path)
-        return await sftp_read_text(sftp, path, self.name)
+        return await self._files.read_text(await self._connection(self.connect_timeout), path)
 
     async def write_text(self, path: str, text: str) -> None:
         """Write a text file: temp file in the same folder, mode kept, rename (SFTP or exec)."""
-        sftp = await self._sftp_client()
-        if sftp is None:
-            await exec_write_text(self, path, text)
-            return
-        await sftp_write_text(sftp, path, text, self.name)
+        conn = await self._connection(self.connect_timeout)
+        await self._files.write_text(conn, path, text)
 
     # -- docker ----------------------------------------------------------------------------
 

@@ -7,13 +7,14 @@ as atomically as over SFTP: a new temp file beside the target, the target's mode
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import posixpath
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from incident_console.transport.base import CommandResult, Host
+from incident_console.transport.base import CommandResult, Host, TransportError
 from incident_console.transport.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -96,6 +97,55 @@ class ExecFallback:
             self._said = True
             for listener in list(self._listeners):
                 listener(FILES_OVER_EXEC)
+
+
+class HostFiles:
+    """One SSH host's files: SFTP on its current connection, asked for once per connection,
+    else exec where the server refused the subsystem (said once for the host's life)."""
+
+    def __init__(self, host: Host, link_errors: Callable[[], tuple[type[BaseException], ...]]):
+        self._host = host
+        self._link_errors = link_errors
+        self._sftp: asyncssh.SFTPClient | None = None
+        self.fallback = ExecFallback()
+        self._lock = asyncio.Lock()
+
+    def new_connection(self) -> None:
+        """A new connection: its SFTP is asked for again."""
+        self._sftp = None
+        self.fallback.active = False
+
+    def lost(self) -> None:
+        """The connection is gone, and its SFTP session with it."""
+        self._sftp = None
+
+    async def _client(self, conn: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient | None:
+        async with self._lock:  # one SFTP session per connection, asked for once
+            if self._sftp is None and not self.fallback.active:
+                try:
+                    self._sftp = await conn.start_sftp_client()
+                except self._link_errors() as exc:
+                    if not sftp_refused(exc):
+                        raise TransportError(
+                            f"{self._host.name}: SFTP unavailable: {exc}"
+                        ) from None
+                    self.fallback.refused()
+        return self._sftp
+
+    async def read_text(self, conn: asyncssh.SSHClientConnection, path: str) -> str:
+        """Read a text file over SFTP, else `cat` (FileNotFoundError / PermissionError)."""
+        sftp = await self._client(conn)
+        if sftp is None:
+            return await exec_read_text(self._host, path)
+        return await sftp_read_text(sftp, path, self._host.name)
+
+    async def write_text(self, conn: asyncssh.SSHClientConnection, path: str, text: str) -> None:
+        """Write a text file: temp file in the same folder, mode kept, rename (SFTP or exec)."""
+        sftp = await self._client(conn)
+        if sftp is None:
+            await exec_write_text(self._host, path, text)
+        else:
+            await sftp_write_text(sftp, path, text, self._host.name)
 
 
 def sftp_refused(exc: BaseException) -> bool:
