@@ -30,3 +30,14 @@ def test_v2_shows_peak_and_pressure() -> None:
 def test_v1_says_not_available() -> None:
     lines = _facts("awk-sampler (mawk cgroup v1, cgroupfs, one process)", None, None)
     assert lines == [("memory peak", "n/a on cgroup v1"), ("mem pressure", "n/a on cgroup v1")]
+
+
+def test_a_parent_cgroups_limit_is_said_as_shared_not_as_its_own() -> None:
+    state = HostState("h")
+    state.apply(ContainerInfo(time=1.0, id=CID, name="isr-db-1", state="running",
+                              cgroup_parent="/incident-console-lab-isr"))  # fmt: skip
+    state.apply(ContainerSample(time=2.0, id=CID, memory_used_bytes=1 << 20,
+                                memory_limit_bytes=512 << 20, cpu_percent=0.0))  # fmt: skip
+    screen = ContainerDetailScreen(SimpleNamespace(state=state), CID, read_only=True)  # type: ignore[arg-type]
+    facts = dict(screen.facts(state.containers[CID]))
+    assert facts["memory limit"] == "none of its own; 512M shared by /incident-console-lab-isr"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -330,3 +331,72 @@ def test_with_no_limits_the_server_runs_out_and_diagnose_names_the_container_hit
     assert inc.counted == len(inc.kernel)
     # The server itself kept answering: the way in survives its OOM.
     assert lab_server.host().run(["true"], timeout=60).returncode == 0
+
+
+@pytest.mark.labserver_nolimits
+def test_with_no_limits_the_runbook_sets_a_limit_from_nothing_as_deploy(
+    lab_server: LabServerRun, tmp_path: Path
+) -> None:
+    """The seed's server as it was, fixed headless as deploy: no limit anywhere, the server's
+    RAM the only bound; the runbook proposes a limit that fits what the others leave, writes it
+    into the override, recreates from both files (compose v2), watches, and undo restores."""
+    lab = lab_server.lab()
+    if lab.settings.limits:  # run alone: the stack as the seed's server had it
+        lab_server.server.restack(False)
+        lab = lab_server.lab()
+    host = lab_server.host()
+    files = [f"{lab.stack_dir}/{name}" for name in lab.settings.compose_files]
+    assert len(files) == 2, files
+    base, prod = files
+
+    def digests() -> str:
+        done = host.run(["sha256sum", *files], timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    originals = digests()
+    assert all(c.memory_limit == 0 for c in lab.status())  # no limit anywhere
+    journal = tmp_path / "runbook.jsonl"
+    load = Load(lab, rate=2.0)  # 16 MiB a request: the VM runs out within a minute
+    try:
+        run = subprocess.run(
+            [CLI, "runbook", "run", "oom-after-deploy", *lab_server.target_args, "--yes",
+             "--set", "watch=90s", "--journal", str(journal)],
+            capture_output=True, text=True, timeout=1200, check=False,
+        )  # fmt: skip
+    finally:
+        load.stop()
+    print(run.stdout[:4000], run.stdout[-4000:], run.stderr[-2000:])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-1000:]
+    out = run.stdout
+    steps = re.search(r"(\d+)/(\d+) steps passed", out)
+    assert "service = backend" in out and steps and steps.group(1) == steps.group(2), out[-3000:]
+    assert f"compose_file = {prod}    (" in out, out[:3000]
+    limit = re.search(r"^  mem_limit = (\d+)M    \((.*)\)$", out, re.MULTILINE)
+    assert limit and "no limit anywhere" in limit.group(2), out[:3000]
+    assert "the host's RAM" in limit.group(2), limit.group(2)  # no cgroup parent: the VM's
+
+    recreate = next(
+        r["argv"]
+        for r in read_journal(journal)
+        if r.get("kind") == "command" and "--force-recreate" in r.get("argv", [])
+    )
+    assert recreate[:2] == ["docker", "compose"], recreate  # compose v2 on the VM
+    assert [recreate[i + 1] for i, a in enumerate(recreate) if a == "-f"] == [base, prod]
+    assert recreate[recreate.index("--project-directory") + 1] == lab.stack_dir
+    watch = next(
+        r
+        for r in read_journal(journal)
+        if r.get("kind") == "runbook_step" and r.get("step") == "watch" and r.get("finished")
+    )
+    assert watch["state"] == "passed" and watch["finished"] - watch["started"] >= 90
+    assert "no OOM kill of project icl since the step began" in out
+    backend = next(c for c in lab.status() if c.service == "backend")
+    assert backend.memory_limit == int(limit.group(1)) * (1 << 20)  # from nothing, in effect
+
+    undo = subprocess.run(
+        [CLI, "runbook", "undo", str(journal), *lab_server.target_args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert digests() == originals  # both files byte for byte

@@ -43,3 +43,21 @@ async def test_flat_gets_no_forecast_and_stopped_shows_no_memory() -> None:
         assert _row(table, "app-backend-1")["ttl"].endswith("s")  # leaking: seconds away
         assert _row(table, "app-db-1")["used"] == "-"
         assert _row(table, "app-proxy-1")["used"] == "no data"
+
+
+async def test_a_parent_cgroups_limit_is_marked_shared_not_shown_as_the_containers() -> None:
+    """`lab up --host-memory`, a pod, a slice: no limit of its own, its cgroup reports the
+    parent's. The figure is the group's: marked *, and the border says what * means."""
+    monitor = demo_monitor()
+    views = {v.info.name: v for v in monitor.state.containers.values()}
+    db = views["app-db-1"]
+    assert db.latest is not None and db.info.memory_limit_bytes == db.latest.memory_limit_bytes
+    monitor.post(dataclasses.replace(db.info, memory_limit_bytes=0, time=DEMO_NOW - 1))
+    monitor.post(dataclasses.replace(db.latest, time=DEMO_NOW - 1, memory_limit_bytes=1 << 31))
+    app = make_app(Settings(), [monitor], clock=lambda: DEMO_NOW, theme_dirs=[THEMES])
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ContainersTable)
+        assert _row(table, "app-db-1")["used"].endswith("/2.0G*"), _row(table, "app-db-1")
+        assert not _row(table, "app-backend-1")["used"].endswith("*")  # its own limit
+        assert "* a limit shared with other containers" in str(table.border_subtitle)

@@ -28,6 +28,7 @@ __all__ = [
     "effective_limit",
     "is_limit",
     "limit_or_zero",
+    "is_shared_limit",
     "limit_scope",
     "parse_limit",
     "server_budget",
@@ -85,6 +86,11 @@ def limit_scope(own: int, sampled: int | None = None) -> LimitScope:
     if seen and (not mine or seen < mine):
         return LimitScope.SHARED
     return LimitScope.OWN if mine else LimitScope.NONE
+
+
+def is_shared_limit(own: int, sampled: int | None = None) -> bool:
+    """Whether the limit in effect is an ancestor's, shared with the containers below it."""
+    return limit_scope(own, sampled) is LimitScope.SHARED
 
 
 @dataclass(frozen=True, slots=True)

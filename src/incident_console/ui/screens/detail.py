@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
+from incident_console.domain.memory import is_shared_limit
 from incident_console.domain.redact import redact_env, redact_record
 from incident_console.monitor.state import ContainerView
 from incident_console.ui import format as fmt
@@ -91,7 +92,8 @@ class MemoryChart(PlotextPlot):
         if fmt.has_limit(limit):
             plt.hline(limit / MiB, color=rgb("error"))
             plt.ylim(0, limit / MiB * 1.1)
-            legend.append(("error", f"limit {fmt.size(limit)}"))
+            shared = " shared" if is_shared_limit(view.info.memory_limit_bytes, limit) else ""
+            legend.append(("error", f"limit {fmt.size(limit)}{shared}"))
         for when, colour, what in chart_marks(view, now, span):
             plt.vline((when - now) / 60, color=rgb(colour))
             if (colour, what) not in legend:
@@ -267,8 +269,14 @@ class ContainerDetailScreen(Screen[None]):
         info = view.info
         limit = info.memory_limit_bytes
         reservation = info.memory_reservation_bytes
+        sampled = view.latest.memory_limit_bytes if view.latest else 0
+        said = fmt.size(limit) if fmt.has_limit(limit) else "none"
+        if is_shared_limit(limit, sampled):
+            # An ancestor's limit bounds it (a cgroup_parent, a slice): the group's, not its own.
+            parent = f" by {fmt.clean(info.cgroup_parent)}" if info.cgroup_parent else ""
+            said = f"{said} of its own; {fmt.size(sampled)} shared{parent}"
         return [
-            ("memory limit", fmt.size(limit) if fmt.has_limit(limit) else "none"),
+            ("memory limit", said),
             ("reservation", fmt.size(reservation) if reservation else "none"),
             ("restart policy", fmt.clean(info.restart_policy) or "-"),
             ("restarts", str(info.restarts)),

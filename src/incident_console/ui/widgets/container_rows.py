@@ -53,6 +53,8 @@ COLUMNS = (
     ("cpu", "CPU", 4),
     ("restarts", "Restarts", 10),  # "12 (140oom)"
 )
+#: After a Used/Limit figure that is a parent cgroup's limit, shared by a group of containers.
+SHARED_MARK = "*"
 COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
 #: A cell is its width plus one space each side.
 ROW_WIDTH = sum(width + 2 for _, _, width in COLUMNS)

@@ -18,6 +18,7 @@ from textual.strip import Strip
 from textual.visual import Visual
 
 from incident_console.domain.events import ContainerInfo
+from incident_console.domain.memory import is_shared_limit
 from incident_console.monitor.diagnosis import container_forecast
 from incident_console.monitor.state import ContainerView, HostState
 from incident_console.ui import format as fmt
@@ -28,6 +29,7 @@ from incident_console.ui.widgets.container_rows import (
     DATA_COLUMNS,
     OOM_MARK_S,
     ROW_WIDTH,
+    SHARED_MARK,
     SPARK_COLUMN,
     SPARK_WIDTH,
     column_widths,
@@ -112,7 +114,7 @@ class ContainersTable(ScrollView, can_focus=True):
         #: container id -> (newest sample time when worked out, what the cell says).
         self._forecasts: dict[str, tuple[float, str]] = {}
         #: Short ids of the containers that grew most before a recent kill at a shared limit.
-        self._culprits: set[str] = set()
+        self._shared = False
         #: container id -> (its info, what its cells depend on, the cells).
         self._rows: dict[str, tuple[ContainerInfo, tuple[object, ...], tuple[Content, ...]]] = {}
         #: container id -> its memory band in the order (sticky, see `memory_band`).
@@ -239,6 +241,11 @@ class ContainersTable(ScrollView, can_focus=True):
         self._culprits = {
             k.culprit_id[:12] for k in state.oom_kills if k.culprit_id and now - k.time < OOM_MARK_S
         }
+        self._shared = any(
+            is_shared_limit(v.info.memory_limit_bytes, v.latest.memory_limit_bytes)
+            for v in views
+            if v.latest is not None
+        )
         rows = {v.info.id: self._cells_for(v, now, live) for v in views}
         for gone in set(self._forecasts) - set(rows):
             del self._forecasts[gone]
@@ -272,6 +279,7 @@ class ContainersTable(ScrollView, can_focus=True):
                 if self.filter_text
                 else "",
                 "↑ grew most before a shared-limit or host-wide kill" if self._culprits else "",
+                f"{SHARED_MARK} a limit shared with other containers" if self._shared else "",
                 (
                     "STALE: last known values"
                     if has_readings(state)
@@ -415,12 +423,15 @@ class ContainersTable(ScrollView, can_focus=True):
             values = [float(s.memory_used_bytes) for s in reversed(recent)]
             top = float(limit) if fmt.has_limit(limit) else 0.0
             pct = used / limit * 100 if fmt.has_limit(limit) else None
+            # A parent cgroup's limit (a cgroup_parent, a slice) bounds the group, not this
+            # container alone: the figure is not its own (the border says what * means).
+            shared = SHARED_MARK if is_shared_limit(info.memory_limit_bytes, limit) else ""
             pct_style = (
                 "bold $error" if pct and pct >= 90 else "$warning" if pct and pct >= 75 else ""
             )
             cells += [
                 Content.styled(fmt.sparkline(values, SPARK_WIDTH, top, self.glyphs), pct_style),
-                Content(f"{fmt.size(used)}/{fmt.size(limit) if top else 'none'}"),
+                Content(f"{fmt.size(used)}/{fmt.size(limit) if top else 'none'}{shared}"),
                 Content.styled(f"{pct:.0f}%" if pct is not None else "-", pct_style),
                 Content(self._to_limit(view, latest.time)),
                 Content(f"{latest.cpu_percent:.0f}%"),
