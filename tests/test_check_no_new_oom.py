@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from incident_console.domain.events import ContainerEvent, ContainerInfo, SourceStatus
+from incident_console.domain.events import (
+    ContainerEvent,
+    ContainerInfo,
+    OomConstraint,
+    OomKill,
+    SourceStatus,
+)
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.runbook.checks import Checker
 from incident_console.runbook.engine import CheckStatus, StepRecord
@@ -72,3 +78,41 @@ async def test_passes_when_it_can_see(monitor: HostMonitor) -> None:
     status, detail = await _check(monitor, time.time())
     assert status is CheckStatus.PASSED, detail
     assert "kernel log via dmesg" in detail
+
+
+async def _recorded(monitor: HostMonitor) -> tuple[CheckStatus, str]:
+    check = Check.model_validate({"oom_recorded": {"service": ""}})
+    step = Step(id="k", title="kills", kind="diagnose", run=["true"], checks=[check])
+    result = await Checker(monitor).evaluate(
+        check, StepRecord(step, started=time.time()), {"service": "backend", "project": "icl"}, {}
+    )
+    return result.status, result.detail
+
+
+async def test_kills_recorded_from_the_counters_pass_where_the_kernel_log_is_closed(
+    monitor: HostMonitor,
+) -> None:
+    """As deploy (dmesg_restrict=1) the kernel's lines are closed: the step that shows them
+    passes on the kills the console counted in the project's cgroups."""
+    now = time.time()
+    _sources(monitor, kernel=False, docker=True)
+    monitor.record(SourceStatus(time=now, source="oom_counters", method="memory.events", ok=True))
+    status, detail = await _recorded(monitor)
+    assert status is CheckStatus.FAILED, detail
+    assert detail == (
+        "no OOM kill of project icl recorded (the cgroups' OOM counters and docker events: "
+        "the kernel log is unavailable)"
+    )
+    other = "c" * 64
+    monitor.record(ContainerInfo(time=now, id=other, name="shop-backend-1", state="running",
+                                 project="shop", service="backend"))  # fmt: skip
+    monitor.record(OomKill(time=now, pid=0, process="", constraint=OomConstraint.LIMIT,
+                           container_id=other, service="backend", source="memory.events"))  # fmt: skip
+    status, detail = await _recorded(monitor)
+    assert status is CheckStatus.FAILED, detail  # another project's kill is not ours
+    monitor.record(OomKill(time=now, pid=0, process="", constraint=OomConstraint.LIMIT,
+                           container_id=CID, service="backend", source="memory.events"))  # fmt: skip
+    status, detail = await _recorded(monitor)
+    assert status is CheckStatus.PASSED, detail
+    assert detail.startswith("1 OOM kill(s) of project icl recorded, last OOM kill in backend")
+    assert detail.endswith("(from memory.events)"), detail

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from incident_console.domain.events import LogSignal
+from incident_console.domain.oom_scope import describe_kill
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.runbook.compose_patch import ComposeError, ComposeFile
 from incident_console.runbook.engine import CheckResult, CheckStatus, StepRecord
@@ -142,12 +143,30 @@ class Checker:
                 f"link {state.link}" if not state.is_live else " and ".join(blind) + " unavailable"
             )
             return PENDING, f"cannot see OOM kills right now ({why})"
-        how = (
-            f" (kernel log via {kernel.method})"
-            if kernel is not None and kernel.ok
-            else " (docker oom events only: the kernel log is unavailable)"
+        return PASSED, f"no OOM kill of {whom} since the step began ({_kill_sources(state)})"
+
+    async def _oom_recorded(
+        self, check: Check, record: StepRecord, v: dict[str, str], memo: dict[str, Any]
+    ) -> tuple[CheckStatus, str]:
+        assert check.oom_recorded is not None
+        service = render(check.oom_recorded.service, v)
+        project = v.get("project", "")
+        state = self.monitor.state
+        kills = [
+            k
+            for k in state.oom_kills
+            if (not service or k.service == service)
+            and (not project or project_of(state, k.container_id) == project)
+        ]
+        whom = service or (f"project {project}" if project else "the host")
+        if not kills:
+            return FAILED, f"no OOM kill of {whom} recorded ({_kill_sources(state)})"
+        last = kills[-1]
+        came = sorted({k.source for k in kills if k.source})
+        return PASSED, (
+            f"{len(kills)} OOM kill(s) of {whom} recorded, last {describe_kill(last, rss=False)}"
+            + (f" (from {', '.join(came)})" if came else "")
         )
-        return PASSED, f"no OOM kill of {whom} since the step began{how}"
 
     def _service_views(self, service: str, project: str) -> list[Any]:
         return [
@@ -296,3 +315,14 @@ class Checker:
         if killed:
             return PENDING, f"{len(killed)} worker(s) killed, none recycled yet"
         return PENDING, "no worker recycling in the logs yet"
+
+
+def _kill_sources(state: Any) -> str:
+    """Where the console reads OOM kills from now, in a few words."""
+    kernel = state.sources.get("kernel_log")
+    if kernel is not None and kernel.ok:
+        return f"kernel log via {kernel.method}"
+    counters = state.sources.get("oom_counters")
+    if counters is not None and counters.ok:
+        return "the cgroups' OOM counters and docker events: the kernel log is unavailable"
+    return "docker oom events only: the kernel log is unavailable"

@@ -56,6 +56,7 @@ CHECKS = (
     "exit_status",
     "output_matches",
     "no_new_oom",
+    "oom_recorded",
     "memory_below",
     "http_status",
     "limit_in_effect",
@@ -100,6 +101,9 @@ class Check(_Model):
     exit_status: int | None = None
     output_matches: str | None = None
     no_new_oom: ServiceRef | None = None
+    #: The console holds OOM kill records of the service ('' = any container of the project),
+    #: from whichever source the user may read: the kernel log, the cgroups' counters, docker.
+    oom_recorded: ServiceRef | None = None
     memory_below: MemoryBelow | None = None
     http_status: HttpStatus | None = None
     limit_in_effect: ServiceRef | None = None
@@ -111,7 +115,8 @@ class Check(_Model):
         # `no_new_oom: true` and friends read better than `no_new_oom: {}`.
         if isinstance(data, dict):
             data = dict(data)
-            for key in ("no_new_oom", "limit_in_effect", "workers_recycled", "http_status"):
+            for key in ("no_new_oom", "oom_recorded", "limit_in_effect", "workers_recycled",
+                        "http_status"):  # fmt: skip
                 if data.get(key) is True:
                     data[key] = {}
         return data
