@@ -85,6 +85,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         key=lambda item: (
             item.get_closest_marker("labserver_down") is not None,
             item.get_closest_marker("labserver_nolimits") is not None,
+            # The walkthrough rewrites the stack's settings (workers, recycling, the limit):
+            # after the tests that need the stack as `up` made it, before the no-limits ones.
+            item.get_closest_marker("labserver_late") is not None,
         )
     )
 

@@ -228,8 +228,15 @@ async def test_leak_off_names_no_route(sshd: SshdServer, leak_lab: Lab) -> None:
     assert leak is not None and leak["likely_leak"] is None, leak
     assert not [r for r in leak["routes"] if r["named"]]
     assert not [f for f in doc["findings"] if "likely leak" in f["summary"]]
-    # Some requests were seen and fitted: "no route" is an answer, not an absence of data.
-    assert leak["status"] == "none" and leak["requests"] > 100, leak["reason"]
+    # Some requests were seen and fitted: the answer rests on them, not on an absence of data.
+    # Without a leak the workers' RSS is noise (allocator warm-up, a busy machine's scheduling):
+    # the fit then says either that no route keeps memory, or, where a route's noise reached
+    # 3 sigma, that the fit explains too little of the growth to name it (seen in CI, R² 0.37).
+    assert leak["requests"] > 100, leak["reason"]
+    assert leak["status"] == "none" or (
+        leak["status"] == "not_enough_data" and "explains too little" in leak["reason"]
+    ), leak["reason"]
+    print(f"leak off: {leak['status']}: {leak['reason']}")
 
 
 def test_paths_of_routes(tmp_path: Path) -> None:

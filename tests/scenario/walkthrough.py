@@ -28,12 +28,23 @@ REFUSAL_WAIT_S = 30.0
 class ConsoleUser:
     """A person at the console's terminal: presses keys, reads the screen, goes back."""
 
-    def __init__(self, sc: Scenario, engine: world.BusyEngine) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        engine: world.BusyEngine | None = None,
+        *,
+        project: str = "",
+        folder: str = "",
+        backend: str = "",
+    ) -> None:
+        """On the local busy engine (`engine`), or on a server named by its compose project,
+        the stack's folder there and the backend's container name (compose v2: proj-svc-1)."""
         self.sc = sc
         self.tmux = sc.tmux
         self.engine = engine
-        self.project = engine.loaded.project
-        self.backend = f"{engine.loaded.project}_backend_1"
+        self.project = project or (engine.loaded.project if engine else "")
+        self.folder = folder or (str(engine.loaded.directory) if engine else "")
+        self.backend = backend or f"{self.project}_backend_1"
         self.steps: list[tuple[str, str, str]] = []
 
     def keys(self, *keys: str) -> None:
@@ -100,11 +111,11 @@ class Walkthrough(ConsoleUser):
 
     def aims_at_our_project(self, text: str) -> str:
         """Why `text` (a preview or a confirmation) would change another project, or ''."""
-        folder = str(self.engine.loaded.directory)
+        folder = self.folder
         named = re.findall(r"(/[\w./-]*docker-compose[\w.-]*\.ya?ml)|-p (\S+)", text)
         foreign = sorted(
             {path or project for path, project in named}
-            - {f"{folder}/docker-compose.yml", self.project}
+            - {f"{folder}/docker-compose.yml", f"{folder}/docker-compose.prod.yml", self.project}
         )
         if foreign:
             return f"it would change {', '.join(foreign)}, not {self.project} ({folder})"
@@ -206,7 +217,7 @@ class Walkthrough(ConsoleUser):
             )
         # A pass that checked another project's container says nothing about ours.
         others = sorted(
-            {c for c in re.findall(r"\b[\w-]+_backend_\d+\b", checks) if c != self.backend}
+            {c for c in re.findall(r"\b[\w-]+[_-]backend[_-]\d+\b", checks) if c != self.backend}
         )
         if others:
             raise StepFailed(f"'{head.title}' passed on {others}, not {self.backend}", screen)
