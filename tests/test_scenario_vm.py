@@ -86,6 +86,10 @@ def settle(run: LabServerRun) -> None:
 class ServerSession(Walkthrough):
     """The first hour on the lab server, step by step (each a method the scenario runs)."""
 
+    # Every command on the emulated CPU takes seconds; `docker compose version` tens of them.
+    preview_wait_s = 90.0
+    confirm_wait_s = 60.0
+
     def __init__(self, sc: Scenario, run: LabServerRun, home: Path) -> None:
         lab = run.lab()
         super().__init__(sc, project="icl", folder=lab.stack_dir, backend=BACKEND)

@@ -28,6 +28,11 @@ REFUSAL_WAIT_S = 30.0
 class ConsoleUser:
     """A person at the console's terminal: presses keys, reads the screen, goes back."""
 
+    #: How long the user waits for a step's preview, and for the confirmation after enter (a
+    #: server on an emulated CPU answers `compose version` in tens of seconds).
+    preview_wait_s = 20.0
+    confirm_wait_s = 10.0
+
     def __init__(
         self,
         sc: Scenario,
@@ -172,7 +177,7 @@ class Walkthrough(ConsoleUser):
                 lambda s: (
                     (p := screens.block(s, "command or change", ("checks",))) and p != "…" and p
                 ),
-                20,
+                self.preview_wait_s,
                 what="the step's preview",
             )
             wrong = self.aims_at_our_project(str(preview))
@@ -181,7 +186,7 @@ class Walkthrough(ConsoleUser):
                 raise StepFailed(f"{head.title}: not confirmed: {wrong}", preview_screen)
         self.keys("Enter")
         if head.kind == "remediate":
-            screen, _ = self.sc.wait_for("Yes (y)", 10, what="the confirmation")
+            screen, _ = self.sc.wait_for("Yes (y)", self.confirm_wait_s, what="the confirmation")
             self.sc.capture(f"confirm-{index}", text=screen)
             wrong = self.aims_at_our_project(screen)
             if wrong:

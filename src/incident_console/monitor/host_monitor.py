@@ -85,6 +85,7 @@ class HostMonitor:
         self.journal = journal
         self._door = Door(host, lambda: self.journal, read_only=read_only)
         self._compose: list[str] | None = None
+        self._compose_lock = asyncio.Lock()  # one detection in flight (a warm-up, a preview)
         self.probes = list(probes)
         self.state = HostState(name=host.name)
         self._sources = list(sources) if sources is not None else default_sources(probes, since)
@@ -297,11 +298,12 @@ class HostMonitor:
         Raises:
             ComposeUnavailable: neither answers `version`.
         """
-        if self._compose is None:
-            from incident_console.lab.compose import detect_compose
+        async with self._compose_lock:
+            if self._compose is None:
+                from incident_console.lab.compose import detect_compose
 
-            # `<compose> version` is the monitor's own probe, like a source's: no change.
-            self._compose = await detect_compose(self._host)
+                # `<compose> version` is the monitor's own probe, like a source's: no change.
+                self._compose = await detect_compose(self._host)
         return list(self._compose)
 
     async def inspect_containers(self, labels: Sequence[str]) -> list[dict[str, Any]]:

@@ -229,6 +229,19 @@ class RunbookScreen(Screen[None]):
             self.set_interval(REDISCOVER_S, self._rediscover)
         if self.vars.ambiguous and not self.engine.variables.get("project"):
             self._ask_project()
+        self._warm_up()
+
+    @work(group="rb-warm", exit_on_error=False)
+    async def _warm_up(self) -> None:
+        """Ask the server now what a recreate's preview will need: `compose version` takes
+        seconds on a slow server (20+ on an emulated one), and the preview waited for it."""
+        compose = getattr(self.monitor, "compose_command", None)
+        if compose is None or self.monitor.read_only:
+            return
+        try:
+            await compose()
+        except Exception:  # noqa: BLE001 - the preview and the step say why, in their place
+            return
 
     # Display -----------------------------------------------------------------------------
 
