@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from incident_console.domain.events import LogLine, SourceStatus
 from incident_console.domain.logsignals import classify
 from incident_console.domain.text import MAX_LINE, sanitize
-from incident_console.sources.base import Emit, Source, one_line
-from incident_console.sources.inventory import parse_docker_time
+from incident_console.sources.base import Backoff, Emit, Source, one_line
+from incident_console.sources.inventory import ContainerDirectory, parse_docker_time
 from incident_console.transport.base import Host, TransportError
 
 if TYPE_CHECKING:
@@ -217,11 +217,11 @@ class LogFollower(Source):
         """Follow exactly these container ids from now on (others stop); None: all of them."""
         self._wanted = None if ids is None else set(ids)
 
-    def wanted(self, state: HostState) -> set[str]:
+    def wanted(self, containers: ContainerDirectory) -> set[str]:
         """The ids to follow now: the chosen set, or every container that is not gone."""
         if self._wanted is not None:
             return self._wanted
-        return {cid for cid, view in state.containers.items() if not view.gone}
+        return {cid for cid, ref in containers.refs().items() if not ref.gone}
 
     @property
     def follows_all(self) -> bool:
@@ -238,9 +238,10 @@ class LogFollower(Source):
         try:
             client = await self._client(host, emit)
             emit(SourceStatus(time=time.time(), source=self.name, method="docker-logs"))
+            containers = ContainerDirectory(state)  # ids, names, states: no samples or logs
             while True:
-                self._reconcile(client, state, emit)
-                self._deliver(state, emit)
+                self._reconcile(client, containers, emit)
+                self._deliver(containers, emit)
                 await asyncio.sleep(self.batch_interval)
         finally:
             for follower in self._followers.values():
@@ -248,25 +249,28 @@ class LogFollower(Source):
             self._followers.clear()
 
     async def _client(self, host: Host, emit: Emit) -> docker.DockerClient:
-        delay = 2.0
+        backoff = Backoff(first=2.0, most=30.0)
         while True:
             try:
                 return await host.docker()
             except (TransportError, OSError) as exc:
+                wait = backoff.next()
                 emit(
                     SourceStatus(
                         time=time.time(),
                         source=self.name,
                         method="docker-logs",
                         ok=False,
-                        detail=f"{one_line(exc)}; retrying in {delay:g} s",
+                        detail=f"{one_line(exc)}; retrying in {wait:.0f} s",
                     )
                 )
-                await asyncio.sleep(delay)
-                delay = min(30.0, delay * 2)
+                await asyncio.sleep(wait)
 
-    def _reconcile(self, client: docker.DockerClient, state: HostState, emit: Emit) -> None:
-        wanted = self.wanted(state)
+    def _reconcile(
+        self, client: docker.DockerClient, containers: ContainerDirectory, emit: Emit
+    ) -> None:
+        wanted = self.wanted(containers)
+        refs = containers.refs()
         for cid in list(self._followers):
             follower = self._followers[cid]
             if cid not in wanted:
@@ -276,25 +280,25 @@ class LogFollower(Source):
                 # What it read before its stream ended is delivered (a dying container's
                 # last lines are the ones that matter).
                 self._resume[cid] = follower.last_time
-                self._flush_one(follower, state, emit)
+                self._flush_one(follower, containers, emit)
                 if follower.done.is_set():
                     self._not_before[cid] = time.monotonic() + RESTART_AFTER_S
                     if follower.follows and cid in wanted:
                         self._final_read.add(cid)
                 del self._followers[cid]
         self._final_read &= wanted
-        if len(self._resume) > len(state.containers):
+        if len(self._resume) > len(refs):
             # Following all, removed containers come and go: forget where theirs got to.
-            for cid in [c for c in self._resume if c not in state.containers]:
+            for cid in [c for c in self._resume if c not in refs]:
                 self._resume.pop(cid, None)
                 self._not_before.pop(cid, None)
         now = time.monotonic()
         for cid in wanted - set(self._followers):
-            view = state.containers.get(cid)
-            if view is None or view.gone or view.info.state != "running":
+            ref = refs.get(cid)
+            if ref is None or ref.gone or ref.state != "running":
                 # Unknown, gone or stopped: follow once the inventory says it runs. A stopped
                 # one whose stream ended gets its one last read now.
-                if view is not None and cid in self._final_read:
+                if ref is not None and cid in self._final_read:
                     self._final_read.discard(cid)
                     self._followers[cid] = _Follower(
                         client, cid, self.tail, self._resume.get(cid),
@@ -309,16 +313,16 @@ class LogFollower(Source):
                 client, cid, self.tail, since, self.max_lines_per_batch
             )
 
-    def _deliver(self, state: HostState, emit: Emit) -> None:
+    def _deliver(self, containers: ContainerDirectory, emit: Emit) -> None:
         for follower in self._followers.values():
-            self._flush_one(follower, state, emit)
+            self._flush_one(follower, containers, emit)
 
-    def _flush_one(self, follower: _Follower, state: HostState, emit: Emit) -> None:
+    def _flush_one(self, follower: _Follower, containers: ContainerDirectory, emit: Emit) -> None:
         items, dropped = follower.buffer.take()
         if not items and not dropped:
             return
-        view = state.containers.get(follower.cid)
-        name = view.info.name if view else follower.cid[:12]
+        ref = containers.get(follower.cid)
+        name = ref.name if ref else follower.cid[:12]
         now = time.time()
         if dropped:
             first = items[0][0] if items and items[0][0] is not None else now

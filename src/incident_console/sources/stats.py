@@ -33,7 +33,7 @@ from incident_console.domain.sampler import (
     sample_from_docker_stats,
     set_line,
 )
-from incident_console.sources.base import Emit, Source, one_line
+from incident_console.sources.base import Backoff, Emit, Source, one_line
 from incident_console.sources.cgroup_folders import CgroupFolders
 from incident_console.sources.inventory import ContainerDirectory, ContainerRef
 from incident_console.transport.base import Host, Process, TransportError
@@ -105,6 +105,7 @@ class StatsSource(Source):
         await self._detect(host)
         failures = 0
         method_index = 0
+        backoff = Backoff(first=1.0, most=10.0)
         while True:
             method = self.methods[min(method_index, len(self.methods) - 1)]
             if method == "awk-sampler" and not self.has_awk:
@@ -119,6 +120,8 @@ class StatsSource(Source):
             except (SamplerStalled, TransportError, OSError) as exc:
                 answered = time.monotonic() - started > 2 * FRAME_TIMEOUT_S
                 failures = 0 if answered else failures + 1
+                if answered:
+                    backoff.reset()  # it ran a while: a new trouble, not the same one again
                 emit(
                     SourceStatus(
                         time=time.time(),
@@ -131,7 +134,7 @@ class StatsSource(Source):
                 if failures >= 2:
                     method_index += 1
                     failures = 0
-                await asyncio.sleep(min(10.0, 1.0 * (failures + 1)))
+                await asyncio.sleep(backoff.next())
 
     async def _detect(self, host: Host) -> None:
         with contextlib.suppress(TransportError, OSError):
