@@ -68,6 +68,9 @@ def test_the_culprit_is_who_grew_not_who_was_killed() -> None:
     found = culprit(state, "x")
     assert found is not None and found[0] == "backend"
     assert "killed db 1" in found[1] and "no container had a limit of its own" in found[1]
+    assert "while a limit it shares ran out" in found[1]  # the cgroup parent's
+    host = culprit(_state(parent=""), "x")  # no parent: the server's RAM ran out
+    assert host is not None and "while the server's memory ran out" in host[1], host
 
 
 def test_a_db_refilling_after_each_restart_is_no_culprit() -> None:

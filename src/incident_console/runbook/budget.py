@@ -187,7 +187,9 @@ def culprit(state: HostState, project: str) -> tuple[str, str] | None:
     for kill in shared:
         victims[kill.service or "?"] = victims.get(kill.service or "?", 0) + 1
     killed = ", ".join(f"{s} {n}" for s, n in sorted(victims.items(), key=lambda x: -x[1]))
+    # Under a cgroup parent the group's limit ran out; without one, the server's RAM.
+    ran_out = "a limit it shares" if all(parents) else "the server's memory"
     return service, (
-        f"it grew the most (+{format_bytes(rises[service])}) while a limit it shares ran out: "
+        f"it grew the most (+{format_bytes(rises[service])}) while {ran_out} ran out: "
         f"the kernel killed {killed} (no container had a limit of its own)"
     )
