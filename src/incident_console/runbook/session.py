@@ -7,6 +7,7 @@ journal's file changes newest first.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ GROWTH_SPAN_S = 10.0
 #: Seconds of collecting before a proposal from the samples is taken (under load: hundreds
 #: of requests).
 PROPOSAL_S = 25.0
+#: Under traffic too thin to measure yet (a slow server, a quiet hour), measuring goes on this
+#: much longer at most, while the service keeps serving (an idle one is not waited for).
+PATIENT_S = 180.0
+#: "Keeps serving": a request of the service logged within this many seconds.
+TRAFFIC_S = 15.0
 #: At most this many lines of a container's log are read to count its requests since start.
 SINCE_START_LINES = 50_000
 #: A log whose first line comes later than this after the start was cut by that limit.
@@ -53,6 +59,26 @@ def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
     # Process RSS arrives every few seconds: the proposals come from it, and a worker's growth
     # needs frames spanning some seconds.
     return all(v.samples for v in target) and any(_frames_span(v) for v in target)
+
+
+def _serving(monitor: HostMonitor, service: str, project: str) -> bool:
+    """Whether the service logged a request (not a health check) in the last TRAFFIC_S."""
+    state = monitor.state
+    views = [
+        v
+        for v in state.containers.values()
+        if not v.gone and v.info.service == service and (not project or v.info.project == project)
+    ]
+    ids = {v.info.id for v in views}
+    if not ids:
+        return False
+    skip = health_paths(views)
+    recent = time.time() - TRAFFIC_S
+    # The newest lines, in arrival order (a container's replayed tail may come in late).
+    for line in itertools.islice(reversed(state.logs), 5000):
+        if line.time >= recent and line.id in ids and is_request(line.text, skip):
+            return True
+    return False
 
 
 def _frames_span(view: ContainerView) -> bool:
@@ -149,7 +175,8 @@ async def gather(
 
     It stops early once the fix can be proposed (the growth per request is measured), or
     when nothing more can be learnt by waiting (the project is ambiguous: the caller refuses).
-    At idle it waits `max_s` for traffic, then the proposal says it was declined and why.
+    At idle it waits `max_s` for traffic, then the proposal says it was declined and why; while
+    the service keeps serving, too few requests to measure yet, up to PATIENT_S longer.
     """
     started = time.monotonic()
     hint = overrides.get("service", "backend")
@@ -158,7 +185,12 @@ async def gather(
     def elapsed() -> float:
         return time.monotonic() - started
 
-    while elapsed() < max_s:
+    def waiting() -> bool:
+        if elapsed() < max_s:
+            return True
+        return elapsed() < max_s + PATIENT_S and _serving(monitor, hint, project)
+
+    while waiting():
         if elapsed() >= min_s:
             kills = [k.service for k in monitor.state.oom_kills if k.service]
             if _seen_enough(monitor, kills[-1] if kills else hint, project):
