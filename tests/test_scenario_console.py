@@ -14,9 +14,7 @@ steps pass.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,11 +88,7 @@ def test_a_new_users_first_hour(
         sc.run("load-kill", user.load_until_kill, needs=["open"])
         sc.run("detail", user.detail, needs=["load-kill"])
         sc.run("detail-logs", user.detail_logs, needs=["detail"])
-        sc.run("walkthrough", user.open_walkthrough, needs=["open"])
-        last = "walkthrough"
-        for index, (_mark, _kind, title) in enumerate(user.steps):
-            last = f"rb{index + 1:02d}-{re.sub(r'[^a-z]+', '-', title.lower())[:24].strip('-')}"
-            sc.run(last, functools.partial(user.run_walkthrough_step, index), needs=["walkthrough"])
+        last = user.walk()
         # The watch step (the last) is the one that says the fix held under the load.
         sc.run("fix-holds", user.fix_holds, needs=[last, "load-kill"])
         tmux.keys(LOAD, "C-c")

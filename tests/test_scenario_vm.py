@@ -15,7 +15,6 @@ count, not by pid.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import shlex
@@ -181,21 +180,7 @@ class ServerSession(Walkthrough):
 
     def postmortem(self) -> None:
         """R writes the postmortem; it agrees with itself and counts the kernel's kills."""
-        self.back_to_dashboard()
-        self.keys("R")
-        folder = self.home / ".local/share/incident-console/incidents"
-        screen, _ = self.sc.wait_for(
-            lambda s: "report failed" in s or list(folder.glob("*.md")),
-            60,
-            what=f"a postmortem in {folder}",
-        )
-        if "report failed" in screen:
-            raise StepFailed("the report failed", screen)
-        reports = sorted(folder.glob("*.md"))
-        if len(reports) != 1:
-            raise StepFailed(f"expected one postmortem in {folder}, found {reports}", screen)
-        text = reports[0].read_text()
-        (self.sc.artifacts / "postmortem.md").write_text(text)
+        text = self.write_postmortem(self.home, wait_s=60.0).read_text()
         # Deploy's records have no pid: the kernel's lines are held against the count.
         found = contradictions(text, Expected("icl", BACKEND, [], set()))
         kernel = [
@@ -250,11 +235,7 @@ def test_the_first_hour_on_the_lab_server_as_deploy(
         tmux.new_window(LOAD)
         sc.run("open", user.open)
         sc.run("load-kill", user.load_until_kill, needs=["open"])
-        sc.run("walkthrough", user.open_walkthrough, needs=["open"])
-        last = "walkthrough"
-        for index, (_mark, _kind, title) in enumerate(user.steps):
-            last = f"rb{index + 1:02d}-{re.sub(r'[^a-z]+', '-', title.lower())[:24].strip('-')}"
-            sc.run(last, functools.partial(user.run_walkthrough_step, index), needs=["walkthrough"])
+        last = user.walk()
         sc.run("fix-holds", user.fix_holds, needs=[last, "load-kill"])
         tmux.keys(LOAD, "C-c")
         sc.run("postmortem", user.postmortem, needs=["open"])

@@ -244,25 +244,8 @@ class FirstHour(Walkthrough):
 
     def postmortem(self) -> None:
         """R writes the postmortem; its summary agrees with its tables and the kernel."""
-        self.back_to_dashboard()
-        self.keys("R")
-        # It is written beside the journal, in the new user's data folder.
-        folder = self.home / ".local/share/incident-console/incidents"
-        screen, _ = self.sc.wait_for(
-            lambda s: "report failed" in s or list(folder.glob("*.md")),
-            30,
-            what=f"a postmortem in {folder}",
-        )
-        if "report failed" in screen:
-            raise StepFailed("the report failed", screen)
-        time.sleep(1)  # the notification, for the capture
-        self.sc.capture("written")
-        reports = sorted(folder.glob("*.md"))
-        if len(reports) != 1:
-            raise StepFailed(f"expected one postmortem in {folder}, found {reports}", screen)
-        self.report_path = reports[0]
-        text = reports[0].read_text()
-        (self.sc.artifacts / "postmortem.md").write_text(text)
+        self.report_path = self.write_postmortem(self.home)
+        text = self.report_path.read_text()
         # The loaded lab had no kill before the console: every kill in it is this session's.
         pids = {k.pid for k in self.engine.loaded_kills() if k.pid}
         found = contradictions(

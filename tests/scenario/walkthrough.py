@@ -9,8 +9,10 @@ for traffic"), then skipped and recorded as failed.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from pathlib import Path
 
 from scenario import screens, world
 from scenario.runner import Scenario, StepFailed
@@ -70,9 +72,42 @@ class ConsoleUser:
         screen, _ = self.sc.wait_for(DASHBOARD, 5, what="the dashboard")
         return screen
 
+    def write_postmortem(self, home: Path, wait_s: float = 30.0) -> Path:
+        """R from the dashboard: the one postmortem written in `home`'s data folder (beside
+        the journal), kept with the captures."""
+        self.back_to_dashboard()
+        self.keys("R")
+        folder = home / ".local/share/incident-console/incidents"
+        screen, _ = self.sc.wait_for(
+            lambda s: "report failed" in s or list(folder.glob("*.md")),
+            wait_s,
+            what=f"a postmortem in {folder}",
+        )
+        if "report failed" in screen:
+            raise StepFailed("the report failed", screen)
+        time.sleep(1)  # the notification, for the capture
+        self.sc.capture("written")
+        reports = sorted(folder.glob("*.md"))
+        if len(reports) != 1:
+            raise StepFailed(f"expected one postmortem in {folder}, found {reports}", screen)
+        (self.sc.artifacts / "postmortem.md").write_text(reports[0].read_text())
+        return reports[0]
+
 
 class Walkthrough(ConsoleUser):
     """Step 5 of the first hour: `b`, then every step of the runbook to its end."""
+
+    def walk(self, needs: str = "open") -> str:
+        """The walkthrough opened and each of its steps run, each a scenario step of its own
+        (named rbNN-title); the name of the last one (the watch: the fix held)."""
+        self.sc.run("walkthrough", self.open_walkthrough, needs=[needs])
+        last = "walkthrough"
+        for index, (_mark, _kind, title) in enumerate(self.steps):
+            last = f"rb{index + 1:02d}-{re.sub(r'[^a-z]+', '-', title.lower())[:24].strip('-')}"
+            self.sc.run(
+                last, functools.partial(self.run_walkthrough_step, index), needs=["walkthrough"]
+            )
+        return last
 
     def open_walkthrough(self) -> None:
         """b opens the walkthrough (on the backend's row), about the loaded project."""

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from incident_console.domain.events import LogSignal
+from incident_console.domain.events import LogSignal, OomKill
 from incident_console.domain.oom_scope import describe_kill
 from incident_console.monitor.host_monitor import HostMonitor
 from incident_console.runbook.compose_patch import ComposeError, ComposeFile
@@ -102,14 +102,7 @@ class Checker:
         since = record.started or 0.0
         project = v.get("project", "")
         state = self.monitor.state
-        kills = [
-            k
-            for k in state.oom_kills_since(since)
-            if (not service or k.service == service)
-            and (not project or project_of(state, k.container_id) == project)
-        ]
-        # An empty service is every container of the project (of the host without one).
-        whom = service or (f"project {project}" if project else "the host")
+        kills, whom = _kills_of(state, service, project, since)
         if kills:
             last = kills[-1]
             return FAILED, (
@@ -149,16 +142,8 @@ class Checker:
         self, check: Check, record: StepRecord, v: dict[str, str], memo: dict[str, Any]
     ) -> tuple[CheckStatus, str]:
         assert check.oom_recorded is not None
-        service = render(check.oom_recorded.service, v)
-        project = v.get("project", "")
         state = self.monitor.state
-        kills = [
-            k
-            for k in state.oom_kills
-            if (not service or k.service == service)
-            and (not project or project_of(state, k.container_id) == project)
-        ]
-        whom = service or (f"project {project}" if project else "the host")
+        kills, whom = _kills_of(state, render(check.oom_recorded.service, v), v.get("project", ""))
         if not kills:
             return FAILED, f"no OOM kill of {whom} recorded ({_kill_sources(state)})"
         last = kills[-1]
@@ -315,6 +300,20 @@ class Checker:
         if killed:
             return PENDING, f"{len(killed)} worker(s) killed, none recycled yet"
         return PENDING, "no worker recycling in the logs yet"
+
+
+def _kills_of(
+    state: Any, service: str, project: str, since: float | None = None
+) -> tuple[list[OomKill], str]:
+    """The recorded kills of `service` in `project` (since `since`), and whom that is in words:
+    an empty service is every container of the project (of the host without one)."""
+    kills = [
+        k
+        for k in (state.oom_kills if since is None else state.oom_kills_since(since))
+        if (not service or k.service == service)
+        and (not project or project_of(state, k.container_id) == project)
+    ]
+    return kills, service or (f"project {project}" if project else "the host")
 
 
 def _kill_sources(state: Any) -> str:
