@@ -45,6 +45,8 @@ SAMPLE_JOURNAL_INTERVAL_S = 10.0
 SOURCE_RESTART_DELAY_S = 5.0
 #: A stop with a deadline cancels the sources again (and closes the host under them) this often.
 STOP_RETRY_S = 5.0
+#: Each `<compose> version` of the compose detection gets this long (a dying server is slow).
+COMPOSE_DETECT_S = 60.0
 
 
 def default_sources(probes: Sequence[str] = (), since: float | None = None) -> list[Source]:
@@ -303,7 +305,9 @@ class HostMonitor:
                 from incident_console.lab.compose import detect_compose
 
                 # `<compose> version` is the monitor's own probe, like a source's: no change.
-                self._compose = await detect_compose(self._host)
+                # A server out of memory pages the compose binary in slowly: `docker compose
+                # version` took over 20 s on the lab server under load, and the fix failed.
+                self._compose = await detect_compose(self._host, timeout_s=COMPOSE_DETECT_S)
         return list(self._compose)
 
     async def inspect_containers(self, labels: Sequence[str]) -> list[dict[str, Any]]:

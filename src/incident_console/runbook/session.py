@@ -7,6 +7,7 @@ journal's file changes newest first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from pathlib import Path
@@ -59,6 +60,16 @@ def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
     # Process RSS arrives every few seconds: the proposals come from it, and a worker's growth
     # needs frames spanning some seconds.
     return all(v.samples for v in target) and any(_frames_span(v) for v in target)
+
+
+_WARMING: set[asyncio.Task[None]] = set()
+
+
+async def _compose_command(monitor: HostMonitor) -> None:
+    """The host's compose front end, detected once and cached by the monitor (errors are the
+    recreate's to say, in its place)."""
+    with contextlib.suppress(Exception):
+        await monitor.compose_command()
 
 
 def _serving(monitor: HostMonitor, service: str, project: str) -> bool:
@@ -184,6 +195,12 @@ async def gather(
 
     def elapsed() -> float:
         return time.monotonic() - started
+
+    # What a recreate will need, asked now (as the walkthrough does when it opens): on a
+    # server out of memory `compose version` takes tens of seconds.
+    warm = asyncio.create_task(_compose_command(monitor), name="compose-detect")
+    _WARMING.add(warm)  # held until done (the recreate, later, awaits the same detection)
+    warm.add_done_callback(_WARMING.discard)
 
     def waiting() -> bool:
         if elapsed() < max_s:
