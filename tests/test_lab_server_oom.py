@@ -375,10 +375,13 @@ def test_with_no_limits_the_runbook_sets_a_limit_from_nothing_as_deploy(
     assert "service = backend" in out and steps and steps.group(1) == steps.group(2), out[-3000:]
     assert f"compose_file = {prod}    (" in out, out[:3000]
     limit = re.search(r"^  mem_limit = (\d+)M    \((.*)\)$", out, re.MULTILINE)
-    assert limit and "no limit in effect" in limit.group(2), out[:3000]
+    # From nothing: the limit the workers need where it fits ("no limit in effect: ... it fits
+    # the server"), else the most the server can give ("no limit anywhere; ... more than the
+    # server has"): both runs were seen, on what the workers had grown to when measured.
+    assert limit and re.match(r"no limit (in effect|anywhere)", limit.group(2)), out[:3000]
     # No cgroup parent: what the VM's RAM leaves, after the others and the host's own use.
-    left = re.search(r"it fits the server: .*\(the host's RAM\).* = ([\d.]+) (MiB|GiB) left for "
-                     "backend", limit.group(2))  # fmt: skip
+    left = re.search(r"\(the host's RAM\).* = ([\d.]+) (MiB|GiB) left for backend",
+                     limit.group(2))  # fmt: skip
     assert left, limit.group(2)
     left_mib = float(left.group(1)) * (1024 if left.group(2) == "GiB" else 1)
     assert 64 <= int(limit.group(1)) <= left_mib + 0.05 * 1024 < 1536, limit.group(2)
