@@ -175,8 +175,14 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServerRu
 
 
 def clock_offset(run: LabServerRun) -> float:
-    """The VM's wall clock minus this machine's (seconds), from the quickest of 7 readings
-    (its error is half that reading's round trip: under load a slow one is a second)."""
+    """The VM's wall clock minus this machine's (seconds): see clock_reading."""
+    return clock_reading(run)[0]
+
+
+def clock_reading(run: LabServerRun) -> tuple[float, float]:
+    """(offset, error): the VM's wall clock minus this machine's, from the quickest of 7
+    readings, and its error bound, half that reading's round trip (under load a slow one
+    takes a second)."""
     best: tuple[float, float] | None = None
     for _ in range(7):
         t0 = time.time()
@@ -186,7 +192,7 @@ def clock_offset(run: LabServerRun) -> float:
         if best is None or t1 - t0 < best[0]:
             best = (t1 - t0, offset)
     assert best is not None
-    return best[1]
+    return best[1], best[0] / 2
 
 
 @dataclass(frozen=True)
