@@ -271,10 +271,17 @@ def test_watch_restarts_a_stopped_frontend_on_the_vm(
     assert restart["container"].startswith("icl-frontend") and not restart["error"]
     decision = records(journal, "watch", decision="restart")[0]
     assert decision["acted"] is True and decision["target"] == "frontend"
-    state = lab_server.host().run(
-        ["docker", "inspect", "--format", "{{.State.Running}}", frontend], timeout=60
-    )
-    assert state.stdout.strip() == "true"
+
+    def running() -> bool:
+        state = lab_server.host().run(
+            ["docker", "inspect", "--format", "{{.State.Running}}", frontend], timeout=60
+        )
+        return state.stdout.strip() == "true"
+
+    # On the emulated CPU a restarted frontend may answer once and reset the next probes while
+    # it settles, and the policy restarts it again (seen in CI: restart 2/3 under way when this
+    # was read once): it runs again within the policy's limits.
+    wait_for("the frontend to run", running, 120, every=3)
 
 
 def test_a_limit_kill_is_attributed_within_2s_and_counted_as_the_kernel_logged_it(
