@@ -46,6 +46,7 @@ def series(
     recycle_every: int = 0,
     new_pid: bool = False,
     drift_per_s: float = 0.0,
+    warm_up: dict[str, int] | None = None,
     seed: int = 7,
 ) -> tuple[dict[str, list[tuple[float, int]]], list[Request]]:
     """Workers sampled every 5 s serving `rate` requests a second each, drawn from MIX.
@@ -53,6 +54,8 @@ def series(
     A recycle (every `recycle_every` requests) starts the worker again at its boot size:
     under a new key with `new_pid` (gunicorn's replacement has its own pid), else under the
     same key (a container's summed workers), where only the fall of its RSS tells.
+    `warm_up` is what a worker's allocator keeps once, at its second request of the route
+    (glibc's raised mmap threshold, as measured: see domain.leak).
     """
     rng = random.Random(seed)
     truth = TRUTH if truth is None else truth
@@ -65,11 +68,15 @@ def series(
         boot = 30 * MiB
         rss, t, served = boot, 1000.0, 0
         points = samples.setdefault(unit, [(t, rss)])
+        seen: dict[str, int] = {}
         while t < 1000.0 + seconds:
             recycled = False
             for _ in range(rng.randint(0, round(2 * rate * 5))):
                 route = rng.choices(routes, weights)[0]
                 rss += truth[route]
+                seen[route] = seen.get(route, 0) + 1
+                if warm_up and seen[route] == 2:
+                    rss += warm_up.get(route, 0)
                 requests.append(Request(t + rng.random() * 5.0, unit, route))
                 served += 1
                 if recycle_every and served % recycle_every == 0:
@@ -78,7 +85,7 @@ def series(
             t += 5.0
             rss += round(drift_per_s * 5.0)
             if recycled:
-                rss = boot
+                rss, seen = boot, {}
                 if new_pid:
                     unit = str(next(pids))
                     points = samples.setdefault(unit, [])
@@ -105,13 +112,18 @@ def test_exact_series_recovers_every_route() -> None:
     assert "likely leak: GET /api/v1/items, ~1.0 MiB/request" in report.describe()
 
 
-def test_noise_within_a_quarter_and_busy_route_near_zero() -> None:
-    samples, requests = series(noise=2 * MiB, seconds=600)
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_noise_within_a_quarter_and_busy_route_near_zero(seed: int) -> None:
+    samples, requests = series(noise=2 * MiB, seconds=600, seed=seed)
     report = estimate_leaks(samples, requests)
     assert report.status == "leak", report.reason
     got = by_route(report)
-    for route in ("GET /api/v1/items", "GET /api/v1/reports/{uuid}", "GET /api/v1/users/{id}"):
+    for route in ("GET /api/v1/items", "GET /api/v1/reports/{uuid}"):
         assert got[route] == pytest.approx(TRUTH[route], rel=0.25), route
+    # 256 KiB a request under 2 MiB of noise: within a quarter in 60 of 100 seeds (before the
+    # warm-up columns as after), within its own 3 standard errors in 97 of 100.
+    users = next(r for r in report.routes if r.route == "GET /api/v1/users/{id}")
+    assert abs(users.bytes_per_request - TRUTH[users.route]) <= 3 * users.stderr_bytes, users
     worst = max(got.values())
     assert got["GET /api/v1/orders"] < 0.05 * worst
     orders = next(r for r in report.routes if r.route == "GET /api/v1/orders")
@@ -156,6 +168,38 @@ def test_no_leak_names_no_route() -> None:
         r.bytes_per_request < MIN_BYTES_PER_REQUEST or r.bytes_per_request < 3 * r.stderr_bytes
         for r in report.routes
     )
+
+
+#: What the lab's backend grew by with its leak off (domain.leak's docstring): once per worker.
+HIGH_WATER = {"GET /api/v1/items": 1 * MiB, "GET /api/v1/reports/{uuid}": 3 * MiB}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_allocators_high_water_mark_is_no_leak(seed: int) -> None:
+    # CI's leak-off lab: 534 requests in 95 s, and 'reports' named at fit 0.63, from each
+    # worker's one step of 3 MiB at its second report. The estimator before the warm-up
+    # columns named a route on seed 2 here (and on 8 of 40 seeds).
+    samples, requests = series(
+        truth=dict.fromkeys(TRUTH, 0), warm_up=HIGH_WATER, seconds=95, noise=64 * KiB, seed=seed
+    )
+    report = estimate_leaks(samples, requests)
+    assert report.status != "leak", report.describe()
+    assert not report.named
+    assert report.requests > 400
+
+
+def test_a_leak_behind_a_high_water_mark_is_still_measured() -> None:
+    samples, requests = series(warm_up=HIGH_WATER, seconds=300, noise=256 * KiB)
+    report = estimate_leaks(samples, requests)
+    assert report.status == "leak", report.reason
+    got = by_route(report)
+    for route in ("GET /api/v1/items", "GET /api/v1/reports/{uuid}", "GET /api/v1/users/{id}"):
+        assert got[route] == pytest.approx(TRUTH[route], rel=0.1), route
+    assert {r.route for r in report.named} == {
+        "GET /api/v1/items",
+        "GET /api/v1/reports/{uuid}",
+        "GET /api/v1/users/{id}",
+    }
 
 
 def test_a_route_seen_once_is_not_named() -> None:

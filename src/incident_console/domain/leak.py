@@ -14,6 +14,14 @@ squares (:mod:`incident_console.domain.nnls`) over every interval in the window.
 RSS (a worker recycled, or killed and replaced under the same key) ends one stretch and starts
 another: the interval across it is left out, since its memory went back.
 
+A worker's first requests of a route raise its RSS once and for all without keeping anything:
+glibc raises its mmap threshold when a large block is freed, so the next block of that size
+comes from the heap, whose top it then keeps (measured here: a worker freeing 1 MiB and 4 MiB
+blocks grew 1 MiB at its second 1 MiB request and 3 MiB at its second 4 MiB one, then never
+again). Each unit's first WARM_UP_REQUESTS of each route are therefore a column of their own
+(non-negative, never named): a high-water mark that is not a leak must not be read as one,
+and a route is named only on what its later requests keep.
+
 Per route the result is the estimate, its standard error (from the residuals, over the
 routes the fit kept) and the requests it rests on. A route is *named* only when its estimate
 is well above its error and above `MIN_BYTES_PER_REQUEST`, it rests on enough requests, and
@@ -61,6 +69,9 @@ MIN_R2 = 0.5
 #: An RSS fall of more than this share, or more than DROP_BYTES, is a recycle or a kill.
 DROP_SHARE = 0.2
 DROP_BYTES = 32 * 1024 * 1024
+#: A unit's first requests of each route: their growth is the allocator's warm-up (see the
+#: module docstring), fitted apart from what the route keeps per request.
+WARM_UP_REQUESTS = 2
 
 
 class Request(NamedTuple):
@@ -83,7 +94,7 @@ class RouteEstimate:
 
     Attributes:
         route: 'GET /api/v1/items'.
-        requests: requests of it inside the fitted intervals.
+        requests: requests of it inside the fitted intervals (its warm-up ones included).
         bytes_per_request: the fit's figure (0.0: the fit found nothing).
         stderr_bytes: its standard error.
         share: its part of the growth the fit explains (0..1).
@@ -124,7 +135,8 @@ class LeakReport:
         status: 'leak' (routes named), 'none' (no route keeps memory measurably) or
             'not_enough_data'.
         reason: one line: why not enough data, or what the fit rests on.
-        routes: every route seen, worst first (named ones by their share of the growth).
+        routes: every route seen, worst first (named ones by their share of the growth); of a
+            route with only warm-up requests, what they grew by (never named).
         intercept_bytes_per_s: growth no request explains, per second of a unit.
         r2: the fit's R^2 (0 when there was no fit).
         intervals: intervals fitted.
@@ -234,6 +246,19 @@ def _intervals(
     return out
 
 
+def _warm_up_keys(reqs: Sequence[tuple[float, str]]) -> list[tuple[str, int]]:
+    """(route, ordinal) of each of a unit's requests in time order: 1, 2, ... for the unit's
+    first WARM_UP_REQUESTS of that route (each its own column: the step comes at one of them,
+    not spread over them), 0 for every later one."""
+    seen: dict[str, int] = defaultdict(int)
+    keys = []
+    for _t, route in reqs:
+        seen[route] += 1
+        n = seen[route]
+        keys.append((route, n if n <= WARM_UP_REQUESTS else 0))
+    return keys
+
+
 def estimate_leaks(
     samples: Mapping[str, Sequence[tuple[float, int]]],
     requests: Sequence[tuple[float, str | None, str]],
@@ -264,17 +289,19 @@ def estimate_leaks(
         return decline("no worker memory samples yet")
     if not by_unit:
         return decline("no requests logged by the sampled workers yet")
-    rows: list[tuple[float, float, float, dict[str, int]]] = []  # start, end, growth, counts
+    # start, end, growth, counts by (route, warm-up ordinal or 0)
+    rows: list[tuple[float, float, float, dict[tuple[str, int], int]]] = []
     for unit, unit_samples in samples.items():
         reqs = sorted(by_unit.get(unit, ()))
         times = [t for t, _ in reqs]
+        keys = _warm_up_keys(reqs)
         for stretch in _stretches(unit_samples):
             for start, end, growth in _intervals(stretch, min_interval_s):
                 lo = bisect.bisect_right(times, start)
                 hi = bisect.bisect_right(times, end)
-                counts: dict[str, int] = defaultdict(int)
-                for _t, route in reqs[lo:hi]:
-                    counts[route] += 1
+                counts: dict[tuple[str, int], int] = defaultdict(int)
+                for key in keys[lo:hi]:
+                    counts[key] += 1
                 rows.append((start, end, float(growth), counts))
     served = sum(sum(r[3].values()) for r in rows)
     if len(rows) < MIN_INTERVALS:
@@ -288,17 +315,20 @@ def estimate_leaks(
         )
     if not served:
         return decline("no request fell between two samples yet", intervals=len(rows))
-    route_names = sorted({route for r in rows for route in r[3]})
-    col = {route: i + 1 for i, route in enumerate(route_names)}  # column 0: seconds
-    n_cols = len(route_names) + 1
+    keys = sorted({key for r in rows for key in r[3]})
+    route_names = sorted({route for route, _n in keys})
+    col = {key: i + 1 for i, key in enumerate(keys)}  # column 0: seconds
+    n_cols = len(keys) + 1
     columns = [[0.0] * len(rows) for _ in range(n_cols)]
     y = [0.0] * len(rows)
     for k, (start, end, dy, counts) in enumerate(rows):
         columns[0][k] = end - start
         y[k] = dy
-        for route, n in counts.items():
-            columns[col[route]][k] = float(n)
-    totals = {route: round(sum(columns[col[route]])) for route in route_names}
+        for key, n in counts.items():
+            columns[col[key]][k] = float(n)
+    counted = {key: round(sum(columns[col[key]])) for key in keys}
+    totals = {route: counted.get((route, 0), 0) for route in route_names}  # after warm-up
+    seen = {route: sum(n for (r, _o), n in counted.items() if r == route) for route in route_names}
     gram, xty = _gram(columns, y)
     # Columns scaled to unit norm: the tolerances of the solve then mean the same for a
     # column of seconds and one of request counts.
@@ -320,23 +350,29 @@ def estimate_leaks(
     dof = max(len(rows) - len(active), 1)
     s2 = sse / dof
     variance = dict(zip(active, inverse_diagonal(gram, active), strict=True))
-    contributions = {route: beta[col[route]] * totals[route] for route in route_names}
+    steady = {route: col.get((route, 0)) for route in route_names}
+    contributions = {
+        route: beta[i] * totals[route] if i is not None else 0.0 for route, i in steady.items()
+    }
+    warm_up = sum(beta[col[key]] * counted[key] for key in keys if key[1])  # ordinals
     unexplained = max(0.0, beta[0] * sum(r[1] - r[0] for r in rows))
-    explained = sum(contributions.values()) + unexplained
+    explained = sum(contributions.values()) + warm_up + unexplained
     estimates = []
     for route in route_names:
-        i = col[route]
+        # Only warm-up requests of it (a rare route): what they grew by, never named.
+        i = steady[route] or min(col[k] for k in keys if k[0] == route)
         var = variance.get(i)
         if var is None:  # a route the fit set to 0: its marginal error
             var = 1.0 / gram[i][i] if gram[i][i] > 0 else math.inf
         se = math.sqrt(max(s2 * var, 0.0))
         named = (
-            totals[route] >= MIN_ROUTE_REQUESTS
+            steady[route] is not None
+            and totals[route] >= MIN_ROUTE_REQUESTS
             and beta[i] >= MIN_BYTES_PER_REQUEST
             and beta[i] > MIN_SIGMAS * se
         )
         share = contributions[route] / explained if explained > 0 else 0.0
-        estimates.append(RouteEstimate(route, totals[route], beta[i], se, share, named))
+        estimates.append(RouteEstimate(route, seen[route], beta[i], se, share, named))
     estimates.sort(key=lambda e: (not e.named, -e.share, -e.bytes_per_request, e.route))
     base = LeakReport(
         "leak",
