@@ -40,9 +40,15 @@ SINCE_START_LINES = 50_000
 SINCE_START_GAP_S = 60.0
 
 
+def _listing(monitor: HostMonitor) -> bool:
+    """Whether docker's first list of the containers is still awaited (not failed: a failure
+    is said by the variables' reasons): on a server out of memory it can take a minute."""
+    return "docker_events" not in monitor.state.sources
+
+
 def _seen_enough(monitor: HostMonitor, service_hint: str, project: str) -> bool:
     state = monitor.state
-    if "docker_events" not in state.sources or "kernel_log" not in state.sources:
+    if _listing(monitor) or "kernel_log" not in state.sources:
         return False
     if monitor.probes and not any(state.probes.values()):
         return False
@@ -187,7 +193,8 @@ async def gather(
     It stops early once the fix can be proposed (the growth per request is measured), or
     when nothing more can be learnt by waiting (the project is ambiguous: the caller refuses).
     At idle it waits `max_s` for traffic, then the proposal says it was declined and why; while
-    the service keeps serving, too few requests to measure yet, up to PATIENT_S longer.
+    the service keeps serving, too few requests to measure yet, or docker has not listed the
+    containers yet, up to PATIENT_S longer.
     """
     started = time.monotonic()
     hint = overrides.get("service", "backend")
@@ -205,7 +212,9 @@ async def gather(
     def waiting() -> bool:
         if elapsed() < max_s:
             return True
-        return elapsed() < max_s + PATIENT_S and _serving(monitor, hint, project)
+        return elapsed() < max_s + PATIENT_S and (
+            _listing(monitor) or _serving(monitor, hint, project)
+        )
 
     while waiting():
         if elapsed() >= min_s:

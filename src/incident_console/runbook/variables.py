@@ -162,6 +162,20 @@ def ambiguity(state: HostState, service: str, host: str) -> str:
     )
 
 
+def _none_found(state: HostState, service: str) -> str:
+    """Why no compose project runs `service`: docker has not listed the containers (and what
+    it said), or it did and none of them is one."""
+    if not any(not v.gone for v in state.containers.values()):
+        docker = state.sources.get("docker_events")
+        if docker is None:
+            return "docker has not listed the containers yet"
+        if not docker.ok:
+            return f"docker has not listed the containers: {docker.detail}"
+    if service_views(state, service):
+        return f"the containers of {service} have no compose labels"
+    return f"no container of {service} on the host"
+
+
 def _oom_service(state: HostState, project: str) -> tuple[str, int]:
     """(service, kills) with the most OOM kills (in `project` when given), latest breaking ties."""
     counts: Counter[str] = Counter()
@@ -255,7 +269,7 @@ def discover(
         v.ambiguous = ambiguity(state, service, host)
         v.set("project", "", v.ambiguous)
     else:
-        v.set("project", "", f"no running container of {service} with compose labels")
+        v.set("project", "", _none_found(state, service))
     project = v.values["project"]
     views = service_views(state, service, project) if project or not found else []
     view = views[0] if views else None
