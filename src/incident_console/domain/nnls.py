@@ -107,8 +107,10 @@ def nnls_gram(
             x[i] = v
     limit = max_iter if max_iter is not None else 3 * n + 3
     for _ in range(limit):
-        w = [c[i] - sum(g[i][j] * x[j] for j in range(n) if x[j]) for i in range(n)]
-        candidates = [i for i in range(n) if i not in passive and w[i] > tol]
+        nz = [(j, x[j]) for j in range(n) if x[j]]
+        held = set(passive)
+        w = [c[i] - sum(row[j] * xj for j, xj in nz) for i, row in enumerate(g)]
+        candidates = [i for i in range(n) if i not in held and w[i] > tol]
         if not candidates:
             break
         passive.append(max(candidates, key=lambda i: w[i]))
