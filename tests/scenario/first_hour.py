@@ -115,23 +115,29 @@ class FirstHour(Walkthrough):
     def focus_logs(self) -> int:
         """Tab from the table until the Logs pane has the focus; returns the tabs pressed.
 
-        Focus is not drawn as text, but `/` says what it filters: "filter logs" when the Logs
-        pane has it (a notification may cover the pane's border, never the prompt's start).
-        Closing a containers prompt puts the focus back on the table, so each try starts there.
+        Focus is not drawn as text, but `/` says what it filters: the prompt reads "filter
+        logs" when the Logs pane has it (its filter is empty), else it holds the containers'
+        filter (step 1 typed the project). Closing a containers prompt puts the focus back on
+        the table, so each try starts there. Each try waits for the prompt to open and to close
+        before the next key: on a loaded machine the console was seen 2-3 s behind its keys, and
+        a logs prompt that opened after its wait had been given up on left the focus in the
+        Logs pane, so the next tries counted their tabs from there (CI: 7 tabs, and the table
+        never had the focus back).
         """
         screen = ""
         for tabs in range(1, 8):
             self.keys(*["Tab"] * tabs, "/")
-            try:
-                # 6 s: on a loaded machine the console was seen 2-3 s behind its keys.
-                screen, _ = self.sc.wait_for("filter logs", 6)
-            except StepFailed as exc:
-                screen = exc.screen
-                self.keys("Escape")  # the containers prompt: back to the table
-                continue
-            self.keys("Escape")  # the logs prompt closed, the Logs pane keeps the focus
-            self.sc.note(f"the Logs pane has the focus after {tabs} tab(s)")
-            return tabs
+            screen, said = self.sc.wait_for(
+                screens.dashboard_prompt, 20, what=f"the filter prompt after {tabs} tab(s)"
+            )
+            self.keys("Escape")  # the prompt closed: the focus is where it opened from
+            self.sc.wait_for(
+                lambda s: screens.dashboard_prompt(s) is None, 20, what="the filter prompt closed"
+            )
+            if said == "filter logs":
+                self.sc.note(f"the Logs pane has the focus after {tabs} tab(s)")
+                return tabs
+            self.sc.note(f"after {tabs} tab(s) '/' filters the containers ({said!r})")
         raise StepFailed("tab never reached the Logs pane ('/' never said 'filter logs')", screen)
 
     # 3 ------------------------------------------------------------------------------------------

@@ -171,6 +171,16 @@ def form_fields(screen: str) -> list[tuple[str, str]]:
     return fields
 
 
+def dashboard_prompt(screen: str) -> str | None:
+    """What the dashboard's prompt (filter, search) shows above the footer: its value, or its
+    placeholder while empty ('filter logs'); None when it is closed."""
+    lines = screen.splitlines()[-6:]
+    for above, line in zip(lines, lines[1:], strict=False):
+        if above.startswith("▊▔") and (m := re.match(r"^▊\s+(.*?)\s*▎$", line)):
+            return m[1]
+    return None
+
+
 def _box_inner(line: str) -> str:
     """The text inside a modal box's borders on `line` (the screen beneath left out)."""
     for edge in ("█", "┃"):
