@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,10 +92,8 @@ def test_gunicorn_20_capture() -> None:
     assert classify(lines[0]) is None  # "[INFO] Starting gunicorn 20.1.0"
 
 
-def test_lab_gunicorn_capture_if_present() -> None:
-    capture = FIXTURES / "lab" / "gunicorn-oom.log"
-    if not capture.exists():
-        pytest.skip("tests/fixtures/lab/gunicorn-oom.log not committed")
+def test_lab_gunicorn_capture() -> None:
+    capture = FIXTURES / "lab" / "gunicorn-oom.log"  # committed: a missing capture fails
     lines = capture.read_text().splitlines()
     killed = [ln for ln in lines if classify(ln) is LogSignal.WORKER_KILLED]
     assert killed and all("signal 9" in ln or "SIGKILL" in ln for ln in killed)

@@ -100,10 +100,9 @@ def oom_killed_and_removed(name: str, tag: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading the kernel log needs root (dmesg_restrict)")
 async def test_a_real_kill_of_a_container_removed_before_the_monitor_started() -> None:
     docker_or_skip()
-    if os.geteuid() != 0:
-        pytest.skip("reading the kernel log needs root here (dmesg_restrict)")
     tag = uuid.uuid4().hex[:8]
     name = f"icts-oomfeed-{tag}"
     monitor: HostMonitor | None = None

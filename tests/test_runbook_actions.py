@@ -225,11 +225,10 @@ async def test_patch_recreate_undo_on_a_real_stack(
     assert plain_stack.file.read_bytes() == plain_stack.original
 
 
+@pytest.mark.skipif(not _compose_v1_only(), reason="compose v2 present: a v1 matter")
 async def test_deploy_limit_gets_compatibility_on_compose_v1(
     deploy_stack: Stack, monitor: HostMonitor
 ) -> None:
-    if not _compose_v1_only():
-        pytest.skip("compose v2 present: --compatibility is a v1 matter")
     variables = _variables(deploy_stack)
     engine = Engine(parse_runbook(RUNBOOK), variables)
     runner = Runner(engine, HostExecutor(monitor), poll_s=0.2)

@@ -92,9 +92,8 @@ async def following(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading the kernel log needs root (dmesg_restrict)")
 async def test_kernel_log_attributes_a_real_oom_kill() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("reading the kernel log needs root here (dmesg_restrict)")
     start = time.time()
     name = ""
     kernel = KernelLogSource(since=start)
