@@ -337,7 +337,11 @@ def estimate_leaks(
             columns[col[key]][k] = float(n)
     counted = {key: round(sum(columns[col[key]])) for key in keys}
     totals = {route: counted.get((route, 0), 0) for route in route_names}  # after warm-up
-    seen = {route: sum(n for (r, _o), n in counted.items() if r == route) for route in route_names}
+    seen: dict[str, int] = defaultdict(int)  # warm-up included
+    first_col: dict[str, int] = {}  # the route's first column: its steady one, else ordinal 1
+    for key in keys:  # sorted: (route, 0) before (route, 1), (route, 2)
+        seen[key[0]] += counted[key]
+        first_col.setdefault(key[0], col[key])
     gram, xty = _gram(columns, y)
     # Columns scaled to unit norm: the tolerances of the solve then mean the same for a
     # column of seconds and one of request counts.
@@ -369,7 +373,7 @@ def estimate_leaks(
     estimates = []
     for route in route_names:
         # Only warm-up requests of it (a rare route): what they grew by, never named.
-        i = steady[route] or min(col[k] for k in keys if k[0] == route)
+        i = first_col[route]
         var = variance.get(i)
         if var is None:  # a route the fit set to 0: its marginal error
             var = 1.0 / gram[i][i] if gram[i][i] > 0 else math.inf
